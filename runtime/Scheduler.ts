@@ -49,7 +49,7 @@ export interface SchedulerOptions {
   inc: number;
   env: Env;
   host?: SchedulerHost;
-  /** Shared heartbeat cells read by the watchdog: [invocations, slot]. */
+  /** Shared heartbeat cells read by the watchdog: [handler invocations, current slot, in run loop, ticks]. */
   heartbeat?: Int32Array;
 }
 
@@ -371,6 +371,7 @@ export class Scheduler {
   private loop(): void {
     this.loopScheduled = false;
     this.running = true;
+    if (this.hb !== null) this.hb[2] = 1;
     let budget = MESSAGES_PER_TURN;
     const rq = this.rq;
     while (budget > 0 && this.rqh < this.rqt) {
@@ -392,6 +393,7 @@ export class Scheduler {
       budget -= this.runSlice(p);
     }
     this.running = false;
+    if (this.hb !== null) this.hb[2] = 0;
     if (this.rqh < this.rqt && !this.loopScheduled) {
       this.loopScheduled = true;
       this.env.timers.defer(this.loopFn);
