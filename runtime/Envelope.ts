@@ -68,16 +68,62 @@ addExtension({
 
 const packr = new Packr({ moreTypes: true, useRecords: false, structuredClone: false, int64AsType: 'bigint' });
 
-/** Encode a batch into an owned buffer (msgpackr reuses its own buffer, so copy). */
+/**
+ * Encode a batch into an owned buffer (msgpackr reuses its own buffer, so copy). The batch is
+ * flattened and the destination/source pids are replaced by indexes into a per-batch pid
+ * table: a batch usually repeats the same few pids thousands of times.
+ */
 export function encodeBatch(batch: Envelope[]): Uint8Array {
-  const view = packr.pack(batch);
+  const pids: Pid[] = [];
+  const index = new Map<Pid, number>();
+  const ix = (pid: Pid): number => {
+    let i = index.get(pid);
+    if (i === undefined) {
+      i = pids.length;
+      pids.push(pid);
+      index.set(pid, i);
+    }
+    return i;
+  };
+  const flat: unknown[] = new Array(1 + batch.length * 6);
+  flat[0] = pids;
+  let k = 1;
+  for (let i = 0; i < batch.length; i++) {
+    const e = batch[i] as Envelope;
+    flat[k] = e[0];
+    flat[k + 1] = e[1] instanceof Pid ? ix(e[1]) : e[1];
+    flat[k + 2] = e[2] === null ? null : ix(e[2]);
+    flat[k + 3] = e[3];
+    flat[k + 4] = e[4];
+    flat[k + 5] = e[5];
+    k += 6;
+  }
+  const view = packr.pack(flat);
   const out = new Uint8Array(view.length);
   out.set(view);
   return out;
 }
 
 export function decodeBatch(bytes: Uint8Array): Envelope[] {
-  return packr.unpack(bytes) as Envelope[];
+  const flat = packr.unpack(bytes) as unknown[];
+  const pids = flat[0] as Pid[];
+  const n = (flat.length - 1) / 6;
+  const out: Envelope[] = new Array(n);
+  let k = 1;
+  for (let i = 0; i < n; i++) {
+    const to = flat[k + 1];
+    const from = flat[k + 2];
+    out[i] = [
+      flat[k] as Kind,
+      typeof to === 'number' ? pids[to] : to,
+      from === null || from === undefined ? null : (pids[from as number] as Pid),
+      flat[k + 3],
+      flat[k + 4],
+      flat[k + 5] as number,
+    ];
+    k += 6;
+  }
+  return out;
 }
 
 /** Encode any value the way envelopes encode messages (used by transports and storage). */

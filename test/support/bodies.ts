@@ -39,7 +39,6 @@ export function crashable(): ProcessBody {
 export function runaway(): ProcessBody {
   return (ctx) => (msg) => {
     if (msg === 'spin') {
-      // eslint-disable-next-line no-constant-condition
       for (;;) {
         /* never returns */
       }
@@ -49,38 +48,4 @@ export function runaway(): ProcessBody {
   };
 }
 
-/** Sends `count` numbered messages to `to` in chunks, then `{done: count}`. */
-export function blaster(to: Pid, count: number, chunk = 1000): ProcessBody {
-  return (ctx) => {
-    let sent = 0;
-    ctx.send(ctx.self, 'go');
-    return () => {
-      const end = Math.min(count, sent + chunk);
-      for (; sent < end; sent++) ctx.send(to, sent);
-      if (sent < count) ctx.send(ctx.self, 'go');
-      else {
-        ctx.send(to, { done: count });
-        ctx.exit('normal');
-      }
-    };
-  };
-}
-
-/** Counts numbers until `{done: n}`, then tells `notify` how many arrived and whether in order. */
-export function sink(notify: Pid): ProcessBody {
-  return (ctx) => {
-    let count = 0;
-    let inOrder = true;
-    let last = -1;
-    return (msg) => {
-      if (typeof msg === 'number') {
-        if (msg !== last + 1) inOrder = false;
-        last = msg;
-        count++;
-        return;
-      }
-      const m = msg as { done: number };
-      ctx.send(notify, { count, inOrder, expected: m.done });
-    };
-  };
-}
+export { blaster, sink } from '../../bench/benchBodies.js';

@@ -1,0 +1,33 @@
+/**
+ * `npm run bench -- <suite>`: runs one bench suite and writes bench/results/<suite>.json.
+ * Suites: runtime (more arrive with the service and the simulator).
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { runtimeBench } from './runtime.js';
+
+const SUITES: Record<string, () => Promise<object>> = {
+  runtime: runtimeBench,
+};
+
+async function main(): Promise<void> {
+  const names = process.argv.slice(2);
+  if (names.length === 0 || names.some((n) => !(n in SUITES))) {
+    console.error(`usage: npm run bench -- <suite>   (suites: ${Object.keys(SUITES).join(', ')})`);
+    process.exit(2);
+  }
+  const dir = new URL('../../bench/results/', import.meta.url);
+  mkdirSync(dir, { recursive: true });
+  for (const name of names) {
+    console.error(`bench ${name}: running...`);
+    const result = await SUITES[name]!();
+    const file = new URL(`${name}.json`, dir);
+    writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
+    console.log(JSON.stringify(result, null, 2));
+    console.error(`bench ${name}: wrote ${file.pathname}`);
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
