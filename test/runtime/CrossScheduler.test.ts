@@ -140,3 +140,10 @@ test('node lists processes of every scheduler and reports metrics', async () => 
   assert.equal(metrics.length, 3);
   assert.ok(metrics.every((m) => m !== null && typeof m.messagesHandled === 'number'));
 });
+
+test('dirty work from a worker scheduler runs on the pool, not on a scheduler thread', async () => {
+  const probe = spawnProbe(node.main);
+  await spawnOn(1, 'dirtyCaller', [probe.pid, 100_000]);
+  const r = await probe.next<{ sum: number; mainThread: boolean; sched: number }>(undefined, 10_000);
+  assert.deepEqual(r, { sum: 5_000_050_000, mainThread: false, sched: 1 });
+});

@@ -49,3 +49,19 @@ export function runaway(): ProcessBody {
 }
 
 export { blaster, sink } from '../../bench/benchBodies.js';
+
+/** A CPU-heavy job for the dirty pool: sums 1..n and reports which thread ran it. */
+export async function sumTo(n: number): Promise<{ sum: number; mainThread: boolean }> {
+  const { isMainThread } = await import('node:worker_threads');
+  let sum = 0;
+  for (let i = 1; i <= n; i++) sum += i;
+  return { sum, mainThread: isMainThread };
+}
+
+/** Runs `sumTo(n)` on the dirty pool and sends the result to `replyTo`. */
+export function dirtyCaller(replyTo: Pid, n: number): ProcessBody {
+  return async (ctx) => {
+    const r = await ctx.env.dirty.run<{ sum: number; mainThread: boolean }>(BODIES, 'sumTo', n);
+    ctx.send(replyTo, { ...r, sched: ctx.schedulerId });
+  };
+}
