@@ -187,23 +187,25 @@ export class Scheduler {
       if (opts.label !== undefined) p.ext().label = opts.label;
       if (opts.mailbox !== undefined) p.ext().limit = opts.mailbox;
       if (opts.trapExit === true) p.flags |= F_TRAP;
+      // The monitor comes first so that even a child that never runs (name taken) is a DOWN.
+      if (parent !== undefined && opts.monitor === true) {
+        const ref = this.makeRef();
+        const e: MonitorEntry = { ref, pid: parent.self };
+        (p.monitoredBy ??= new Map()).set(ref.key, e);
+        (parent.monitors ??= new Map()).set(ref.key, { ref, pid });
+        this.lastSpawnMonitorRef = ref;
+      }
       if (opts.name !== undefined && !this.register(opts.name, pid)) {
         // Name taken: the child never runs, like a failed register in OTP's start.
         this.terminate(p, { error: `name already registered: ${opts.name}`, name: 'already_registered' });
         return pid;
       }
-      if (parent !== undefined) {
-        if (opts.link === true) {
-          (p.links ??= new Map()).set(parent.self.key, parent.self);
-          (parent.links ??= new Map()).set(pid.key, pid);
-        }
-        if (opts.monitor === true) {
-          const ref = this.makeRef();
-          const e: MonitorEntry = { ref, pid: parent.self };
-          (p.monitoredBy ??= new Map()).set(ref.key, e);
-          (parent.monitors ??= new Map()).set(ref.key, { ref, pid });
-          this.lastSpawnMonitorRef = ref;
-        }
+      if (parent !== undefined && opts.link === true) {
+        (p.links ??= new Map()).set(parent.self.key, parent.self);
+        // A parent already dead (async code running on after a kill) links like a dead pid: noproc.
+        if ((parent.flags & F_DEAD) !== 0) this.exitSignal(p, parent.self, 'noproc', true);
+        else (parent.links ??= new Map()).set(pid.key, pid);
+        if ((p.flags & F_DEAD) !== 0) return pid;
       }
     }
     this.makeRunnable(p);
@@ -246,23 +248,23 @@ export class Scheduler {
   // ---- sending --------------------------------------------------------------------------
 
   /** The hot path: a local pid with a live process is one enqueue. */
-  send(to: Pid | string, msg: unknown, from: Process | null): void {
+  send(to: Pid | string, msg: unknown, from: Process | null, trace: number = from === null ? 0 : from.traceId): void {
     if (typeof to === 'string') {
       const p = this.names.get(to);
-      if (p !== undefined) this.deliver(p, msg, from === null ? 0 : from.traceId, from === null ? null : from.self);
+      if (p !== undefined) this.deliver(p, msg, trace, from === null ? null : from.self);
       return;
     }
     const p = to.$p as Process | undefined;
     if (p !== undefined) {
-      this.deliver(p, msg, from === null ? 0 : from.traceId, from === null ? null : from.self);
+      this.deliver(p, msg, trace, from === null ? null : from.self);
       return;
     }
     if (to.sched === this.id && to.node === this.node) {
       const q = this.local(to);
-      if (q !== undefined) this.deliver(q, msg, from === null ? 0 : from.traceId, from === null ? null : from.self);
+      if (q !== undefined) this.deliver(q, msg, trace, from === null ? null : from.self);
       return; // dead: dropped
     }
-    this.host.route(to.node, to.sched, [Kind.Msg, to, from === null ? null : from.self, msg, null, from === null ? 0 : from.traceId]);
+    this.host.route(to.node, to.sched, [Kind.Msg, to, from === null ? null : from.self, msg, null, trace]);
   }
 
   sendNamed(name: string, sched: number, msg: unknown, from: Process | null, node?: string): void {
@@ -305,6 +307,11 @@ export class Scheduler {
   private overflow(p: Process, policy: string, msg: unknown, from: Pid | null): boolean {
     switch (policy) {
       case 'drop_oldest': {
+        if (p.qh === p.qt) {
+          // Nothing older to evict (capacity 0): the new message is the one dropped.
+          this.m.overflowDropped++;
+          return false;
+        }
         const q = p.q as unknown[];
         q[p.qh] = undefined;
         q[p.qh + 1] = undefined;
@@ -596,6 +603,8 @@ export class Scheduler {
   // ---- links, monitors, exits -----------------------------------------------------------
 
   link(p: Process, other: Pid): void {
+    // A dead process's async code may still run; its links must not outlive it.
+    if ((p.flags & F_DEAD) !== 0) return;
     if (pidEquals(other, p.self) || (p.links !== null && p.links.has(other.key))) return;
     const q = this.local(other);
     if (q !== undefined) {
@@ -919,10 +928,12 @@ export class Scheduler {
     const ref = this.makeRef();
     const key = ref.key;
     const delay = Math.max(0, ms);
+    // The timer's message belongs to the trace being handled when it was set, not when it fires.
+    const trace = from === null ? 0 : from.traceId;
     const handle = this.env.timers.setTimer(delay, () => {
       this.timers.delete(key);
       if (system) this.sendSystem(to, msg);
-      else this.send(to, msg, from !== null && (from.flags & F_DEAD) === 0 ? from : null);
+      else this.send(to, msg, from !== null && (from.flags & F_DEAD) === 0 ? from : null, trace);
     });
     this.timers.set(key, { handle, deadline: this.env.clock.monotonicMs() + delay });
     return ref;

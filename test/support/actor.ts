@@ -26,6 +26,11 @@ export interface Actor {
   readonly probe: Probe;
   /** Run `fn` as the actor's handler for one message; resolves with its result (rejects if the actor is gone). */
   run<T>(fn: (ctx: ProcessContext) => T | Promise<T>, timeoutMs?: number): Promise<T>;
+  /**
+   * Everything the actor was delivered up to now, once it has handled it all and the probe
+   * has seen it (a marker round trip, so "nothing arrived" checks cannot pass by racing).
+   */
+  settled(): Promise<unknown[]>;
 }
 
 export function spawnActor(s: Scheduler, opts: SpawnOptions = {}): Actor {
@@ -69,6 +74,12 @@ export function spawnActor(s: Scheduler, opts: SpawnOptions = {}): Actor {
         };
         s.send(pid, req, null);
       });
+    },
+    async settled(): Promise<unknown[]> {
+      const marker = Symbol('settled');
+      await this.run((ctx) => ctx.send(probe.pid, marker));
+      await probe.next((m) => m === marker);
+      return probe.received.filter((m) => typeof m !== 'symbol' || m.description !== 'settled');
     },
   };
 }
