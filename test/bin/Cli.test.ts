@@ -1,0 +1,41 @@
+/**
+ * The `iris` command: `start` brings up a node with the demo application and stops cleanly
+ * on SIGTERM; bad flags are refused with a message naming the flag and exit code 2.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+
+const CLI = new URL('../../bin/iris.js', import.meta.url).pathname;
+
+test('iris start with a bad --schedulers value exits 2 and names the flag', () => {
+  const r = spawnSync(process.execPath, [CLI, 'start', '--schedulers', 'zero'], { encoding: 'utf8', timeout: 20_000 });
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /--schedulers must be a whole number/);
+});
+
+test('iris with an unknown command exits 2', () => {
+  const r = spawnSync(process.execPath, [CLI, 'frobnicate'], { encoding: 'utf8', timeout: 20_000 });
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /unknown command 'frobnicate'/);
+});
+
+test('iris start runs the supervised demo across schedulers and stops on SIGTERM with exit 0', async () => {
+  const child = spawn(process.execPath, [CLI, 'start', '--schedulers', '2', '--heartbeat-ms', '50'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  try {
+    const deadline = Date.now() + 15_000;
+    while (!/"beat":2,"echoes":1/.test(out)) {
+      if (Date.now() > deadline) throw new Error(`no heartbeat with an echo from the worker scheduler; output:\n${out}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0);
+    assert.match(out, /"application":"demo","reason":"shutdown","msg":"application stopped"/);
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  }
+});
