@@ -147,3 +147,16 @@ test('dirty work from a worker scheduler runs on the pool, not on a scheduler th
   const r = await probe.next<{ sum: number; mainThread: boolean; sched: number }>(undefined, 10_000);
   assert.deepEqual(r, { sum: 5_000_050_000, mainThread: false, sched: 1 });
 });
+
+test('a GenServer call from a worker scheduler to the main scheduler gets its reply', async () => {
+  const GenServer = await import('../../actors/GenServer.js');
+  const started = await GenServer.start(node.main, {
+    init: () => ({ state: 0 }),
+    handleCall: (req: unknown, _from: unknown, n: number) => ({ reply: { got: req, n: n + 1 }, state: n + 1 }),
+  }, undefined, { name: 'cross_counter' });
+  assert.ok(started.ok);
+  const probe = spawnProbe(node.main);
+  await spawnOn(1, 'crossCaller', [started.pid, probe.pid]);
+  const r = await probe.next<{ ok: boolean; value: { got: string; n: number } }>(undefined, 5000);
+  assert.deepEqual(r, { ok: true, value: { got: 'from-sched-1', n: 1 } });
+});

@@ -65,3 +65,12 @@ export function dirtyCaller(replyTo: Pid, n: number): ProcessBody {
     ctx.send(replyTo, { ...r, sched: ctx.schedulerId });
   };
 }
+
+/** Calls the GenServer `server` (on any scheduler) and forwards the result to `replyTo`. */
+export function crossCaller(server: Pid, replyTo: Pid): ProcessBody {
+  return async (ctx) => {
+    const { call } = await import('../../actors/Call.js');
+    const r = await call(ctx, server, 'from-sched-1', 3000);
+    ctx.send(replyTo, r);
+  };
+}
