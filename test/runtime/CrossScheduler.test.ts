@@ -9,11 +9,15 @@ import { spawnProbe, type Probe } from '../support/kernel.js';
 import { BODIES } from '../support/bodies.js';
 import type { Pid } from '../../runtime/Pid.js';
 import type { DownMessage, ExitMessage } from '../../runtime/ExitReason.js';
+import { silentLogger } from '../../runtime/Env.js';
+import * as Supervisor from '../../actors/Supervisor.js';
 
 let node: RuntimeNode;
+const warnings: Array<{ fields: object; msg: string }> = [];
 
 before(async () => {
-  node = await RuntimeNode.start({ schedulers: 3, logLevel: 'silent', hardLimitMs: 600, handlerBudgetMs: 100 });
+  const logger = { ...silentLogger, warn: (fields: object, msg: string) => warnings.push({ fields, msg }) };
+  node = await RuntimeNode.start({ schedulers: 3, logLevel: 'silent', logger, hardLimitMs: 600, handlerBudgetMs: 100 });
 });
 after(async () => {
   await node.stop();
@@ -159,4 +163,44 @@ test('a GenServer call from a worker scheduler to the main scheduler gets its re
   await spawnOn(1, 'crossCaller', [started.pid, probe.pid]);
   const r = await probe.next<{ ok: boolean; value: { got: string; n: number } }>(undefined, 5000);
   assert.deepEqual(r, { ok: true, value: { got: 'from-sched-1', n: 1 } });
+});
+
+test('a handler running past its budget is reported with its scheduler and slot, without a restart', async () => {
+  const probe = spawnProbe(node.main);
+  const pid = await spawnOn(1, 'slowpoke');
+  const incBefore = node.incarnationOf(1);
+  node.send(pid, { busyMs: 300, replyTo: probe.pid });
+  assert.equal(await probe.next((m) => m === 'done', 5000), 'done');
+  const w = warnings.find((x) => x.msg === 'handler running over its time budget' && (x.fields as { sched: number }).sched === 1);
+  assert.ok(w, `expected an over-budget warning, got ${JSON.stringify(warnings)}`);
+  assert.equal((w.fields as { slot: number }).slot, pid.slot);
+  assert.equal(node.incarnationOf(1), incBefore);
+});
+
+test('a supervisor restarts its child after the child\'s scheduler was restarted by the watchdog', async () => {
+  const sup = await Supervisor.start(node.main, {
+    flags: { strategy: 'one_for_one', intensity: 3, period: 10 },
+    children: [{ id: 'spinner', start: (ctx) => ctx.spawnOn(2, { module: BODIES, fn: 'runaway' }, { link: true }) }],
+  });
+  assert.ok(sup.ok);
+  const child = async () => {
+    const w = await Supervisor.whichChildren(node.main, sup.pid);
+    assert.ok(w.ok);
+    return w.children[0]!.pid;
+  };
+  const first = await child();
+  assert.ok(first !== undefined && first !== 'restarting');
+  node.send(first, 'spin');
+  const deadline = Date.now() + 10_000;
+  let second = await child();
+  while (second === undefined || second === 'restarting' || second.key === first.key) {
+    if (Date.now() > deadline) throw new Error('child was not restarted');
+    await new Promise((r) => setTimeout(r, 20));
+    second = await child();
+  }
+  assert.equal(second.sched, 2);
+  assert.notEqual(second.inc, first.inc);
+  const probe = spawnProbe(node.main);
+  node.send(second, { replyTo: probe.pid });
+  assert.equal(await probe.next((m) => m === 'alive', 5000), 'alive');
 });

@@ -74,3 +74,15 @@ export function crossCaller(server: Pid, replyTo: Pid): ProcessBody {
     ctx.send(replyTo, r);
   };
 }
+
+/** On `{busyMs, replyTo}` busy-waits that long inside the handler, then replies `done`. */
+export function slowpoke(): ProcessBody {
+  return (ctx) => (msg) => {
+    const m = msg as { busyMs: number; replyTo: Pid };
+    const end = ctx.env.clock.monotonicMs() + m.busyMs;
+    while (ctx.env.clock.monotonicMs() < end) {
+      /* hold the scheduler */
+    }
+    ctx.send(m.replyTo, 'done');
+  };
+}
