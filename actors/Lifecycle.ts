@@ -31,6 +31,7 @@ import { pidEquals, refEquals, type Pid, type Ref } from '../runtime/Pid.js';
 import { TIMEOUT, type MailboxLimit, type ProcessBody, type ProcessContext } from '../runtime/ProcessContext.js';
 import type { Scheduler } from '../runtime/Scheduler.js';
 import { genTag, inTemporaryProcess, isContext, type ServerRef } from './Call.js';
+import { badReturn } from './internal/callbacks.js';
 
 // ---- public types ----------------------------------------------------------------------
 
@@ -140,6 +141,33 @@ async function startIn(
 /** Report init's outcome to the starter; on failure the child must exit right after. */
 export function ackInit(ctx: ProcessContext, by: StartedBy, outcome: InitOutcome): void {
   ctx.send(by.starter, { $gen: 'ack', tag: by.tag, outcome } satisfies AckMessage);
+}
+
+/**
+ * Handles an init result that does not start the behaviour: a malformed value (exit
+ * `{bad_return_value}`), `{ignore: true}` (exit normal) or `{stop: reason}`. It acknowledges
+ * the starter and exits the process; true means the caller must not start. `started` tells
+ * the behaviour's own success shape.
+ */
+export function refuseInit(ctx: ProcessContext, by: StartedBy, r: unknown, started: (x: object) => boolean): boolean {
+  if (typeof r !== 'object' || r === null || !('ignore' in r || 'stop' in r || started(r))) {
+    const reason = badReturn(r);
+    ackInit(ctx, by, { stop: reason });
+    ctx.exit(reason);
+    return true;
+  }
+  if ('ignore' in r) {
+    ackInit(ctx, by, 'ignore');
+    ctx.exit('normal');
+    return true;
+  }
+  if ('stop' in r) {
+    const reason = (r as { stop: ExitReason }).stop;
+    ackInit(ctx, by, { stop: reason });
+    ctx.exit(reason);
+    return true;
+  }
+  return false;
 }
 
 /** The EXIT of the linked parent, which makes a trapping behaviour terminate with its reason. */

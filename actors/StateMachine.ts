@@ -59,7 +59,7 @@ import type { Scheduler } from '../runtime/Scheduler.js';
 import { genTag, reply, type CallMessage, type CastMessage, type From } from './Call.js';
 import { BehaviourTimer, IdleHibernation, TimerSequence } from './internal/BehaviourTimer.js';
 import { badReturn, isPromise, type Maybe } from './internal/callbacks.js';
-import { ackInit, isParentExit, startBehaviour, type StartedBy, type StartOptions, type StartResult, type StopRequest } from './Lifecycle.js';
+import { ackInit, isParentExit, refuseInit, startBehaviour, type StartedBy, type StartOptions, type StartResult, type StopRequest } from './Lifecycle.js';
 
 export { call, callFrom, cast, reply, isCallReply, type CallFailure, type CallResult, type From, type ServerRef } from './Call.js';
 export { stop, stopFrom, type StartOptions, type StartResult, type StopResult } from './Lifecycle.js';
@@ -139,23 +139,8 @@ function machineBody<S, D, A>(b: Behaviour<S, D, A>, args: A, by: StartedBy, opt
   };
 
   function begin(ctx: ProcessContext, r: unknown): MessageHandler | void | Promise<MessageHandler | void> {
-    const x = r as Partial<{ ignore: true; stop: ExitReason; state: S; data: D; actions: Action[] }>;
-    if (typeof r !== 'object' || r === null || !('ignore' in x || 'stop' in x || ('state' in x && 'data' in x))) {
-      const reason = badReturn(r);
-      ackInit(ctx, by, { stop: reason });
-      ctx.exit(reason);
-      return;
-    }
-    if ('ignore' in x) {
-      ackInit(ctx, by, 'ignore');
-      ctx.exit('normal');
-      return;
-    }
-    if ('stop' in x) {
-      ackInit(ctx, by, { stop: x.stop as ExitReason });
-      ctx.exit(x.stop as ExitReason);
-      return;
-    }
+    if (refuseInit(ctx, by, r, (x) => 'state' in x && 'data' in x)) return;
+    const x = r as { state: S; data: D; actions?: Action[] };
     const m = new Machine<S, D>(ctx, b as Behaviour<S, D, unknown>, by.parent, x.state as S, x.data as D, opts.idleHibernateMs);
     ackInit(ctx, by, 'ok');
     const after = m.begin(x.actions);
