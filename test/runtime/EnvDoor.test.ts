@@ -33,7 +33,8 @@ function sources(dir: string, recursive: boolean): string[] {
   for (const name of names) {
     const rel = join(dir, name);
     if (statSync(join(root, rel)).isDirectory()) {
-      if (recursive) out.push(...sources(rel, true));
+      // edge/listeners/ holds the production socket adapters (the simulator replaces them).
+      if (recursive && rel !== join('edge', 'listeners')) out.push(...sources(rel, true));
     } else if (name.endsWith('.ts')) out.push(rel);
   }
   return out;

@@ -1,0 +1,175 @@
+/**
+ * The HTTP port: WebSocket v1 clients on `/ws` (binary frames, one or more whole packets per
+ * frame) and plain HTTP routes (health, admin) served by uWebSockets.js. Loads the native
+ * uWS binary directly and refuses to start when it is missing: the package would otherwise
+ * fall back silently to a slow JavaScript implementation.
+ */
+import { createRequire } from 'node:module';
+import type { AcceptLink, ClientLink, ClientLinkHandlers, ClientListener, LinkTransport } from '../ClientLink.js';
+
+type Uws = typeof import('uWebSockets.js');
+type UwsSocket = import('uWebSockets.js').WebSocket<LinkState>;
+
+interface LinkState {
+  link?: UwsLink;
+  handlers?: ClientLinkHandlers;
+}
+
+export interface HttpReply {
+  status: number;
+  contentType?: string;
+  body: string | Uint8Array;
+}
+
+export type HttpRoute = (req: { path: string; query: string; method: string }) => HttpReply | Promise<HttpReply>;
+
+export interface UwsServerOptions {
+  host: string;
+  port: number;
+  /** TLS key and certificate files; when set the port serves HTTPS/WSS only. */
+  tls?: { keyFile: string; certFile: string; passphrase?: string };
+  /** Largest WebSocket message accepted (bigger closes the link). */
+  maxPayloadBytes?: number;
+  /** Send-buffer bytes above which `write` returns false. */
+  highWaterMark?: number;
+  /** Seconds without traffic before uWS closes an idle WebSocket (0 = never). */
+  idleTimeoutSec?: number;
+  routes?: Record<string, HttpRoute>;
+}
+
+export const DEFAULT_WS_MAX_PAYLOAD = 2 * 1024 * 1024;
+export const DEFAULT_WS_HIGH_WATER_MARK = 256 * 1024;
+
+/** Load the native uWS addon or explain why not; never the JS fallback. */
+export function loadNativeUws(): { ok: true; uws: Uws } | { ok: false; reason: string } {
+  const require = createRequire(import.meta.url);
+  const binary = `uWebSockets.js/binaries/uws_${process.platform}_${process.arch}_${process.versions.modules}.node`;
+  try {
+    return { ok: true, uws: require(binary) as Uws };
+  } catch (err) {
+    return {
+      ok: false,
+      reason:
+        `the native uWebSockets.js binary (${binary}) did not load: ${(err as Error).message.split('\n')[0]}. ` +
+        'Refusing to run on the slow JavaScript fallback. The build that works with Node 20 and glibc 2.36 is ' +
+        '"uWebSockets.js": "npm:@trufflesuite/uws-js-unofficial@20.30.0-unofficial.0".',
+    };
+  }
+}
+
+class UwsLink implements ClientLink {
+  closed = false;
+  constructor(
+    private readonly ws: UwsSocket,
+    readonly transport: LinkTransport,
+    readonly remoteAddress: string,
+    private readonly highWater: number,
+  ) {}
+  write(bytes: Uint8Array): boolean {
+    if (this.closed) return false;
+    this.ws.send(bytes, true);
+    return this.ws.getBufferedAmount() < this.highWater;
+  }
+  bufferedBytes(): number {
+    return this.closed ? 0 : this.ws.getBufferedAmount();
+  }
+  pause(): void {
+    // uWS 20.30 cannot pause WebSocket reads; the connection's input cap bounds memory instead.
+  }
+  resume(): void {}
+  end(): void {
+    if (!this.closed) this.ws.end(1000, 'bye');
+  }
+  destroy(): void {
+    if (!this.closed) this.ws.close();
+  }
+}
+
+export function listenUws(opts: UwsServerOptions, accept: AcceptLink): Promise<ClientListener> {
+  const loaded = loadNativeUws();
+  if (!loaded.ok) return Promise.reject(new Error(loaded.reason));
+  const uws = loaded.uws;
+  const app =
+    opts.tls !== undefined
+      ? uws.SSLApp({ key_file_name: opts.tls.keyFile, cert_file_name: opts.tls.certFile, passphrase: opts.tls.passphrase })
+      : uws.App();
+  const transport: LinkTransport = opts.tls !== undefined ? 'wss' : 'ws';
+  const highWater = opts.highWaterMark ?? DEFAULT_WS_HIGH_WATER_MARK;
+  const open = new Set<UwsSocket>();
+  const decoder = new TextDecoder();
+
+  app.ws<LinkState>('/ws', {
+    maxPayloadLength: opts.maxPayloadBytes ?? DEFAULT_WS_MAX_PAYLOAD,
+    idleTimeout: opts.idleTimeoutSec ?? 0,
+    maxBackpressure: 64 * 1024 * 1024,
+    closeOnBackpressureLimit: 1,
+    open: (ws) => {
+      const addr = decoder.decode(ws.getRemoteAddressAsText());
+      const link = new UwsLink(ws, transport, addr, highWater);
+      const state = ws.getUserData();
+      state.link = link;
+      open.add(ws);
+      try {
+        state.handlers = accept(link);
+      } catch {
+        link.closed = true;
+        ws.end(1011, 'internal error');
+      }
+    },
+    message: (ws, message, isBinary) => {
+      const state = ws.getUserData();
+      if (state.handlers === undefined) return;
+      if (!isBinary) {
+        ws.end(1003, 'binary frames only');
+        return;
+      }
+      // uWS reuses the message buffer after this callback: copy it out.
+      state.handlers.data(new Uint8Array(message.slice(0)));
+    },
+    drain: (ws) => ws.getUserData().handlers?.drain(),
+    close: (ws) => {
+      open.delete(ws);
+      const state = ws.getUserData();
+      if (state.link !== undefined) state.link.closed = true;
+      state.handlers?.close();
+    },
+  });
+
+  for (const [path, route] of Object.entries(opts.routes ?? {})) {
+    app.any(path, (res, req) => {
+      let aborted = false;
+      res.onAborted(() => (aborted = true));
+      const r = { path: req.getUrl(), query: req.getQuery() ?? '', method: req.getMethod() };
+      const send = (reply: HttpReply) => {
+        if (aborted) return;
+        res.cork(() => {
+          res.writeStatus(`${reply.status} ${reply.status < 400 ? 'OK' : 'Error'}`);
+          res.writeHeader('content-type', reply.contentType ?? 'application/json');
+          res.end(reply.body);
+        });
+      };
+      Promise.resolve()
+        .then(() => route(r))
+        .then(send, (err: unknown) => send({ status: 500, body: JSON.stringify({ error: String(err) }) }));
+    });
+  }
+  app.any('/*', (res) => {
+    res.writeStatus('404 Not Found').writeHeader('content-type', 'application/json').end('{"error":"not_found"}');
+  });
+
+  return new Promise((resolve, reject) => {
+    app.listen(opts.host, opts.port, (listenSocket) => {
+      if (listenSocket === false) {
+        reject(new Error(`cannot listen on ${opts.host}:${opts.port}`));
+        return;
+      }
+      resolve({
+        port: uws.us_socket_local_port(listenSocket as unknown as import('uWebSockets.js').us_socket),
+        close: async (closeLinks = false) => {
+          uws.us_listen_socket_close(listenSocket);
+          if (closeLinks) for (const ws of [...open]) ws.close();
+        },
+      });
+    });
+  });
+}
