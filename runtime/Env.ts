@@ -51,23 +51,94 @@ export interface ClusterTransport {
 }
 
 /**
- * Transactional key-value storage that tells "committed" from "durably flushed".
- * `put`/`remove` batches are applied in order; the returned promise resolves only once the
- * batch is on stable storage (group commit with fsync in production).
+ * Transactional key-value storage with group commit. Production binds it to LMDB
+ * (runtime/node/LmdbStorage.ts); the simulator to a fake that keeps "committed" (visible,
+ * lost by a crash) apart from "flushed" (durable). The contract both honour:
+ *
+ * - **A write's promise is its durability.** `put`, `remove` and `batch` resolve `{ok: true}`
+ *   only once the write is on stable storage (fsync'd); a crash after that never loses it.
+ *   Expected failures (disk full, engine closed, bad key) resolve `{ok: false, …}`; the
+ *   promises never reject.
+ * - **Order.** Writes are applied in the order they are issued, and durability is a prefix:
+ *   when a write resolves `{ok: true}`, every write issued before it is durable too, except
+ *   writes that themselves resolved with a failure. Writes issued in the same turn are
+ *   group-committed (one transaction, one fsync).
+ * - **Atomicity.** The operations of one `batch` become visible and durable together or not
+ *   at all; a single `put`/`remove` is atomic by itself.
+ * - **Reads** (`get`, `getRange`, `count`) are synchronous and see committed writes. A write
+ *   becomes visible no later than its promise resolves (it may be visible earlier in the
+ *   simulator); never rely on reading a write whose promise has not resolved.
+ * - **Values** are bytes. The engine may keep a reference to a value until the write's
+ *   promise settles: do not modify it meanwhile (an engine that keeps values longer, like an
+ *   in-memory fake, copies them). Values read are fresh copies.
  */
 export interface StorageEngine {
-  openTable(name: string): StorageTable;
+  /** The table (LMDB named database) called `name`, created on first use. */
+  table(name: string): StorageTable;
+  /** Several puts and removes, on any tables, as one atomic transaction. */
+  batch(ops: readonly StorageOp[]): Promise<StorageWriteResult>;
+  /** Resolves once every write issued before the call is durable. */
+  flush(): Promise<StorageWriteResult>;
+  /** Flush, then release the engine; later writes resolve `closed`, later reads throw. */
   close(): Promise<void>;
 }
 
 export interface StorageTable {
+  readonly name: string;
+  /** The value under `key`; `undefined` when absent (or when `key` is not a valid key). */
   get(key: StorageKey): Uint8Array | undefined;
-  put(key: StorageKey, value: Uint8Array): Promise<boolean>;
-  remove(key: StorageKey): Promise<boolean>;
-  range(opts: { start?: StorageKey; end?: StorageKey; limit?: number; reverse?: boolean }): Iterable<{ key: StorageKey; value: Uint8Array }>;
+  put(key: StorageKey, value: Uint8Array): Promise<StorageWriteResult>;
+  /** Removing a missing key is not an error. */
+  remove(key: StorageKey): Promise<StorageWriteResult>;
+  /** Entries in key order (descending with `reverse`), at most `limit`. */
+  getRange(range: StorageRange): StorageEntry[];
+  /** Number of entries in the range (`limit` and `reverse` ignored); costs a scan of the range. */
+  count(range?: StorageRange): number;
 }
 
-export type StorageKey = string | number | Array<string | number>;
+/**
+ * One part of a key tuple. Bytes may hold any value (NUL, non-UTF-8); strings are compared by
+ * UTF-8 bytes. Encoding and order: runtime/StorageKey.ts.
+ */
+export type StorageKeyPart = Uint8Array | string | number;
+/** An ordered, non-empty tuple; tuples sort part by part and a prefix sorts first. */
+export type StorageKey = readonly StorageKeyPart[];
+
+/**
+ * Key bounds: `start` inclusive (exclusive with `startExclusive`), `end` exclusive, and
+ * `prefix` limits the range to keys beginning with that tuple (the prefix itself included).
+ * All given bounds apply together; with `reverse` the same set is read from the high end.
+ */
+export interface StorageRange {
+  prefix?: StorageKey;
+  start?: StorageKey;
+  startExclusive?: boolean;
+  end?: StorageKey;
+  limit?: number;
+  reverse?: boolean;
+}
+
+export interface StorageEntry {
+  key: StorageKey;
+  value: Uint8Array;
+}
+
+export type StorageOp =
+  | { type: 'put'; table: string; key: StorageKey; value: Uint8Array }
+  | { type: 'remove'; table: string; key: StorageKey };
+
+/** Why a write did not become durable; nothing of it was applied. */
+export type StorageFailure =
+  /** Empty tuple, NaN, ill-formed string or longer than the engine allows; nothing was written. */
+  | 'invalid_key'
+  /** Out of disk or map space. */
+  | 'disk_full'
+  /** Any other I/O or engine error (the message says which). */
+  | 'io_error'
+  /** The engine was closed before the write. */
+  | 'closed';
+
+export type StorageWriteResult = { ok: true } | { ok: false; reason: StorageFailure; message: string };
 
 export interface Env {
   readonly clock: Clock;

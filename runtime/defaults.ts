@@ -27,3 +27,14 @@ export const MAILBOX_HIGH_WATERMARK = 10_000;
 export const CROSS_BATCH_MAX = 4_096;
 /** Bytes of a pid/ref/Map entry used in memory estimates. */
 export const ESTIMATED_SLOT_BYTES = 8;
+
+/** Named tables (LMDB databases) one storage environment can hold. */
+export const STORAGE_MAX_TABLES = 32;
+/** Stored messages one user's offline mailbox may hold; an append beyond it is refused `inbox_full`. */
+export const OFFLINE_MAILBOX_CAPACITY = 10_000;
+/** Longest user id (raw bytes) an offline mailbox accepts; protocol v1 allows 256. */
+export const OFFLINE_MAILBOX_MAX_USER_BYTES = 512;
+/** Message ids reserved per durable write of the mailbox id counter (a restart skips the rest). */
+export const OFFLINE_MAILBOX_ID_BLOCK = 65_536;
+/** Users whose mailbox size is cached in memory; idle entries beyond it are dropped and recounted. */
+export const OFFLINE_MAILBOX_COUNT_CACHE_USERS = 100_000;

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Finds or installs the system tools the tests and benches use: nats-server (Debian package
-# nats-server) for cluster tests. Safe to run repeatedly; prints where each tool is.
+# nats-server) for cluster tests, strace for the storage durability test. Safe to run repeatedly; prints where each tool is.
 set -euo pipefail
 
 need_install=()
 command -v nats-server >/dev/null 2>&1 || need_install+=(nats-server)
+# strace: the storage test proves every acknowledged write was fsync'd before it was acknowledged.
+command -v strace >/dev/null 2>&1 || need_install+=(strace)
 
 if [ ${#need_install[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null 2>&1; then
@@ -19,4 +21,4 @@ if [ ${#need_install[@]} -gt 0 ]; then
     $SUDO apt-get install -y -q "${need_install[@]}" >/dev/null
   }
 fi
-echo "setup: nats-server $(nats-server --version 2>/dev/null | head -n1) at $(command -v nats-server)"
+echo "setup: nats-server $(nats-server --version 2>/dev/null | head -n1) at $(command -v nats-server); $(strace -V | head -n1)"

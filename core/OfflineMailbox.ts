@@ -1,0 +1,490 @@
+/**
+ * OfflineMailbox: each user's durable inbox of messages waiting for delivery and ACK. Pure:
+ * it reaches storage, randomness and nothing else through the injected Env, so it runs the
+ * same on LMDB and in the simulator. It never reports a message stored before it is durable.
+ *
+ * Semantics
+ * - `append(user, payload, meta)` resolves `{ok: true, id}` only once the message is on
+ *   stable storage; `startAppend` gives the id at once plus a `durable` promise, for callers
+ *   that deliver live in parallel with the write. Appends issued in one turn share one
+ *   transaction and one fsync (the engine's group commit).
+ * - `appendMany(items)` writes every accepted item in one atomic transaction: after a crash
+ *   all of them are there or none. Each item is accepted or refused on its own (a full inbox
+ *   refuses only that recipient's item), so a group fan-out is not held back by one member.
+ * - Ids are 16 bytes: an 8-byte big-endian counter, then 8 random bytes. They are unique and
+ *   sort in append order (per user and across users, for one mailbox). The counter is
+ *   reserved in durable blocks of OFFLINE_MAILBOX_ID_BLOCK in the `meta` table; an id is only
+ *   stored together with (or after) a durable reservation covering it, so a restart resumes
+ *   above every id ever stored and never reuses one or breaks the order. The random half
+ *   keeps ids unguessable and distinct even if a directory is restored from an old backup.
+ * - `list(user, {afterId, limit})` reads stored messages oldest first; `ack(user, id)` removes
+ *   one durably; acking an unknown or already removed id is a no-op that succeeds.
+ * - Capacity: at most `capacityPerUser` (OFFLINE_MAILBOX_CAPACITY, 10,000) messages per user,
+ *   counting appends still being written. Policy when full: the new message is refused with
+ *   `inbox_full` and nothing already stored is dropped; the caller tells the sender (v1 ERROR
+ *   frame, v2 error code) so the loss is never silent. Space frees up as the user ACKs.
+ * - User ids are raw bytes (NUL and non-UTF-8 allowed) and are keyed as bytes.
+ *
+ * One OfflineMailbox instance owns its table on a node: other threads hand it their appends
+ * (as messages to its owner) rather than opening a second instance on the same table.
+ *
+ * Layout: table `inbox`, key (user bytes, id) → value [format 1][kind u8][sentAtMs f64]
+ * [sender length u16][sender][payload]; table `meta`, key ('offline_mailbox', table,
+ * 'id_limit') → the reserved counter limit, 8 bytes big-endian.
+ */
+import type { Env, StorageEngine, StorageOp, StorageTable, StorageWriteResult } from '../runtime/Env.js';
+import { OFFLINE_MAILBOX_CAPACITY, OFFLINE_MAILBOX_COUNT_CACHE_USERS, OFFLINE_MAILBOX_ID_BLOCK, OFFLINE_MAILBOX_MAX_USER_BYTES } from '../runtime/defaults.js';
+
+/** Bytes in a mailbox message id (also the v1 RELIABLE_MSG id length). */
+export const MAILBOX_ID_BYTES = 16;
+
+export interface OfflineMailboxOptions {
+  /** Messages one user may have stored (default OFFLINE_MAILBOX_CAPACITY). */
+  capacityPerUser?: number;
+  /** Table of the messages (default `inbox`). */
+  table?: string;
+  /** Table holding the id counter reservation (default `meta`). */
+  metaTable?: string;
+  /** Ids reserved per durable counter write (default OFFLINE_MAILBOX_ID_BLOCK). */
+  idBlock?: number;
+  /** Users whose mailbox size stays cached (default OFFLINE_MAILBOX_COUNT_CACHE_USERS). */
+  countCacheUsers?: number;
+}
+
+/** What is stored beside the payload. */
+export interface MailboxMeta {
+  /** The sender's user id (raw bytes, ≤ OFFLINE_MAILBOX_MAX_USER_BYTES). */
+  sender: Uint8Array;
+  /** When the message was accepted (wall-clock ms, from env.clock). */
+  sentAtMs: number;
+  /** The caller's tag for what the payload is (0..255, default 0); stored, not interpreted. */
+  kind?: number;
+}
+
+export interface MailboxEntry {
+  id: Uint8Array;
+  payload: Uint8Array;
+  sender: Uint8Array;
+  sentAtMs: number;
+  kind: number;
+}
+
+/** Why one message was not accepted (nothing was written for it). */
+export type AppendRefusal =
+  /** The recipient already holds `capacityPerUser` messages. */
+  | 'inbox_full'
+  /** Empty or over-long user or sender id, or a kind outside 0..255, or a non-finite time. */
+  | 'invalid';
+
+export type AppendResult =
+  | { ok: true; id: Uint8Array }
+  | { ok: false; reason: AppendRefusal; message: string }
+  /** The write failed (disk full, I/O error, closed); the message is not stored. */
+  | { ok: false; reason: 'storage_failed'; message: string };
+
+export type StartedAppend =
+  | { ok: true; id: Uint8Array; durable: Promise<StorageWriteResult> }
+  | { ok: false; reason: AppendRefusal; message: string };
+
+export interface AppendItem {
+  user: Uint8Array;
+  payload: Uint8Array;
+  meta: MailboxMeta;
+}
+
+export type AppendItemResult = { ok: true; id: Uint8Array } | { ok: false; reason: AppendRefusal; message: string };
+
+export type AppendManyResult =
+  | { ok: true; results: AppendItemResult[] }
+  /** The transaction failed: none of the accepted items is stored. */
+  | { ok: false; reason: 'storage_failed'; message: string };
+
+export type ListResult =
+  /** `more`: further messages follow the last one returned. */
+  | { ok: true; entries: MailboxEntry[]; more: boolean }
+  | { ok: false; reason: 'corrupt'; message: string };
+
+export type AckResult = { ok: true; removed: boolean } | { ok: false; reason: 'storage_failed'; message: string };
+
+export type MailboxOpenResult = { ok: true; mailbox: OfflineMailbox } | { ok: false; reason: 'no_storage' | 'corrupt'; message: string };
+
+interface UserState {
+  /** Stored messages plus appends still being written. */
+  count: number;
+  /** Writes in flight for this user; a state with writes in flight is never evicted. */
+  inflight: number;
+}
+
+const VALUE_FORMAT = 1;
+const VALUE_HEADER_BYTES = 12;
+/** Values are cut from slabs of this size (a larger value gets its own). */
+const VALUE_SLAB_BYTES = 64 * 1024;
+/** Random bytes fetched from env.random at a time, for the random half of ids. */
+const RANDOM_POOL_BYTES = 4096;
+const MAX_SAFE_COUNTER = Number.MAX_SAFE_INTEGER;
+const floatBytes = new Uint8Array(8);
+const floatView = new DataView(floatBytes.buffer);
+
+export class OfflineMailbox {
+  /** Open the mailbox on `env.storage`, recovering the id counter. */
+  static open(env: Env, opts: OfflineMailboxOptions = {}): MailboxOpenResult {
+    if (env.storage === undefined) return { ok: false, reason: 'no_storage', message: 'the offline mailbox needs env.storage' };
+    const tableName = opts.table ?? 'inbox';
+    const meta = env.storage.table(opts.metaTable ?? 'meta');
+    const markKey = ['offline_mailbox', tableName, 'id_limit'];
+    const raw = meta.get(markKey);
+    let limit = 0;
+    if (raw !== undefined) {
+      if (raw.length !== 8) return { ok: false, reason: 'corrupt', message: `offline mailbox id counter holds ${raw.length} bytes, expected 8` };
+      limit = readCounter(raw, 0);
+      if (limit > MAX_SAFE_COUNTER) return { ok: false, reason: 'corrupt', message: `offline mailbox id counter ${limit} is out of range` };
+    }
+    return { ok: true, mailbox: new OfflineMailbox(env, env.storage, env.storage.table(tableName), meta, markKey, limit, opts) };
+  }
+
+  readonly capacityPerUser: number;
+  private readonly idBlock: number;
+  private readonly countCacheUsers: number;
+  private readonly users = new Map<string, UserState>();
+  private readonly removals = new Map<string, Promise<AckResult>>();
+  /** Next counter value to hand out. */
+  private next: number;
+  /** Counter values below this are covered by a durable reservation. */
+  private confirmed: number;
+  /** Highest reservation written (durable or not); only grows, so the last write is the max. */
+  private reserved: number;
+  private prefetching = false;
+  private slab = new Uint8Array(0);
+  private slabAt = 0;
+  private random: Uint8Array = new Uint8Array(0);
+  private randomAt = 0;
+
+  private constructor(
+    private readonly env: Env,
+    private readonly engine: StorageEngine,
+    private readonly inbox: StorageTable,
+    private readonly meta: StorageTable,
+    private readonly markKey: readonly string[],
+    limit: number,
+    opts: OfflineMailboxOptions,
+  ) {
+    this.capacityPerUser = opts.capacityPerUser ?? OFFLINE_MAILBOX_CAPACITY;
+    this.idBlock = opts.idBlock ?? OFFLINE_MAILBOX_ID_BLOCK;
+    this.countCacheUsers = opts.countCacheUsers ?? OFFLINE_MAILBOX_COUNT_CACHE_USERS;
+    this.next = limit;
+    this.confirmed = limit;
+    this.reserved = limit;
+  }
+
+  /** Store one message; resolves once it is durable (or refused, or the write failed). */
+  append(user: Uint8Array, payload: Uint8Array, meta: MailboxMeta): Promise<AppendResult> {
+    const s = this.begin(user, payload, meta);
+    if (!s.ok) return Promise.resolve(s);
+    const { id, st, mark } = s;
+    return s.write.then((r): AppendResult => {
+      this.settle(st, mark, r);
+      return r.ok ? { ok: true, id } : { ok: false, reason: 'storage_failed', message: r.message };
+    });
+  }
+
+  /**
+   * Start storing one message: the id is assigned now (in append order), `durable` settles
+   * once the write is on stable storage. Never tell the sender "stored" before `durable`.
+   */
+  startAppend(user: Uint8Array, payload: Uint8Array, meta: MailboxMeta): StartedAppend {
+    const s = this.begin(user, payload, meta);
+    if (!s.ok) return s;
+    const { st, mark } = s;
+    const durable = s.write.then((r) => {
+      this.settle(st, mark, r);
+      return r;
+    });
+    return { ok: true, id: s.id, durable };
+  }
+
+  /**
+   * Store several messages (any users) in one atomic transaction; each item is accepted or
+   * refused on its own, and the accepted ones become durable together.
+   */
+  appendMany(items: readonly AppendItem[]): Promise<AppendManyResult> {
+    const results: AppendItemResult[] = new Array(items.length);
+    const accepted: number[] = [];
+    const states: UserState[] = [];
+    for (let i = 0; i < items.length; i++) {
+      const { user, meta } = items[i]!;
+      const bad = invalidUser(user) ?? invalidMeta(meta);
+      if (bad !== undefined) {
+        results[i] = { ok: false, reason: 'invalid', message: bad };
+        continue;
+      }
+      const st = this.state(user);
+      if (st.count >= this.capacityPerUser) {
+        results[i] = inboxFull(user, this.capacityPerUser);
+        continue;
+      }
+      st.count++;
+      st.inflight++;
+      accepted.push(i);
+      states.push(st);
+    }
+    if (accepted.length === 0) return Promise.resolve({ ok: true, results });
+    const first = this.issue(accepted.length);
+    const mark = this.markFor(first + accepted.length);
+    const ops: StorageOp[] = mark === undefined ? [] : [this.markOp(mark)];
+    for (let j = 0; j < accepted.length; j++) {
+      const i = accepted[j]!;
+      const item = items[i]!;
+      const id = this.newId(first + j);
+      results[i] = { ok: true, id };
+      ops.push({ type: 'put', table: this.inbox.name, key: [item.user, id], value: this.encodeValue(item.payload, item.meta) });
+    }
+    return this.engine.batch(ops).then((r): AppendManyResult => {
+      for (const st of states) {
+        st.inflight--;
+        if (!r.ok) st.count--;
+      }
+      if (!r.ok) return { ok: false, reason: 'storage_failed', message: r.message };
+      if (mark !== undefined && mark > this.confirmed) this.confirmed = mark;
+      return { ok: true, results };
+    });
+  }
+
+  /**
+   * Stored messages of `user`, oldest first: up to `limit` with ids after `afterId` (from the
+   * start without it). Messages whose append has not resolved yet may be missing; messages
+   * whose ACK is being written are left out.
+   */
+  list(user: Uint8Array, opts: { afterId?: Uint8Array; limit: number }): ListResult {
+    if (invalidUser(user) !== undefined || opts.limit <= 0) return { ok: true, entries: [], more: false };
+    const range = this.inbox.getRange({
+      prefix: [user],
+      ...(opts.afterId !== undefined ? { start: [user, opts.afterId], startExclusive: true } : {}),
+      limit: opts.limit + 1,
+    });
+    const more = range.length > opts.limit;
+    const entries: MailboxEntry[] = [];
+    const ukey = this.removals.size > 0 ? bytesKey(user) : '';
+    for (let i = 0; i < range.length && i < opts.limit; i++) {
+      const { key, value } = range[i]!;
+      const id = key[1];
+      if (key.length !== 2 || !(id instanceof Uint8Array) || id.length !== MAILBOX_ID_BYTES) {
+        return { ok: false, reason: 'corrupt', message: `inbox key of ${hex(user)} is not (user, 16-byte id)` };
+      }
+      if (this.removals.size > 0 && this.removals.has(ukey + bytesKey(id))) continue;
+      const entry = decodeValue(id, value);
+      if (entry === undefined) return { ok: false, reason: 'corrupt', message: `inbox entry ${hex(id)} of ${hex(user)} is malformed` };
+      entries.push(entry);
+    }
+    return { ok: true, entries, more };
+  }
+
+  /** Remove a delivered message once acknowledged; resolves after the removal is durable. */
+  ack(user: Uint8Array, id: Uint8Array): Promise<AckResult> {
+    if (id.length !== MAILBOX_ID_BYTES || invalidUser(user) !== undefined) return Promise.resolve({ ok: true, removed: false });
+    const k = bytesKey(user) + bytesKey(id);
+    const pending = this.removals.get(k);
+    // A second ACK of the same id waits for the first removal, so it never succeeds earlier.
+    if (pending !== undefined) return pending.then((r) => (r.ok ? { ok: true, removed: false } : r));
+    if (this.inbox.get([user, id]) === undefined) return Promise.resolve({ ok: true, removed: false });
+    const st = this.state(user);
+    st.inflight++;
+    const p = this.inbox.remove([user, id]).then((r): AckResult => {
+      this.removals.delete(k);
+      st.inflight--;
+      if (!r.ok) return { ok: false, reason: 'storage_failed', message: r.message };
+      st.count--;
+      return { ok: true, removed: true };
+    });
+    this.removals.set(k, p);
+    return p;
+  }
+
+  /** Messages held for `user`, counting appends still being written. */
+  count(user: Uint8Array): number {
+    if (invalidUser(user) !== undefined) return 0;
+    return this.state(user).count;
+  }
+
+  // --- internal ----------------------------------------------------------------------------
+
+  /** Check, count, assign the id and issue the write of one message. */
+  private begin(user: Uint8Array, payload: Uint8Array, meta: MailboxMeta): Begun | { ok: false; reason: AppendRefusal; message: string } {
+    const bad = invalidUser(user) ?? invalidMeta(meta);
+    if (bad !== undefined) return { ok: false, reason: 'invalid', message: bad };
+    const st = this.state(user);
+    if (st.count >= this.capacityPerUser) return inboxFull(user, this.capacityPerUser);
+    st.count++;
+    st.inflight++;
+    const first = this.issue(1);
+    const id = this.newId(first);
+    const value = this.encodeValue(payload, meta);
+    const mark = this.markFor(first + 1);
+    const write =
+      mark === undefined
+        ? this.inbox.put([user, id], value)
+        : this.engine.batch([this.markOp(mark), { type: 'put', table: this.inbox.name, key: [user, id], value }]);
+    return { ok: true, id, st, mark, write };
+  }
+
+  /** Book the outcome of one append's write. */
+  private settle(st: UserState, mark: number | undefined, r: StorageWriteResult): void {
+    st.inflight--;
+    if (!r.ok) st.count--;
+    else if (mark !== undefined && mark > this.confirmed) this.confirmed = mark;
+  }
+
+  private state(user: Uint8Array): UserState {
+    const k = bytesKey(user);
+    let st = this.users.get(k);
+    if (st !== undefined) return st;
+    if (this.users.size >= this.countCacheUsers) {
+      // Oldest first (Map order); states with writes in flight must stay exact, so they stay.
+      const target = Math.floor(this.countCacheUsers * 0.9);
+      for (const [key, s] of this.users) {
+        if (this.users.size <= target) break;
+        if (s.inflight === 0) this.users.delete(key);
+      }
+    }
+    st = { count: this.inbox.count({ prefix: [user] }), inflight: 0 };
+    this.users.set(k, st);
+    return st;
+  }
+
+  /** Hand out `n` consecutive counter values; prefetch the next reservation when half used. */
+  private issue(n: number): number {
+    const first = this.next;
+    this.next += n;
+    if (this.next <= this.confirmed && !this.prefetching && this.confirmed - this.next < this.idBlock / 2) {
+      this.prefetching = true;
+      this.reserved = Math.max(this.reserved, this.confirmed + this.idBlock);
+      const mark = this.reserved;
+      void this.meta.put(this.markKey, counterBytes(mark)).then((r) => {
+        this.prefetching = false;
+        if (r.ok && mark > this.confirmed) this.confirmed = mark;
+      });
+    }
+    return first;
+  }
+
+  /** The reservation to write with ids below `end`, or undefined when one is already durable. */
+  private markFor(end: number): number | undefined {
+    if (end <= this.confirmed) return undefined;
+    if (end > this.reserved) this.reserved = end + this.idBlock;
+    return this.reserved;
+  }
+
+  private markOp(mark: number): StorageOp {
+    return { type: 'put', table: this.meta.name, key: this.markKey, value: counterBytes(mark) };
+  }
+
+  private newId(counter: number): Uint8Array {
+    const id = new Uint8Array(MAILBOX_ID_BYTES);
+    writeCounter(id, counter);
+    if (this.randomAt + 8 > this.random.length) {
+      this.random = this.env.random.bytes(RANDOM_POOL_BYTES);
+      this.randomAt = 0;
+    }
+    for (let j = 8; j < MAILBOX_ID_BYTES; j++) id[j] = this.random[this.randomAt++]!;
+    return id;
+  }
+
+  /**
+   * The stored value, cut from a shared slab: the engine holds it only until the write
+   * settles, and one allocation per slab instead of one per message keeps the GC quiet.
+   */
+  private encodeValue(payload: Uint8Array, meta: MailboxMeta): Uint8Array {
+    const sender = meta.sender;
+    const n = VALUE_HEADER_BYTES + sender.length + payload.length;
+    if (this.slabAt + n > this.slab.length) {
+      this.slab = new Uint8Array(Math.max(VALUE_SLAB_BYTES, n));
+      this.slabAt = 0;
+    }
+    const out = this.slab.subarray(this.slabAt, this.slabAt + n);
+    this.slabAt += n;
+    out[0] = VALUE_FORMAT;
+    out[1] = meta.kind ?? 0;
+    floatView.setFloat64(0, meta.sentAtMs);
+    out.set(floatBytes, 2);
+    out[10] = sender.length >>> 8;
+    out[11] = sender.length & 0xff;
+    out.set(sender, VALUE_HEADER_BYTES);
+    out.set(payload, VALUE_HEADER_BYTES + sender.length);
+    return out;
+  }
+}
+
+interface Begun {
+  ok: true;
+  id: Uint8Array;
+  st: UserState;
+  mark: number | undefined;
+  write: Promise<StorageWriteResult>;
+}
+
+function inboxFull(user: Uint8Array, cap: number): { ok: false; reason: 'inbox_full'; message: string } {
+  return { ok: false, reason: 'inbox_full', message: `the inbox of ${hex(user)} holds ${cap} messages (its limit)` };
+}
+
+function invalidUser(user: Uint8Array): string | undefined {
+  if (!(user instanceof Uint8Array) || user.length === 0) return 'user id is empty';
+  if (user.length > OFFLINE_MAILBOX_MAX_USER_BYTES) return `user id is ${user.length} bytes, over ${OFFLINE_MAILBOX_MAX_USER_BYTES}`;
+  return undefined;
+}
+
+function invalidMeta(meta: MailboxMeta): string | undefined {
+  const kind = meta.kind ?? 0;
+  if (!Number.isInteger(kind) || kind < 0 || kind > 255) return `kind ${kind} is not in 0..255`;
+  if (!Number.isFinite(meta.sentAtMs)) return 'sentAtMs is not a finite number';
+  if (!(meta.sender instanceof Uint8Array) || meta.sender.length > OFFLINE_MAILBOX_MAX_USER_BYTES) return `sender id is over ${OFFLINE_MAILBOX_MAX_USER_BYTES} bytes`;
+  return undefined;
+}
+
+function decodeValue(id: Uint8Array, v: Uint8Array): MailboxEntry | undefined {
+  if (v.length < VALUE_HEADER_BYTES || v[0] !== VALUE_FORMAT) return undefined;
+  const view = new DataView(v.buffer, v.byteOffset, v.length);
+  const senderLen = view.getUint16(10);
+  if (VALUE_HEADER_BYTES + senderLen > v.length) return undefined;
+  return {
+    id,
+    kind: v[1]!,
+    sentAtMs: view.getFloat64(2),
+    sender: v.subarray(VALUE_HEADER_BYTES, VALUE_HEADER_BYTES + senderLen),
+    payload: v.subarray(VALUE_HEADER_BYTES + senderLen),
+  };
+}
+
+function counterBytes(n: number): Uint8Array {
+  const b = new Uint8Array(8);
+  writeCounter(b, n);
+  return b;
+}
+
+function writeCounter(into: Uint8Array, n: number): void {
+  const hi = Math.floor(n / 0x1_0000_0000);
+  const lo = n >>> 0;
+  into[0] = hi >>> 24;
+  into[1] = (hi >>> 16) & 0xff;
+  into[2] = (hi >>> 8) & 0xff;
+  into[3] = hi & 0xff;
+  into[4] = lo >>> 24;
+  into[5] = (lo >>> 16) & 0xff;
+  into[6] = (lo >>> 8) & 0xff;
+  into[7] = lo & 0xff;
+}
+
+function readCounter(b: Uint8Array, at: number): number {
+  const hi = ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
+  const lo = ((b[at + 4]! << 24) | (b[at + 5]! << 16) | (b[at + 6]! << 8) | b[at + 7]!) >>> 0;
+  return hi * 0x1_0000_0000 + lo;
+}
+
+/** Bytes as a one-char-per-byte string: lossless, for Map keys (ids here are ≤ 512 bytes). */
+function bytesKey(b: Uint8Array): string {
+  return String.fromCharCode.apply(null, b as unknown as number[]);
+}
+
+function hex(b: Uint8Array): string {
+  let s = '';
+  for (let i = 0; i < b.length && i < 64; i++) s += b[i]!.toString(16).padStart(2, '0');
+  return b.length > 64 ? `0x${s}…` : `0x${s}`;
+}
