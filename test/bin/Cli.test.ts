@@ -8,8 +8,8 @@ import { spawn, spawnSync } from 'node:child_process';
 
 const CLI = new URL('../../bin/iris.js', import.meta.url).pathname;
 
-test('iris start with a bad --schedulers value exits 2 and names the flag', () => {
-  const r = spawnSync(process.execPath, [CLI, 'start', '--schedulers', 'zero'], { encoding: 'utf8', timeout: 20_000 });
+test('iris demo with a bad --schedulers value exits 2 and names the flag', () => {
+  const r = spawnSync(process.execPath, [CLI, 'demo', '--schedulers', 'zero'], { encoding: 'utf8', timeout: 20_000 });
   assert.equal(r.status, 2);
   assert.match(r.stderr, /--schedulers must be a whole number/);
 });
@@ -20,8 +20,8 @@ test('iris with an unknown command exits 2', () => {
   assert.match(r.stderr, /unknown command 'frobnicate'/);
 });
 
-test('iris start runs the supervised demo across schedulers and stops on SIGTERM with exit 0', async () => {
-  const child = spawn(process.execPath, [CLI, 'start', '--schedulers', '2', '--heartbeat-ms', '50'], { stdio: ['ignore', 'pipe', 'pipe'] });
+test('iris demo runs the supervised demo across schedulers and stops on SIGTERM with exit 0', async () => {
+  const child = spawn(process.execPath, [CLI, 'demo', '--schedulers', '2', '--heartbeat-ms', '50'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -37,5 +37,42 @@ test('iris start runs the supervised demo across schedulers and stops on SIGTERM
     assert.match(out, /"application":"demo","reason":"shutdown","msg":"application stopped"/);
   } finally {
     if (child.exitCode === null) child.kill('SIGKILL');
+  }
+});
+
+test('iris start with an invalid config value exits 2 and names the key and the fix', () => {
+  const r = spawnSync(process.execPath, [CLI, 'start', '--mode', 'production', '--set', 'jwt_secret=short'], { encoding: 'utf8', timeout: 20_000 });
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /jwt_secret: needs at least 32 bytes/);
+});
+
+test('iris start runs a messaging node that answers /health and stops on SIGTERM with exit 0', async () => {
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = mkdtempSync(join(tmpdir(), 'iris-cli-'));
+  const child = spawn(process.execPath, [CLI, 'start', '--port', '0', '--http-port', '0', '--data', join(dir, 'data'), '--set', 'log_level=warn'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  try {
+    const deadline = Date.now() + 15_000;
+    let m: RegExpMatchArray | null = null;
+    while ((m = /health:\s+(http:\S+)/.exec(out)) === null) {
+      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`node did not come up:\n${out}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.match(out, /AUTH DISABLED \(dev mode\)/);
+    const health = (await (await fetch(m[1]!)).json()) as { status: string; mode: string };
+    assert.equal(health.status, 'ok');
+    assert.equal(health.mode, 'dev');
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0);
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
   }
 });

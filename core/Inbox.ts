@@ -1,0 +1,29 @@
+/**
+ * What the router, sessions and connections need of the durable offline mailbox. The id is
+ * assigned at once (so a live delivery never waits for the disk) and `durable` settles when
+ * the message is on stable storage. Every message is stored before it is acknowledged by the
+ * recipient, so an unacknowledged live delivery survives a crash and comes back at login.
+ */
+import type { UserKey } from './UserId.js';
+
+export interface StoredMessage {
+  /** 16 bytes, increasing in append order for a user. */
+  id: Uint8Array;
+  payload: Uint8Array;
+}
+
+export type AppendResult =
+  | { ok: true; id: Uint8Array; durable: Promise<void> }
+  | { ok: false; reason: 'inbox_full' | 'storage_unavailable' };
+
+export interface Inbox {
+  /** Store `payload` for `user`; `sender` is kept beside it (empty when unknown). */
+  append(user: UserKey, payload: Uint8Array, sender?: Uint8Array): AppendResult;
+  /**
+   * Up to `limit` stored messages with ids greater than `afterId`, oldest first, read after every
+   * append already issued for `user` is durable (nothing in flight is missed).
+   */
+  pending(user: UserKey, limit: number, afterId?: Uint8Array): Promise<StoredMessage[]>;
+  /** Remove a delivered message once the client acknowledged it; unknown ids are ignored. */
+  ack(user: UserKey, id: Uint8Array): void;
+}

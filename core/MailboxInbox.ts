@@ -1,0 +1,44 @@
+/**
+ * The Inbox the router and sessions use, on top of the durable OfflineMailbox: ids at once,
+ * durability in the background (a failed write is logged, never silently ignored), and
+ * `pending` reads only after every write already issued is durable, so a session loading the
+ * inbox at login never misses a message still being written.
+ */
+import type { Clock, Logger, StorageEngine } from '../runtime/Env.js';
+import type { AppendResult, Inbox, StoredMessage } from './Inbox.js';
+import type { OfflineMailbox } from './OfflineMailbox.js';
+import { describeUser, userBytes, type UserKey } from './UserId.js';
+
+export class MailboxInbox implements Inbox {
+  constructor(
+    private readonly mailbox: OfflineMailbox,
+    private readonly storage: StorageEngine,
+    private readonly clock: Clock,
+    private readonly log: Logger,
+  ) {}
+
+  append(user: UserKey, payload: Uint8Array, sender: Uint8Array = new Uint8Array(0)): AppendResult {
+    const r = this.mailbox.startAppend(userBytes(user), payload, { sender, sentAtMs: this.clock.wallMs() });
+    if (!r.ok) return { ok: false, reason: r.reason === 'inbox_full' ? 'inbox_full' : 'storage_unavailable' };
+    const durable = r.durable.then((w) => {
+      if (!w.ok) this.log.error({ user: describeUser(user), reason: w.reason, message: w.message }, 'message not stored');
+    });
+    return { ok: true, id: r.id, durable };
+  }
+
+  async pending(user: UserKey, limit: number, afterId?: Uint8Array): Promise<StoredMessage[]> {
+    await this.storage.flush();
+    const r = this.mailbox.list(userBytes(user), afterId === undefined ? { limit } : { afterId, limit });
+    if (!r.ok) {
+      this.log.error({ user: describeUser(user), message: r.message }, 'inbox unreadable');
+      return [];
+    }
+    return r.entries.map((e) => ({ id: e.id, payload: e.payload }));
+  }
+
+  ack(user: UserKey, id: Uint8Array): void {
+    void this.mailbox.ack(userBytes(user), id).then((r) => {
+      if (!r.ok) this.log.error({ user: describeUser(user), message: r.message }, 'ack not stored');
+    });
+  }
+}

@@ -1,0 +1,48 @@
+/**
+ * The router of one node: `router_pool_size` shards under a supervisor, each registered under
+ * a stable name so a restarted shard keeps its address, and the hash ring that maps every
+ * user to its shard. Shard state (who is online where) is soft: sessions re-register when
+ * they reconnect, and the inbox is the durable truth.
+ */
+import * as Supervisor from '../actors/Supervisor.js';
+import type { Pid } from '../runtime/Pid.js';
+import type { Scheduler } from '../runtime/Scheduler.js';
+import { HashRing } from './HashRing.js';
+import { routerShard, type RouterShardDeps } from './RouterShard.js';
+import { userBytes, type UserKey } from './UserId.js';
+
+export interface Router {
+  readonly supervisor: Pid;
+  /** Registered name of the shard owning `user`. */
+  shardFor(user: UserKey): string;
+  readonly shardNames: readonly string[];
+}
+
+export function shardName(i: number): string {
+  return `router_shard_${i}`;
+}
+
+export async function startRouter(s: Scheduler, shards: number, deps: RouterShardDeps): Promise<{ ok: true; router: Router } | { ok: false; reason: unknown }> {
+  const names = Array.from({ length: shards }, (_, i) => shardName(i));
+  const sup = await Supervisor.start(
+    s,
+    {
+      flags: { strategy: 'one_for_one', intensity: 10, period: 10 },
+      children: names.map((name) => ({
+        id: name,
+        start: (ctx) => ({ ok: true as const, pid: ctx.spawnLink(routerShard(deps), { name, label: 'RouterShard' }) }),
+      })),
+    },
+    { name: 'router_sup' },
+  );
+  if (!sup.ok) return { ok: false, reason: sup.reason };
+  const ring = new HashRing<number>(names.map((_, i) => i));
+  return {
+    ok: true,
+    router: {
+      supervisor: sup.pid,
+      shardNames: names,
+      shardFor: (user) => names[ring.owner(userBytes(user)) ?? 0]!,
+    },
+  };
+}

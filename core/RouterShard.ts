@@ -1,0 +1,102 @@
+/**
+ * A router shard: owns the users that hash to it (HashRing over shards) and knows which
+ * session, if any, each is connected through. It routes every message without blocking:
+ * store it in the recipient's inbox (the id is assigned at once, the write completes in the
+ * background) and, if the recipient is online, hand it to the session in the same step.
+ * Registrations are last-writer-wins: a new session for a user replaces the old one. The
+ * shard monitors every session it holds, so a session that ends for any reason (logout,
+ * crash, kill) turns its user offline.
+ */
+import { isDownMessage } from '../runtime/ExitReason.js';
+import { pidEquals, type Pid } from '../runtime/Pid.js';
+import type { ProcessBody, ProcessContext } from '../runtime/ProcessContext.js';
+import type { Inbox } from './Inbox.js';
+import type { PresenceTable } from './Presence.js';
+import type { UserKey } from './UserId.js';
+
+/** Route one message to `to`; `replyTo` hears about refusals (ERROR frames for v1). */
+export interface RouterRoute {
+  t: 'route';
+  /** The sender's user id (stored beside the message). */
+  from: Uint8Array;
+  to: UserKey;
+  payload: Uint8Array;
+  replyTo: Pid | null;
+}
+export interface RouterRegister {
+  t: 'register';
+  user: UserKey;
+  session: Pid;
+}
+/** Best-effort relay to wherever `to` is connected (typing, receipts); never stored. */
+export interface RouterRelay {
+  t: 'relay';
+  to: UserKey;
+  frame: Uint8Array;
+}
+export type RouterMessage = RouterRoute | RouterRegister | RouterRelay;
+
+/** What the shard sends to sessions. */
+export type ShardToSession =
+  | { t: 'deliver'; id: Uint8Array; payload: Uint8Array }
+  | { t: 'registered' }
+  | { t: 'replaced' }
+  | { t: 'frame'; frame: Uint8Array };
+
+/** What the shard sends to a sender about a message it could not take. */
+export interface RouteRefused {
+  t: 'route_refused';
+  code: 'inbox_full' | 'storage_unavailable';
+}
+
+export interface RouterShardDeps {
+  inbox: Inbox;
+  presence: PresenceTable;
+}
+
+export function routerShard(deps: RouterShardDeps): ProcessBody {
+  return (ctx: ProcessContext) => {
+    const sessions = new Map<UserKey, Pid>();
+    const watched = new Map<string, UserKey>(); // monitor ref key -> user
+    return (raw) => {
+      if (isDownMessage(raw)) {
+        const user = watched.get(raw.ref.key);
+        if (user === undefined) return;
+        watched.delete(raw.ref.key);
+        const cur = sessions.get(user);
+        if (cur !== undefined && pidEquals(cur, raw.pid)) {
+          sessions.delete(user);
+          deps.presence.setOffline(user, Math.floor(ctx.env.clock.wallMs() / 1000));
+        }
+        return;
+      }
+      const m = raw as RouterMessage;
+      switch (m.t) {
+        case 'route': {
+          const r = deps.inbox.append(m.to, m.payload, m.from);
+          if (!r.ok) {
+            if (m.replyTo !== null) ctx.send(m.replyTo, { t: 'route_refused', code: r.reason } satisfies RouteRefused);
+            return;
+          }
+          const s = sessions.get(m.to);
+          if (s !== undefined) ctx.send(s, { t: 'deliver', id: r.id, payload: m.payload } satisfies ShardToSession);
+          return;
+        }
+        case 'relay': {
+          const s = sessions.get(m.to);
+          if (s !== undefined) ctx.send(s, { t: 'frame', frame: m.frame } satisfies ShardToSession);
+          return;
+        }
+        case 'register': {
+          const old = sessions.get(m.user);
+          if (old !== undefined && !pidEquals(old, m.session)) ctx.send(old, { t: 'replaced' } satisfies ShardToSession);
+          sessions.set(m.user, m.session);
+          watched.set(ctx.monitor(m.session).key, m.user);
+          deps.presence.setOnline(m.user);
+          ctx.send(m.session, { t: 'registered' } satisfies ShardToSession);
+          return;
+        }
+      }
+    };
+  };
+}

@@ -1,0 +1,295 @@
+/**
+ * One client connection speaking protocol v1: a small state machine (`login` → `online` →
+ * `closed`) that decodes packets, answers every refusal with a clear frame, writes
+ * deliveries as RELIABLE_MSG and keeps each one until the client ACKs it (retransmitting
+ * after a timeout), and pushes back on the socket when the client stops reading.
+ * It never touches sockets directly: the link events arrive as messages, and it writes
+ * through the ClientLink, so the simulator can drive it with virtual links.
+ */
+import { isExitMessage, type ExitReason } from '../runtime/ExitReason.js';
+import type { Pid, Ref } from '../runtime/Pid.js';
+import type { ProcessBody, ProcessContext } from '../runtime/ProcessContext.js';
+import type { Inbox } from '../core/Inbox.js';
+import type { PresenceTable } from '../core/Presence.js';
+import type { RouterRelay, RouterRoute, RouteRefused } from '../core/RouterShard.js';
+import { sessionActor, type SessionToConnection } from '../core/SessionActor.js';
+import { userKey, type UserKey } from '../core/UserId.js';
+import type { ClientLink } from './ClientLink.js';
+import { V1Decoder } from './protocol/V1Decoder.js';
+import {
+  encodeAuthFailedText,
+  encodeE2eeDeliveryFrame,
+  encodeErrorFrame,
+  encodeLoginOkFrame,
+  encodeRateLimitedFrame,
+  encodeReadReceiptRelayFrame,
+  encodeReliableMsgFrame,
+  encodeStatusFrame,
+  encodeTypingFrame,
+} from './protocol/V1Encoder.js';
+import type { ClientPacket } from './protocol/V1Packets.js';
+
+/** Link events, sent to the connection process by the listener. */
+export type LinkEvent = { t: 'link_data'; bytes: Uint8Array } | { t: 'link_drain' } | { t: 'link_closed' };
+
+export type LoginCheck = { ok: true } | { ok: false; code: string };
+
+export interface ConnectionDeps {
+  /** The router shard owning `user` (a pid or a registered name). */
+  shardFor(user: UserKey): Pid | string;
+  presence: PresenceTable;
+  inbox: Inbox;
+  /** Checks a login (token rules, limits); only called with a well-formed user. */
+  authenticate(user: Uint8Array, token: Uint8Array | null, remoteAddress: string): LoginCheck;
+  /** Per-user message rate; a refused send is answered RATE_LIMITED and not routed. */
+  messageAllowed(user: Uint8Array, count: number): { ok: true } | { ok: false; retryAfterMs: number };
+  retransmitMs: number;
+  maxInputBufferBytes: number;
+  inboxCap: number;
+}
+
+interface Unacked {
+  id: Uint8Array;
+  frame: Uint8Array;
+  sentAt: number;
+}
+
+const RETRANSMIT = { t: 'retransmit' } as const;
+
+function hex(id: Uint8Array): string {
+  let s = '';
+  for (let i = 0; i < id.length; i++) s += (id[i]! < 16 ? '0' : '') + id[i]!.toString(16);
+  return s;
+}
+
+export function connectionActor(link: ClientLink, deps: ConnectionDeps): ProcessBody {
+  return (ctx: ProcessContext) => {
+    ctx.trapExit(true);
+    const decoder = new V1Decoder({ inputBufferCap: deps.maxInputBufferBytes });
+    let state: 'login' | 'online' | 'closed' = 'login';
+    let user: Uint8Array | null = null;
+    let session: Pid | null = null;
+    const unacked = new Map<string, Unacked>();
+    let retransmitTimer: Ref | null = null;
+    let paused = false;
+    /** Highest SEND_SEQ seq routed per target (dedup and order per sender and target). */
+    const lastSeq = new Map<UserKey, bigint>();
+
+    const write = (bytes: Uint8Array): void => {
+      if (state === 'closed') return;
+      if (!link.write(bytes) && !paused) {
+        paused = true;
+        link.pause();
+      }
+    };
+
+    /** End the link, the session (so the user goes offline) and this process. */
+    const close = (reason: ExitReason): void => {
+      if (state === 'closed') return;
+      state = 'closed';
+      link.end();
+      if (session !== null) ctx.sendExit(session, 'shutdown');
+      ctx.exit(reason);
+    };
+
+    const refuse = (code: string): void => write(encodeErrorFrame(code));
+
+    const route = (to: Uint8Array, payload: Uint8Array): void => {
+      const key = userKey(to);
+      ctx.send(deps.shardFor(key), { t: 'route', from: user as Uint8Array, to: key, payload, replyTo: ctx.self } satisfies RouterRoute);
+    };
+
+    const armRetransmit = (): void => {
+      if (retransmitTimer === null && unacked.size > 0) retransmitTimer = ctx.sendAfter(deps.retransmitMs, RETRANSMIT);
+    };
+
+    const deliver = (id: Uint8Array, payload: Uint8Array): void => {
+      const k = hex(id);
+      if (unacked.has(k)) return;
+      const frame = encodeReliableMsgFrame(id, payload);
+      unacked.set(k, { id, frame, sentAt: ctx.env.clock.monotonicMs() });
+      write(frame);
+      armRetransmit();
+    };
+
+    const retransmit = (): void => {
+      retransmitTimer = null;
+      const now = ctx.env.clock.monotonicMs();
+      for (const u of unacked.values()) {
+        if (now - u.sentAt < deps.retransmitMs) break; // insertion order = send order
+        u.sentAt = now;
+        write(u.frame);
+      }
+      // Re-sent entries move to the back so the map stays ordered by last send.
+      for (const [k, u] of [...unacked]) {
+        if (u.sentAt === now) {
+          unacked.delete(k);
+          unacked.set(k, u);
+        }
+      }
+      armRetransmit();
+    };
+
+    const login = (p: Extract<ClientPacket, { op: 'login' }>): void => {
+      const check = deps.authenticate(p.user, p.token, link.remoteAddress);
+      if (!check.ok) {
+        ctx.env.log.info({ remote: link.remoteAddress, code: check.code }, 'login refused');
+        write(check.code === 'rate_limited' ? new TextEncoder().encode('RATE_LIMITED') : encodeAuthFailedText());
+        close('normal');
+        return;
+      }
+      user = p.user;
+      const key = userKey(p.user);
+      session = ctx.spawnLink(
+        sessionActor({ user: key, connection: ctx.self, shard: deps.shardFor(key), inbox: deps.inbox, loadLimit: deps.inboxCap }),
+        { label: 'Session' },
+      );
+      state = 'online';
+      write(encodeLoginOkFrame());
+    };
+
+    /** Sending packets pass the user's rate limit first; a refusal keeps the connection open. */
+    const rateOk = (me: Uint8Array, count: number): boolean => {
+      const r = deps.messageAllowed(me, count);
+      if (r.ok) return true;
+      write(encodeRateLimitedFrame(r.retryAfterMs));
+      return false;
+    };
+
+    const online = (p: ClientPacket, me: Uint8Array): void => {
+      switch (p.op) {
+        case 'send':
+        case 'send_seq':
+        case 'cbor_msg':
+        case 'e2ee_msg':
+          if (!rateOk(me, 1)) return;
+          break;
+        case 'batch_send':
+          if (!rateOk(me, p.items.length)) return;
+          break;
+        default:
+          break;
+      }
+      switch (p.op) {
+        case 'login':
+          refuse('already_logged_in');
+          return;
+        case 'send':
+          route(p.target, p.msg);
+          return;
+        case 'batch_send':
+          for (const item of p.items) route(p.target, item);
+          return;
+        case 'send_seq': {
+          const key = userKey(p.target);
+          const last = lastSeq.get(key);
+          if (last !== undefined && p.seq <= last) return; // repeated or late: never delivered twice or out of order
+          lastSeq.set(key, p.seq);
+          route(p.target, p.msg);
+          return;
+        }
+        case 'cbor_msg':
+          route(p.target, p.cbor);
+          return;
+        case 'e2ee_msg':
+          route(p.recipient, encodeE2eeDeliveryFrame(me, p.header, p.ciphertext));
+          return;
+        case 'ack': {
+          const k = hex(p.msgId);
+          const u = unacked.get(k);
+          if (u === undefined) return;
+          unacked.delete(k);
+          deps.inbox.ack(userKey(me), u.id);
+          return;
+        }
+        case 'get_status':
+          status(p.target);
+          return;
+        case 'typing_start':
+        case 'typing_stop': {
+          const key = userKey(p.target);
+          const frame = encodeTypingFrame(me, p.op === 'typing_start');
+          ctx.send(deps.shardFor(key), { t: 'relay', to: key, frame } satisfies RouterRelay);
+          return;
+        }
+        case 'read_receipt': {
+          const key = userKey(p.originalSender);
+          const frame = encodeReadReceiptRelayFrame(p.msgId, me, Math.floor(ctx.env.clock.wallMs()));
+          ctx.send(deps.shardFor(key), { t: 'relay', to: key, frame } satisfies RouterRelay);
+          return;
+        }
+        default:
+          refuse('not_supported');
+      }
+    };
+
+    const status = (target: Uint8Array): void => {
+      const s = deps.presence.status(userKey(target));
+      write(encodeStatusFrame(target, s.online, s.lastSeen));
+    };
+
+    const onData = (bytes: Uint8Array): void => {
+      decoder.push(bytes);
+      for (;;) {
+        if (state === 'closed') return;
+        const r = decoder.next();
+        if (r.kind === 'need_more') return;
+        if (r.kind === 'error') {
+          if (r.opcode === 0x01 && state === 'login') {
+            write(encodeAuthFailedText());
+            close('normal');
+            return;
+          }
+          refuse(r.code);
+          if (r.fatal) {
+            ctx.env.log.info({ remote: link.remoteAddress, code: r.code }, 'closing connection on unrecoverable input');
+            close('normal');
+            return;
+          }
+          continue;
+        }
+        const p = r.packet;
+        if (state === 'login') {
+          if (p.op === 'login') login(p);
+          else if (p.op === 'get_status') status(p.target);
+          else refuse('not_logged_in');
+        } else online(p, user as Uint8Array);
+      }
+    };
+
+    return (raw) => {
+      if (isExitMessage(raw)) {
+        // The session ended (replaced by a newer login, or failed): this connection ends too.
+        close(raw.reason === 'normal' ? 'normal' : { shutdown: 'session_ended' });
+        return;
+      }
+      const m = raw as LinkEvent | SessionToConnection | RouteRefused | typeof RETRANSMIT;
+      switch (m.t) {
+        case 'link_data':
+          onData(m.bytes);
+          return;
+        case 'link_drain':
+          if (paused) {
+            paused = false;
+            link.resume();
+          }
+          return;
+        case 'link_closed':
+          close('normal');
+          return;
+        case 'deliver':
+          deliver(m.id, m.payload);
+          return;
+        case 'frame':
+          write(m.frame);
+          return;
+        case 'route_refused':
+          refuse(m.code);
+          return;
+        case 'retransmit':
+          retransmit();
+          return;
+      }
+    };
+  };
+}

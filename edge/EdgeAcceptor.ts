@@ -1,0 +1,41 @@
+/**
+ * Turns each new client link into a connection process on the scheduler that owns the
+ * listeners, and forwards the link's events to it as messages (never blocking the socket).
+ * A link the node may not take (connection cap, per-address rate) gets the plain-text
+ * `RATE_LIMITED` answer and is closed, never silently dropped.
+ */
+import type { Scheduler } from '../runtime/Scheduler.js';
+import type { AcceptLink, ClientLink } from './ClientLink.js';
+import { connectionActor, type ConnectionDeps, type LinkEvent } from './Connection.js';
+import { encodeRateLimitedText } from './protocol/V1Encoder.js';
+
+const DRAIN: LinkEvent = { t: 'link_drain' };
+const CLOSED: LinkEvent = { t: 'link_closed' };
+
+export interface AcceptHooks {
+  /** Whether to take this link; refused links are answered and closed. */
+  admit?(link: ClientLink): { ok: true } | { ok: false; retryAfterMs: number };
+  opened?(): void;
+  closed?(): void;
+}
+
+export function acceptConnections(s: Scheduler, deps: ConnectionDeps, hooks: AcceptHooks = {}): AcceptLink {
+  return (link) => {
+    const admitted = hooks.admit?.(link) ?? { ok: true };
+    if (!admitted.ok) {
+      link.write(encodeRateLimitedText());
+      link.end();
+      return { data: () => {}, drain: () => {}, close: () => {} };
+    }
+    const pid = s.spawn(connectionActor(link, deps), { label: 'Connection' });
+    hooks.opened?.();
+    return {
+      data: (bytes) => s.send(pid, { t: 'link_data', bytes } satisfies LinkEvent, null),
+      drain: () => s.send(pid, DRAIN, null),
+      close: () => {
+        s.send(pid, CLOSED, null);
+        hooks.closed?.();
+      },
+    };
+  };
+}

@@ -1,0 +1,161 @@
+/**
+ * The v1 service end to end over real sockets and real LMDB: login, live 1:1 delivery with
+ * ACK, offline storage and delivery at login, retransmission, presence, and the newest login
+ * replacing the older connection; over TCP and over WebSocket.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startTestNode, type TestNode } from '../support/irisNode.js';
+import { V1TestClient, text, utf8 } from '../support/V1TestClient.js';
+import type { ServerFrame } from '../../edge/protocol/V1Packets.js';
+
+let t: TestNode;
+before(async () => {
+  t = await startTestNode({ retransmit_ms: 200 });
+});
+after(async () => {
+  await t.stop();
+});
+
+const clients: V1TestClient[] = [];
+async function tcp(): Promise<V1TestClient> {
+  const c = await V1TestClient.tcp(t.node.tcpPort);
+  clients.push(c);
+  return c;
+}
+async function ws(): Promise<V1TestClient> {
+  const c = await V1TestClient.ws(t.node.httpPort);
+  clients.push(c);
+  return c;
+}
+after(() => {
+  for (const c of clients) c.close();
+});
+
+type Reliable = Extract<ServerFrame, { kind: 'reliable_msg' }>;
+const isReliable = (f: ServerFrame) => f.kind === 'reliable_msg';
+
+test('login answers exactly the 9 LOGIN_OK bytes', async () => {
+  const c = await tcp();
+  const f = await c.login('login-user');
+  assert.equal(f.kind, 'login_ok');
+});
+
+test('a message to an online user arrives with its exact bytes and a 16-byte id', async () => {
+  const alice = await tcp();
+  const bob = await tcp();
+  await alice.login('alice1');
+  await bob.login('bob1');
+  const payload = new Uint8Array([0, 1, 2, 255, 0x68, 0x69]);
+  alice.send('bob1', payload);
+  const f = await bob.next<Reliable>(isReliable);
+  assert.deepEqual([...f.msg], [...payload]);
+  assert.equal(f.msgId.length, 16);
+  bob.ack(f.msgId);
+});
+
+test('messages from one sender arrive in order, and WebSocket and TCP clients interoperate', async () => {
+  const alice = await ws();
+  const bob = await tcp();
+  await alice.login('alice2');
+  await bob.login('bob2');
+  for (let i = 0; i < 200; i++) alice.send('bob2', `m${i}`);
+  const got = await bob.receiveAndAck(200);
+  assert.deepEqual(got, Array.from({ length: 200 }, (_, i) => `m${i}`));
+});
+
+test('a message to an offline user is stored and delivered at login, then gone after ACK', async () => {
+  const alice = await tcp();
+  await alice.login('alice3');
+  alice.send('carol3', 'while you were away');
+  alice.send('carol3', 'second');
+  // GET_STATUS is answered after the sends are routed (same connection, in order).
+  await alice.raw(new Uint8Array([0x05, 0x00, 0x06, ...utf8('carol3')]));
+  await alice.next((f) => f.kind === 'status');
+  const carol = await tcp();
+  await carol.login('carol3');
+  assert.deepEqual(await carol.receiveAndAck(2), ['while you were away', 'second']);
+  // Let the ACKs land, then a second login gets nothing more.
+  carol.raw(new Uint8Array([0x05, 0x00, 0x01, 0x78]));
+  await carol.next((f) => f.kind === 'status');
+  carol.close();
+  const again = await tcp();
+  await again.login('carol3');
+  again.raw(new Uint8Array([0x05, 0x00, 0x01, 0x78]));
+  await again.next((f) => f.kind === 'status');
+  await assert.rejects(again.next(isReliable, 400));
+});
+
+test('an unacknowledged delivery is retransmitted on the same connection', async () => {
+  const alice = await tcp();
+  const bob = await tcp();
+  await alice.login('alice4');
+  await bob.login('bob4');
+  alice.send('bob4', 'ack me');
+  const first = await bob.next<Reliable>(isReliable);
+  const again = await bob.next<Reliable>(isReliable, 3000);
+  assert.deepEqual([...again.msgId], [...first.msgId]);
+  assert.equal(text(again.msg), 'ack me');
+  bob.ack(first.msgId);
+});
+
+test('an unacknowledged delivery comes back at the next login', async () => {
+  const alice = await tcp();
+  const bob = await tcp();
+  await alice.login('alice5');
+  await bob.login('bob5');
+  alice.send('bob5', 'not acked');
+  const f = await bob.next<Reliable>(isReliable);
+  bob.close();
+  const bob2 = await tcp();
+  await bob2.login('bob5');
+  const again = await bob2.next<Reliable>(isReliable);
+  assert.deepEqual([...again.msgId], [...f.msgId]);
+  assert.equal(text(again.msg), 'not acked');
+  bob2.ack(again.msgId);
+});
+
+test('GET_STATUS shows online after login and offline with last-seen after disconnect', async () => {
+  const watcher = await tcp();
+  const dave = await tcp();
+  await dave.login('dave6');
+  watcher.raw(new Uint8Array([0x05, 0x00, 0x05, ...utf8('dave6')]));
+  const on = await watcher.next<Extract<ServerFrame, { kind: 'status' }>>((f) => f.kind === 'status');
+  assert.equal(on.online, true);
+  assert.equal(on.lastSeen, 0n);
+  dave.close();
+  const deadline = Date.now() + 1000;
+  for (;;) {
+    watcher.raw(new Uint8Array([0x05, 0x00, 0x05, ...utf8('dave6')]));
+    const s = await watcher.next<Extract<ServerFrame, { kind: 'status' }>>((f) => f.kind === 'status');
+    if (!s.online) {
+      assert.ok(s.lastSeen > 0n);
+      break;
+    }
+    assert.ok(Date.now() < deadline, 'still online 1 s after disconnect');
+  }
+});
+
+test('a second login of the same user closes the older connection and takes new deliveries', async () => {
+  const alice = await tcp();
+  await alice.login('alice7');
+  const old = await tcp();
+  await old.login('eve7');
+  const fresh = await tcp();
+  await fresh.login('eve7');
+  await old.closedByServer();
+  alice.send('eve7', 'to the newest');
+  const f = await fresh.next<Reliable>(isReliable);
+  assert.equal(text(f.msg), 'to the newest');
+  fresh.ack(f.msgId);
+});
+
+test('a packet before login is refused with not_logged_in and GET_STATUS works without login', async () => {
+  const c = await tcp();
+  c.send('x', 'y');
+  const e = await c.next<Extract<ServerFrame, { kind: 'error' }>>((f) => f.kind === 'error');
+  assert.equal(e.reason, 'not_logged_in');
+  c.raw(new Uint8Array([0x05, 0x00, 0x01, 0x7a]));
+  const s = await c.next((f) => f.kind === 'status');
+  assert.equal(s.kind, 'status');
+});
