@@ -21,6 +21,30 @@ import { loginGate } from '../edge/LoginGate.js';
 import { openLmdbStorage, type LmdbStorage } from '../runtime/node/LmdbStorage.js';
 import { RuntimeNode } from '../runtime/node/RuntimeNode.js';
 import { readFileSync } from 'node:fs';
+import * as Supervisor from '../actors/Supervisor.js';
+import { groupsService } from '../core/Groups.js';
+import { keyDirectory } from '../core/KeyDirectory.js';
+import type { UserKey } from '../core/UserId.js';
+import type { Pid } from '../runtime/Pid.js';
+
+const GROUPS_NAME = 'groups';
+const KEYS_NAME = 'key_directory';
+
+/** The single-writer state services (groups, key directory) under one supervisor. */
+async function startServices(runtime: RuntimeNode, storage: LmdbStorage, shardFor: (u: UserKey) => Pid | string): Promise<{ ok: true } | { ok: false; message: string }> {
+  const sup = await Supervisor.start(
+    runtime.main,
+    {
+      flags: { strategy: 'one_for_one', intensity: 10, period: 10 },
+      children: [
+        { id: GROUPS_NAME, start: (ctx) => ({ ok: true as const, pid: ctx.spawnLink(groupsService({ storage, shardFor }), { name: GROUPS_NAME, label: 'Groups' }) }) },
+        { id: KEYS_NAME, start: (ctx) => ({ ok: true as const, pid: ctx.spawnLink(keyDirectory(storage), { name: KEYS_NAME, label: 'KeyDirectory' }) }) },
+      ],
+    },
+    { name: 'services_sup' },
+  );
+  return sup.ok ? { ok: true } : { ok: false, message: `services failed to start: ${JSON.stringify(sup.reason)}` };
+}
 
 export interface IrisNode {
   readonly runtime: RuntimeNode;
@@ -61,6 +85,9 @@ export async function startIrisNode(config: IrisConfig): Promise<StartIrisNodeRe
   if (!routed.ok) return fail(`router failed to start: ${JSON.stringify(routed.reason)}`);
   const router = routed.router;
 
+  const services = await startServices(runtime, storage, router.shardFor);
+  if (!services.ok) return fail(services.message);
+
   const limitsR = RateLimits.create(env.clock, { maxConnections: config.max_connections });
   if (!limitsR.ok) return fail(`rate limits: ${limitsR.error.key}: ${limitsR.error.reason}`);
   const limits = limitsR.limits;
@@ -80,6 +107,8 @@ export async function startIrisNode(config: IrisConfig): Promise<StartIrisNodeRe
 
   const deps = {
     shardFor: router.shardFor,
+    groups: GROUPS_NAME,
+    keys: KEYS_NAME,
     presence,
     inbox,
     authenticate,

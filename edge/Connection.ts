@@ -13,6 +13,8 @@ import type { Inbox } from '../core/Inbox.js';
 import type { PresenceTable } from '../core/Presence.js';
 import type { RouterRelay, RouterRoute, RouteRefused } from '../core/RouterShard.js';
 import { sessionActor, type SessionToConnection } from '../core/SessionActor.js';
+import type { GroupsReply, GroupsRequest } from '../core/Groups.js';
+import type { KeyDirectoryReply, KeyDirectoryRequest } from '../core/KeyDirectory.js';
 import { userKey, type UserKey } from '../core/UserId.js';
 import type { ClientLink } from './ClientLink.js';
 import { V1Decoder } from './protocol/V1Decoder.js';
@@ -20,6 +22,10 @@ import {
   encodeAuthFailedText,
   encodeE2eeDeliveryFrame,
   encodeErrorFrame,
+  encodeGroupJoinFrame,
+  encodeGroupLeaveOkFrame,
+  encodeGroupRosterFrame,
+  encodePrekeyResponseFrame,
   encodeLoginOkFrame,
   encodeRateLimitedFrame,
   encodeReadReceiptRelayFrame,
@@ -28,6 +34,7 @@ import {
   encodeTypingFrame,
 } from './protocol/V1Encoder.js';
 import type { ClientPacket } from './protocol/V1Packets.js';
+import { prekeyBundleMap, prekeyStatusMap } from './protocol/V1Prekeys.js';
 
 /** Link events, sent to the connection process by the listener. */
 export type LinkEvent = { t: 'link_data'; bytes: Uint8Array } | { t: 'link_drain' } | { t: 'link_closed' };
@@ -41,6 +48,9 @@ export interface ConnectionDeps {
   inbox: Inbox;
   /** Checks a login (token rules, limits); only called with a well-formed user. */
   authenticate(user: Uint8Array, token: Uint8Array | null, remoteAddress: string): LoginCheck;
+  /** The groups service and the key directory (pids or registered names). */
+  groups: Pid | string;
+  keys: Pid | string;
   /** Per-user message rate; a refused send is answered RATE_LIMITED and not routed. */
   messageAllowed(user: Uint8Array, count: number): { ok: true } | { ok: false; retryAfterMs: number };
   retransmitMs: number;
@@ -55,6 +65,19 @@ interface Unacked {
 }
 
 const RETRANSMIT = { t: 'retransmit' } as const;
+
+const encoder = new TextEncoder();
+const gidDecoder = new TextDecoder('utf-8', { fatal: true });
+
+/** Group ids are 36-char UUID text; anything else names no group. */
+function groupId(bytes: Uint8Array): string | null {
+  if (bytes.length !== 36) return null;
+  try {
+    return gidDecoder.decode(bytes);
+  } catch {
+    return null;
+  }
+}
 
 function hex(id: Uint8Array): string {
   let s = '';
@@ -218,8 +241,59 @@ export function connectionActor(link: ClientLink, deps: ConnectionDeps): Process
           ctx.send(deps.shardFor(key), { t: 'relay', to: key, frame } satisfies RouterRelay);
           return;
         }
-        default:
-          refuse('not_supported');
+        case 'upload_prekeys':
+          if (!p.upload.ok) {
+            write(encodePrekeyResponseFrame(prekeyStatusMap('error', p.upload.reason)));
+            return;
+          }
+          ctx.send(deps.keys, { t: 'upload', user: userKey(me), upload: p.upload.upload, replyTo: ctx.self } satisfies KeyDirectoryRequest);
+          return;
+        case 'fetch_prekeys':
+          ctx.send(deps.keys, { t: 'fetch', target: userKey(p.user), replyTo: ctx.self } satisfies KeyDirectoryRequest);
+          return;
+        case 'group_create':
+          ctx.send(deps.groups, { t: 'create', user: userKey(me), name: p.name, replyTo: ctx.self } satisfies GroupsRequest);
+          return;
+        case 'group_leave':
+        case 'group_roster':
+        case 'group_msg':
+        case 'sender_key_dist': {
+          const gid = groupId(p.gid);
+          if (gid === null) {
+            refuse('not_member');
+            return;
+          }
+          const base = { user: userKey(me), gid, replyTo: ctx.self };
+          const req: GroupsRequest =
+            p.op === 'group_leave' ? { t: 'leave', ...base }
+            : p.op === 'group_roster' ? { t: 'roster', ...base }
+            : p.op === 'group_msg' ? { t: 'msg', ...base, header: p.header, ciphertext: p.ciphertext }
+            : { t: 'sender_key', ...base, keydata: p.keydata };
+          ctx.send(deps.groups, req);
+          return;
+        }
+      }
+    };
+
+    const onServiceReply = (m: GroupsReply | KeyDirectoryReply): void => {
+      switch (m.t) {
+        case 'prekeys':
+          write(encodePrekeyResponseFrame(m.status === 'bundle' ? prekeyBundleMap(m.bundle) : m.status === 'error' ? prekeyStatusMap('error', m.reason) : prekeyStatusMap(m.status)));
+          return;
+        case 'group_created':
+          write(encodeGroupJoinFrame(encoder.encode(m.gid), user as Uint8Array));
+          return;
+        case 'group_left':
+          write(encodeGroupLeaveOkFrame());
+          return;
+        case 'group_roster':
+          write(encodeGroupRosterFrame(encoder.encode(m.gid), m.members));
+          return;
+        case 'group_error':
+          refuse(m.code);
+          return;
+        case 'group_done':
+          return;
       }
     };
 
@@ -263,7 +337,7 @@ export function connectionActor(link: ClientLink, deps: ConnectionDeps): Process
         close(raw.reason === 'normal' ? 'normal' : { shutdown: 'session_ended' });
         return;
       }
-      const m = raw as LinkEvent | SessionToConnection | RouteRefused | typeof RETRANSMIT;
+      const m = raw as LinkEvent | SessionToConnection | RouteRefused | typeof RETRANSMIT | GroupsReply | KeyDirectoryReply;
       switch (m.t) {
         case 'link_data':
           onData(m.bytes);
@@ -289,6 +363,8 @@ export function connectionActor(link: ClientLink, deps: ConnectionDeps): Process
         case 'retransmit':
           retransmit();
           return;
+        default:
+          onServiceReply(m);
       }
     };
   };
