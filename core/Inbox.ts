@@ -6,10 +6,16 @@
  */
 import type { UserKey } from './UserId.js';
 
+/** What a stored payload is: a message delivered as RELIABLE_MSG, or a bare frame (a read receipt). */
+export const STORED_MESSAGE = 0;
+export const STORED_BARE_FRAME = 1;
+export type StoredKind = typeof STORED_MESSAGE | typeof STORED_BARE_FRAME;
+
 export interface StoredMessage {
   /** 16 bytes, increasing in append order for a user. */
   id: Uint8Array;
   payload: Uint8Array;
+  kind: StoredKind;
 }
 
 export type AppendResult =
@@ -18,7 +24,7 @@ export type AppendResult =
 
 export interface Inbox {
   /** Store `payload` for `user`; `sender` is kept beside it (empty when unknown). */
-  append(user: UserKey, payload: Uint8Array, sender?: Uint8Array): AppendResult;
+  append(user: UserKey, payload: Uint8Array, sender?: Uint8Array, kind?: StoredKind): AppendResult;
   /**
    * Up to `limit` stored messages with ids greater than `afterId`, oldest first, read after every
    * append already issued for `user` is durable (nothing in flight is missed).

@@ -5,7 +5,7 @@
  * inbox at login never misses a message still being written.
  */
 import type { Clock, Logger, StorageEngine } from '../runtime/Env.js';
-import type { AppendResult, Inbox, StoredMessage } from './Inbox.js';
+import { STORED_BARE_FRAME, STORED_MESSAGE, type AppendResult, type Inbox, type StoredKind, type StoredMessage } from './Inbox.js';
 import type { OfflineMailbox } from './OfflineMailbox.js';
 import { describeUser, userBytes, type UserKey } from './UserId.js';
 
@@ -17,8 +17,8 @@ export class MailboxInbox implements Inbox {
     private readonly log: Logger,
   ) {}
 
-  append(user: UserKey, payload: Uint8Array, sender: Uint8Array = new Uint8Array(0)): AppendResult {
-    const r = this.mailbox.startAppend(userBytes(user), payload, { sender, sentAtMs: this.clock.wallMs() });
+  append(user: UserKey, payload: Uint8Array, sender: Uint8Array = new Uint8Array(0), kind: StoredKind = STORED_MESSAGE): AppendResult {
+    const r = this.mailbox.startAppend(userBytes(user), payload, { sender, sentAtMs: this.clock.wallMs(), kind });
     if (!r.ok) return { ok: false, reason: r.reason === 'inbox_full' ? 'inbox_full' : 'storage_unavailable' };
     const durable = r.durable.then((w) => {
       if (!w.ok) this.log.error({ user: describeUser(user), reason: w.reason, message: w.message }, 'message not stored');
@@ -33,7 +33,7 @@ export class MailboxInbox implements Inbox {
       this.log.error({ user: describeUser(user), message: r.message }, 'inbox unreadable');
       return [];
     }
-    return r.entries.map((e) => ({ id: e.id, payload: e.payload }));
+    return r.entries.map((e) => ({ id: e.id, payload: e.payload, kind: e.kind === STORED_BARE_FRAME ? STORED_BARE_FRAME : STORED_MESSAGE }));
   }
 
   ack(user: UserKey, id: Uint8Array): void {

@@ -10,7 +10,7 @@
 import { isDownMessage } from '../runtime/ExitReason.js';
 import { pidEquals, type Pid } from '../runtime/Pid.js';
 import type { ProcessBody, ProcessContext } from '../runtime/ProcessContext.js';
-import type { Inbox } from './Inbox.js';
+import { STORED_BARE_FRAME, type Inbox } from './Inbox.js';
 import type { PresenceTable } from './Presence.js';
 import type { UserKey } from './UserId.js';
 
@@ -28,11 +28,16 @@ export interface RouterRegister {
   user: UserKey;
   session: Pid;
 }
-/** Best-effort relay to wherever `to` is connected (typing, receipts); never stored. */
+/**
+ * A bare frame for wherever `to` is connected (typing, read receipts). Typing is best effort
+ * (`store: false`); a receipt for an offline user is stored and handed over at login.
+ */
 export interface RouterRelay {
   t: 'relay';
   to: UserKey;
   frame: Uint8Array;
+  store: boolean;
+  from: Uint8Array;
 }
 export type RouterMessage = RouterRoute | RouterRegister | RouterRelay;
 
@@ -85,6 +90,7 @@ export function routerShard(deps: RouterShardDeps): ProcessBody {
         case 'relay': {
           const s = sessions.get(m.to);
           if (s !== undefined) ctx.send(s, { t: 'frame', frame: m.frame } satisfies ShardToSession);
+          else if (m.store) deps.inbox.append(m.to, m.frame, m.from, STORED_BARE_FRAME);
           return;
         }
         case 'register': {

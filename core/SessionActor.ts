@@ -8,7 +8,7 @@
 import { ProcessExit } from '../runtime/ExitReason.js';
 import type { Pid } from '../runtime/Pid.js';
 import type { ProcessBody } from '../runtime/ProcessContext.js';
-import type { Inbox } from './Inbox.js';
+import { STORED_BARE_FRAME, type Inbox } from './Inbox.js';
 import type { RouterRegister, ShardToSession } from './RouterShard.js';
 import type { UserKey } from './UserId.js';
 
@@ -41,7 +41,13 @@ export function sessionActor(args: SessionArgs): ProcessBody {
     const load = async (): Promise<void> => {
       // Busy until loaded: live deliveries wait in the mailbox meanwhile, in order.
       const stored = await args.inbox.pending(args.user, args.loadLimit);
-      for (const s of stored) ctx.send(args.connection, { t: 'deliver', id: s.id, payload: s.payload } satisfies SessionToConnection);
+      for (const s of stored) {
+        if (s.kind === STORED_BARE_FRAME) {
+          // A stored receipt: handed over as the bare frame it is, not tracked for ACK.
+          ctx.send(args.connection, { t: 'frame', frame: s.payload } satisfies SessionToConnection);
+          args.inbox.ack(args.user, s.id);
+        } else ctx.send(args.connection, { t: 'deliver', id: s.id, payload: s.payload } satisfies SessionToConnection);
+      }
       if (stored.length > 0) loadedUpTo = stored[stored.length - 1]!.id;
     };
     return (raw) => {

@@ -232,13 +232,13 @@ export function connectionActor(link: ClientLink, deps: ConnectionDeps): Process
         case 'typing_stop': {
           const key = userKey(p.target);
           const frame = encodeTypingFrame(me, p.op === 'typing_start');
-          ctx.send(deps.shardFor(key), { t: 'relay', to: key, frame } satisfies RouterRelay);
+          ctx.send(deps.shardFor(key), { t: 'relay', to: key, frame, store: false, from: me } satisfies RouterRelay);
           return;
         }
         case 'read_receipt': {
           const key = userKey(p.originalSender);
           const frame = encodeReadReceiptRelayFrame(p.msgId, me, Math.floor(ctx.env.clock.wallMs()));
-          ctx.send(deps.shardFor(key), { t: 'relay', to: key, frame } satisfies RouterRelay);
+          ctx.send(deps.shardFor(key), { t: 'relay', to: key, frame, store: true, from: me } satisfies RouterRelay);
           return;
         }
         case 'upload_prekeys':

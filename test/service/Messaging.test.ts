@@ -159,3 +159,33 @@ test('a packet before login is refused with not_logged_in and GET_STATUS works w
   const s = await c.next((f) => f.kind === 'status');
   assert.equal(s.kind, 'status');
 });
+
+test('typing is relayed to an online target as a bare TYPING frame', async () => {
+  const a = await tcp();
+  const b = await tcp();
+  await a.login('alice8');
+  await b.login('bob8');
+  a.raw(new Uint8Array([0x70, 0x00, 0x04, ...utf8('bob8')]));
+  const f = await b.next<Extract<ServerFrame, { kind: 'typing' }>>((x) => x.kind === 'typing');
+  assert.equal(text(f.sender), 'alice8');
+  assert.equal(f.typing, true);
+});
+
+test('a read receipt reaches an online sender at once, and an offline one at its next login', async () => {
+  const reader = await tcp();
+  await reader.login('reader9');
+  const online = await tcp();
+  await online.login('sender9');
+  const receipt = (to: string) => new Uint8Array([0x74, 0x00, 0x02, 0xab, 0xcd, 0x00, to.length, ...utf8(to)]);
+  reader.raw(receipt('sender9'));
+  const r1 = await online.next<Extract<ServerFrame, { kind: 'read_receipt_relay' }>>((x) => x.kind === 'read_receipt_relay');
+  assert.deepEqual([...r1.msgId], [0xab, 0xcd]);
+  assert.equal(text(r1.reader), 'reader9');
+  reader.raw(receipt('away9'));
+  reader.raw(new Uint8Array([0x05, 0x00, 0x01, 0x7a]));
+  await reader.next((x) => x.kind === 'status');
+  const later = await tcp();
+  await later.login('away9');
+  const r2 = await later.next<Extract<ServerFrame, { kind: 'read_receipt_relay' }>>((x) => x.kind === 'read_receipt_relay');
+  assert.equal(text(r2.reader), 'reader9');
+});
