@@ -81,7 +81,7 @@ export async function startIrisNode(config: IrisConfig): Promise<StartIrisNodeRe
   if (!mb.ok) return fail(`offline mailbox: ${mb.message}`);
   const inbox = new MailboxInbox(mb.mailbox, storage, env.clock, log);
   const presence = new PresenceTable();
-  const routed = await startRouter(runtime.main, config.router_pool_size, { inbox, presence });
+  const routed = await startRouter(runtime.main, config.router_pool_size, { inbox, presence, storage });
   if (!routed.ok) return fail(`router failed to start: ${JSON.stringify(routed.reason)}`);
   const router = routed.router;
 

@@ -147,6 +147,8 @@ export class OfflineMailbox {
   private readonly countCacheUsers: number;
   private readonly users = new Map<string, UserState>();
   private readonly removals = new Map<string, Promise<AckResult>>();
+  /** Appends not yet settled, by user+id: an ACK may arrive before its message is durable. */
+  private readonly appending = new Map<string, Promise<StorageWriteResult>>();
   /** Next counter value to hand out. */
   private next: number;
   /** Counter values below this are covered by a durable reservation. */
@@ -285,14 +287,16 @@ export class OfflineMailbox {
     const pending = this.removals.get(k);
     // A second ACK of the same id waits for the first removal, so it never succeeds earlier.
     if (pending !== undefined) return pending.then((r) => (r.ok ? { ok: true, removed: false } : r));
-    if (this.inbox.get([user, id]) === undefined) return Promise.resolve({ ok: true, removed: false });
+    // A message delivered live may be acknowledged before its own write is visible: the
+    // removal is issued anyway, after the put, and writes apply in issue order.
+    if (this.inbox.get([user, id]) === undefined && !this.appending.has(k)) return Promise.resolve({ ok: true, removed: false });
     const st = this.state(user);
     st.inflight++;
     const p = this.inbox.remove([user, id]).then((r): AckResult => {
       this.removals.delete(k);
       st.inflight--;
       if (!r.ok) return { ok: false, reason: 'storage_failed', message: r.message };
-      st.count--;
+      st.count = Math.max(0, st.count - 1);
       return { ok: true, removed: true };
     });
     this.removals.set(k, p);
@@ -319,10 +323,16 @@ export class OfflineMailbox {
     const id = this.newId(first);
     const value = this.encodeValue(payload, meta);
     const mark = this.markFor(first + 1);
-    const write =
+    const written =
       mark === undefined
         ? this.inbox.put([user, id], value)
         : this.engine.batch([this.markOp(mark), { type: 'put', table: this.inbox.name, key: [user, id], value }]);
+    const k = bytesKey(user) + bytesKey(id);
+    this.appending.set(k, written);
+    const write = written.then((r) => {
+      this.appending.delete(k);
+      return r;
+    });
     return { ok: true, id, st, mark, write };
   }
 

@@ -11,6 +11,8 @@ import { isDownMessage } from '../runtime/ExitReason.js';
 import { pidEquals, type Pid } from '../runtime/Pid.js';
 import type { ProcessBody, ProcessContext } from '../runtime/ProcessContext.js';
 import { STORED_BARE_FRAME, type Inbox } from './Inbox.js';
+import type { StorageEngine } from '../runtime/Env.js';
+import { userBytes } from './UserId.js';
 import type { PresenceTable } from './Presence.js';
 import type { UserKey } from './UserId.js';
 
@@ -22,6 +24,11 @@ export interface RouterRoute {
   to: UserKey;
   payload: Uint8Array;
   replyTo: Pid | null;
+  /**
+   * SEND_SEQ: the sender's sequence number for this (sender, recipient) pair. A seq not above
+   * the highest one already taken is dropped (a repeat, or late and out of order).
+   */
+  seq?: bigint;
 }
 export interface RouterRegister {
   t: 'register';
@@ -57,12 +64,42 @@ export interface RouteRefused {
 export interface RouterShardDeps {
   inbox: Inbox;
   presence: PresenceTable;
+  /** Holds the highest SEND_SEQ per (recipient, sender) across restarts. */
+  storage: StorageEngine;
 }
+
+/** Table of the highest SEND_SEQ taken per (recipient, sender). */
+export const SEND_SEQ_TABLE = 'send_seq';
 
 export function routerShard(deps: RouterShardDeps): ProcessBody {
   return (ctx: ProcessContext) => {
     const sessions = new Map<UserKey, Pid>();
+    const seqTable = deps.storage.table(SEND_SEQ_TABLE);
     const watched = new Map<string, UserKey>(); // monitor ref key -> user
+    const lastSeq = new Map<string, bigint>();
+    const seqKey = (to: UserKey, from: Uint8Array): string => `${to}\u0000${String.fromCharCode(...from)}`;
+    /** Highest seq taken for (to, from), from memory or storage; -1 when none. */
+    const highestSeq = (to: UserKey, from: Uint8Array): bigint => {
+      const k = seqKey(to, from);
+      let last = lastSeq.get(k);
+      if (last === undefined) {
+        const raw = seqTable.get([userBytes(to), from]);
+        last = raw === undefined ? -1n : new DataView(raw.buffer, raw.byteOffset, 8).getBigUint64(0);
+        lastSeq.set(k, last);
+      }
+      return last;
+    };
+    /**
+     * Record `seq` once its message was accepted. The write is issued after the message's
+     * append and durability is a prefix, so a durable seq implies a durable message: a crash in
+     * between may repeat a delivery, never lose one.
+     */
+    const recordSeq = (to: UserKey, from: Uint8Array, seq: bigint): void => {
+      lastSeq.set(seqKey(to, from), seq);
+      const v = new Uint8Array(8);
+      new DataView(v.buffer).setBigUint64(0, seq);
+      void seqTable.put([userBytes(to), from], v);
+    };
     return (raw) => {
       if (isDownMessage(raw)) {
         const user = watched.get(raw.ref.key);
@@ -78,7 +115,9 @@ export function routerShard(deps: RouterShardDeps): ProcessBody {
       const m = raw as RouterMessage;
       switch (m.t) {
         case 'route': {
+          if (m.seq !== undefined && m.seq <= highestSeq(m.to, m.from)) return;
           const r = deps.inbox.append(m.to, m.payload, m.from);
+          if (r.ok && m.seq !== undefined) recordSeq(m.to, m.from, m.seq);
           if (!r.ok) {
             if (m.replyTo !== null) ctx.send(m.replyTo, { t: 'route_refused', code: r.reason } satisfies RouteRefused);
             return;

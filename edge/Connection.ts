@@ -95,8 +95,6 @@ export function connectionActor(link: ClientLink, deps: ConnectionDeps): Process
     const unacked = new Map<string, Unacked>();
     let retransmitTimer: Ref | null = null;
     let paused = false;
-    /** Highest SEND_SEQ seq routed per target (dedup and order per sender and target). */
-    const lastSeq = new Map<UserKey, bigint>();
 
     const write = (bytes: Uint8Array): void => {
       if (state === 'closed') return;
@@ -117,9 +115,11 @@ export function connectionActor(link: ClientLink, deps: ConnectionDeps): Process
 
     const refuse = (code: string): void => write(encodeErrorFrame(code));
 
-    const route = (to: Uint8Array, payload: Uint8Array): void => {
+    const route = (to: Uint8Array, payload: Uint8Array, seq?: bigint): void => {
       const key = userKey(to);
-      ctx.send(deps.shardFor(key), { t: 'route', from: user as Uint8Array, to: key, payload, replyTo: ctx.self } satisfies RouterRoute);
+      const m: RouterRoute = { t: 'route', from: user as Uint8Array, to: key, payload, replyTo: ctx.self };
+      if (seq !== undefined) m.seq = seq;
+      ctx.send(deps.shardFor(key), m);
     };
 
     const armRetransmit = (): void => {
@@ -203,14 +203,10 @@ export function connectionActor(link: ClientLink, deps: ConnectionDeps): Process
         case 'batch_send':
           for (const item of p.items) route(p.target, item);
           return;
-        case 'send_seq': {
-          const key = userKey(p.target);
-          const last = lastSeq.get(key);
-          if (last !== undefined && p.seq <= last) return; // repeated or late: never delivered twice or out of order
-          lastSeq.set(key, p.seq);
-          route(p.target, p.msg);
+        case 'send_seq':
+          // Dedup and order per (sender, target) are kept by the target's shard, durably.
+          route(p.target, p.msg, p.seq);
           return;
-        }
         case 'cbor_msg':
           route(p.target, p.cbor);
           return;

@@ -293,3 +293,18 @@ test('a corrupt id counter refuses to open instead of restarting ids', () =>
     const none = OfflineMailbox.open({ ...storageEnv(storage), storage: undefined });
     assert.equal(!none.ok && none.reason, 'no_storage');
   }));
+
+test('an ack that arrives before its message is durable still removes it, also after a reopen', () =>
+  withMailbox(async ({ mailbox, reopen }) => {
+    const user = text('quick');
+    const started = mailbox.startAppend(user, text('delivered live'), meta(1));
+    assert.ok(started.ok);
+    // The recipient acknowledges the live delivery before the append's write has settled.
+    const acked = await mailbox.ack(user, started.id);
+    assert.deepEqual(acked, { ok: true, removed: true });
+    assert.equal(mailbox.count(user), 0);
+    const again = await reopen();
+    const l = again.list(user, { limit: 10 });
+    assert.ok(l.ok);
+    assert.equal(l.entries.length, 0);
+  }));
