@@ -7,6 +7,8 @@ need_install=()
 command -v nats-server >/dev/null 2>&1 || need_install+=(nats-server)
 # strace: the storage test proves every acknowledged write was fsync'd before it was acknowledged.
 command -v strace >/dev/null 2>&1 || need_install+=(strace)
+# openssl: the TLS tests make a throwaway self-signed certificate.
+command -v openssl >/dev/null 2>&1 || need_install+=(openssl)
 
 if [ ${#need_install[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null 2>&1; then
