@@ -88,7 +88,12 @@ export async function startIrisNode(config: IrisConfig): Promise<StartIrisNodeRe
   const services = await startServices(runtime, storage, router.shardFor);
   if (!services.ok) return fail(services.message);
 
-  const limitsR = RateLimits.create(env.clock, { maxConnections: config.max_connections });
+  const limitsR = RateLimits.create(env.clock, {
+    maxConnections: config.max_connections,
+    messages: { burst: config.rate_limit_messages_burst, refill: config.rate_limit_messages_per_s, intervalMs: 1000 },
+    connectionsPerIp: { burst: config.rate_limit_connections_per_ip_burst, refill: config.rate_limit_connections_per_ip_per_s, intervalMs: 1000 },
+    failedLogins: { burst: config.rate_limit_failed_logins, refill: 1, intervalMs: 60_000 },
+  });
   if (!limitsR.ok) return fail(`rate limits: ${limitsR.error.key}: ${limitsR.error.reason}`);
   const limits = limitsR.limits;
   let verifier: JwtVerifier | null = null;
@@ -114,6 +119,8 @@ export async function startIrisNode(config: IrisConfig): Promise<StartIrisNodeRe
     authenticate,
     messageAllowed: (user: Uint8Array, n: number) => limits.message(user, n),
     retransmitMs: config.retransmit_ms,
+    loginTimeoutMs: config.login_timeout_ms,
+    slowClientTimeoutMs: config.slow_client_timeout_ms,
     maxInputBufferBytes: config.max_input_buffer_bytes,
     inboxCap: config.inbox_cap,
   };

@@ -41,6 +41,19 @@ export interface IrisConfig {
   max_input_buffer_bytes: number;
   /** Connections this node accepts at most. */
   max_connections: number;
+  /** A connection that has not logged in after this long is closed. */
+  login_timeout_ms: number;
+  /** A client whose output stays backed up (not reading) this long is disconnected; its messages stay stored. */
+  slow_client_timeout_ms: number;
+  /** Messages per user: a burst of this many ... */
+  rate_limit_messages_burst: number;
+  /** ... then this many per second. */
+  rate_limit_messages_per_s: number;
+  /** New connections per client address (IPv6 per /64): burst, then per second. */
+  rate_limit_connections_per_ip_burst: number;
+  rate_limit_connections_per_ip_per_s: number;
+  /** Failed logins per account before it is refused (one more is allowed per minute). */
+  rate_limit_failed_logins: number;
   tls_cert_file: string;
   tls_key_file: string;
   expected_cluster_nodes: number;
@@ -69,6 +82,13 @@ export const DEFAULT_CONFIG: Readonly<IrisConfig> = Object.freeze({
   schedulers: 0,
   max_input_buffer_bytes: 1024 * 1024,
   max_connections: 19_900,
+  login_timeout_ms: 30_000,
+  slow_client_timeout_ms: 30_000,
+  rate_limit_messages_burst: 1000,
+  rate_limit_messages_per_s: 200,
+  rate_limit_connections_per_ip_burst: 500,
+  rate_limit_connections_per_ip_per_s: 100,
+  rate_limit_failed_logins: 10,
   tls_cert_file: '',
   tls_key_file: '',
   expected_cluster_nodes: 1,
@@ -107,6 +127,13 @@ const SCHEMA: Record<keyof IrisConfig, KeySpec> = {
   schedulers: { kind: 'int', min: 0, max: 256 },
   max_input_buffer_bytes: { kind: 'int', min: 4096, max: 64 * 1024 * 1024 },
   max_connections: { kind: 'int', min: 1, max: 10_000_000 },
+  login_timeout_ms: { kind: 'int', min: 100, max: 3_600_000 },
+  slow_client_timeout_ms: { kind: 'int', min: 100, max: 3_600_000 },
+  rate_limit_messages_burst: { kind: 'int', min: 1, max: 100_000_000 },
+  rate_limit_messages_per_s: { kind: 'int', min: 1, max: 100_000_000 },
+  rate_limit_connections_per_ip_burst: { kind: 'int', min: 1, max: 100_000_000 },
+  rate_limit_connections_per_ip_per_s: { kind: 'int', min: 1, max: 100_000_000 },
+  rate_limit_failed_logins: { kind: 'int', min: 1, max: 1_000_000 },
   tls_cert_file: { kind: 'string' },
   tls_key_file: { kind: 'string' },
   expected_cluster_nodes: { kind: 'int', min: 1, max: 1000 },

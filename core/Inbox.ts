@@ -20,7 +20,8 @@ export interface StoredMessage {
 
 export type AppendResult =
   | { ok: true; id: Uint8Array; durable: Promise<void> }
-  | { ok: false; reason: 'inbox_full' | 'storage_unavailable' };
+  /** `invalid_recipient`: a user id the mailbox cannot hold (empty). */
+  | { ok: false; reason: 'inbox_full' | 'storage_unavailable' | 'invalid_recipient' };
 
 export interface Inbox {
   /** Store `payload` for `user`; `sender` is kept beside it (empty when unknown). */

@@ -19,7 +19,7 @@ export class MailboxInbox implements Inbox {
 
   append(user: UserKey, payload: Uint8Array, sender: Uint8Array = new Uint8Array(0), kind: StoredKind = STORED_MESSAGE): AppendResult {
     const r = this.mailbox.startAppend(userBytes(user), payload, { sender, sentAtMs: this.clock.wallMs(), kind });
-    if (!r.ok) return { ok: false, reason: r.reason === 'inbox_full' ? 'inbox_full' : 'storage_unavailable' };
+    if (!r.ok) return { ok: false, reason: r.reason === 'inbox_full' ? 'inbox_full' : r.reason === 'invalid' ? 'invalid_recipient' : 'storage_unavailable' };
     const durable = r.durable.then((w) => {
       if (!w.ok) this.log.error({ user: describeUser(user), reason: w.reason, message: w.message }, 'message not stored');
     });

@@ -58,7 +58,7 @@ export type ShardToSession =
 /** What the shard sends to a sender about a message it could not take. */
 export interface RouteRefused {
   t: 'route_refused';
-  code: 'inbox_full' | 'storage_unavailable';
+  code: 'inbox_full' | 'storage_unavailable' | 'invalid_recipient';
 }
 
 export interface RouterShardDeps {

@@ -54,6 +54,10 @@ export interface ConnectionDeps {
   /** Per-user message rate; a refused send is answered RATE_LIMITED and not routed. */
   messageAllowed(user: Uint8Array, count: number): { ok: true } | { ok: false; retryAfterMs: number };
   retransmitMs: number;
+  /** Close a connection that has not logged in by then. */
+  loginTimeoutMs: number;
+  /** Disconnect a client whose output stays backed up this long (its messages stay stored). */
+  slowClientTimeoutMs: number;
   maxInputBufferBytes: number;
   inboxCap: number;
 }
@@ -65,6 +69,11 @@ interface Unacked {
 }
 
 const RETRANSMIT = { t: 'retransmit' } as const;
+const LOGIN_TIMEOUT = { t: 'login_timeout' } as const;
+interface SlowCheck {
+  t: 'slow_check';
+  epoch: number;
+}
 
 const encoder = new TextEncoder();
 const gidDecoder = new TextDecoder('utf-8', { fatal: true });
@@ -88,27 +97,51 @@ function hex(id: Uint8Array): string {
 export function connectionActor(link: ClientLink, deps: ConnectionDeps): ProcessBody {
   return (ctx: ProcessContext) => {
     ctx.trapExit(true);
+    ctx.sendAfter(deps.loginTimeoutMs, LOGIN_TIMEOUT);
     const decoder = new V1Decoder({ inputBufferCap: deps.maxInputBufferBytes });
     let state: 'login' | 'online' | 'closed' = 'login';
     let user: Uint8Array | null = null;
     let session: Pid | null = null;
     const unacked = new Map<string, Unacked>();
     let retransmitTimer: Ref | null = null;
+    /**
+     * Output backpressure: while the link is over its high-water mark, reading from the client
+     * is paused, new deliveries are held (not written) until `drain`, and retransmission waits.
+     * A client that stays backed up for slowClientTimeoutMs is disconnected: everything it has
+     * not acknowledged is stored and comes back at its next login.
+     */
     let paused = false;
+    let pausedEpoch = 0;
+    const held: Array<{ id: Uint8Array; payload: Uint8Array }> = [];
+    const heldIds = new Set<string>();
 
     const write = (bytes: Uint8Array): void => {
       if (state === 'closed') return;
-      if (!link.write(bytes) && !paused) {
-        paused = true;
-        link.pause();
+      if (link.write(bytes) || paused) return;
+      paused = true;
+      link.pause();
+      ctx.sendAfter(deps.slowClientTimeoutMs, { t: 'slow_check', epoch: ++pausedEpoch });
+    };
+
+    const drained = (): void => {
+      if (!paused) return;
+      paused = false;
+      link.resume();
+      while (held.length > 0 && !paused && state !== 'closed') {
+        const h = held.shift()!;
+        heldIds.delete(hex(h.id));
+        deliver(h.id, h.payload);
       }
     };
 
     /** End the link, the session (so the user goes offline) and this process. */
-    const close = (reason: ExitReason): void => {
+    const close = (reason: ExitReason, now = false): void => {
       if (state === 'closed') return;
       state = 'closed';
-      link.end();
+      // A graceful end waits for queued output to flush, which never happens for a client
+      // that does not read: such a link is destroyed.
+      if (now) link.destroy();
+      else link.end();
       if (session !== null) ctx.sendExit(session, 'shutdown');
       ctx.exit(reason);
     };
@@ -128,7 +161,12 @@ export function connectionActor(link: ClientLink, deps: ConnectionDeps): Process
 
     const deliver = (id: Uint8Array, payload: Uint8Array): void => {
       const k = hex(id);
-      if (unacked.has(k)) return;
+      if (unacked.has(k) || heldIds.has(k)) return;
+      if (paused) {
+        held.push({ id, payload });
+        heldIds.add(k);
+        return;
+      }
       const frame = encodeReliableMsgFrame(id, payload);
       unacked.set(k, { id, frame, sentAt: ctx.env.clock.monotonicMs() });
       write(frame);
@@ -137,6 +175,12 @@ export function connectionActor(link: ClientLink, deps: ConnectionDeps): Process
 
     const retransmit = (): void => {
       retransmitTimer = null;
+      // The client is not reading (the link is over its high-water mark): copies written now
+      // would only queue behind the unsent ones. Look again after another timeout.
+      if (paused) {
+        armRetransmit();
+        return;
+      }
       const now = ctx.env.clock.monotonicMs();
       for (const u of unacked.values()) {
         if (now - u.sentAt < deps.retransmitMs) break; // insertion order = send order
@@ -333,15 +377,18 @@ export function connectionActor(link: ClientLink, deps: ConnectionDeps): Process
         close(raw.reason === 'normal' ? 'normal' : { shutdown: 'session_ended' });
         return;
       }
-      const m = raw as LinkEvent | SessionToConnection | RouteRefused | typeof RETRANSMIT | GroupsReply | KeyDirectoryReply;
+      const m = raw as LinkEvent | SessionToConnection | RouteRefused | typeof RETRANSMIT | typeof LOGIN_TIMEOUT | SlowCheck | GroupsReply | KeyDirectoryReply;
       switch (m.t) {
         case 'link_data':
           onData(m.bytes);
           return;
         case 'link_drain':
-          if (paused) {
-            paused = false;
-            link.resume();
+          drained();
+          return;
+        case 'slow_check':
+          if (paused && m.epoch === pausedEpoch) {
+            ctx.env.log.info({ remote: link.remoteAddress, buffered: link.bufferedBytes(), held: held.length }, 'disconnecting a client that does not read');
+            close('normal', true);
           }
           return;
         case 'link_closed':
@@ -358,6 +405,12 @@ export function connectionActor(link: ClientLink, deps: ConnectionDeps): Process
           return;
         case 'retransmit':
           retransmit();
+          return;
+        case 'login_timeout':
+          if (state === 'login') {
+            refuse('login_timeout');
+            close('normal');
+          }
           return;
         default:
           onServiceReply(m);

@@ -7,14 +7,18 @@ import { DEFAULT_CONFIG } from '../../core/Config.js';
 import type { RateLimitsConfig } from './RateLimits.js';
 import type { TokenBucketRate } from './TokenBucket.js';
 
-/** Per user (config key rate_limit_messages): bursts of 1000, then 200 messages/s sustained. */
-export const MESSAGE_RATE_DEFAULT: TokenBucketRate = { burst: 1000, refill: 200, intervalMs: 1000 };
+/** Per user (config keys rate_limit_messages_*): bursts of 1000, then 200 messages/s sustained. */
+export const MESSAGE_RATE_DEFAULT: TokenBucketRate = { burst: DEFAULT_CONFIG.rate_limit_messages_burst, refill: DEFAULT_CONFIG.rate_limit_messages_per_s, intervalMs: 1000 };
 
-/** Per client IP (IPv6 per /64) (rate_limit_connections_per_ip): NAT and reconnect-storm friendly. */
-export const CONNECTION_RATE_PER_IP_DEFAULT: TokenBucketRate = { burst: 500, refill: 100, intervalMs: 1000 };
+/** Per client IP (IPv6 per /64) (rate_limit_connections_per_ip_*): NAT and reconnect-storm friendly. */
+export const CONNECTION_RATE_PER_IP_DEFAULT: TokenBucketRate = {
+  burst: DEFAULT_CONFIG.rate_limit_connections_per_ip_burst,
+  refill: DEFAULT_CONFIG.rate_limit_connections_per_ip_per_s,
+  intervalMs: 1000,
+};
 
 /** Per account (rate_limit_failed_logins): 10 failed logins, then one more per minute. */
-export const FAILED_LOGINS_PER_ACCOUNT_DEFAULT: TokenBucketRate = { burst: 10, refill: 1, intervalMs: 60_000 };
+export const FAILED_LOGINS_PER_ACCOUNT_DEFAULT: TokenBucketRate = { burst: DEFAULT_CONFIG.rate_limit_failed_logins, refill: 1, intervalMs: 60_000 };
 
 /** Open client connections per node: the config key max_connections (its default lives in core/Config.ts). */
 export const MAX_CONNECTIONS_PER_NODE_DEFAULT = DEFAULT_CONFIG.max_connections;

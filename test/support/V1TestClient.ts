@@ -19,12 +19,15 @@ export class V1TestClient {
   private waiters: Array<() => void> = [];
   closed = false;
   decodeError: string | null = null;
+  /** TCP only: stop and restart reading from the socket (a client that stalls). */
+  private pauseRaw: ((paused: boolean) => void) | null = null;
   private constructor(private readonly sendRaw: (b: Uint8Array) => void, private readonly closeRaw: () => void) {}
 
-  static async tcp(port: number, host = '127.0.0.1'): Promise<V1TestClient> {
-    const sock: Socket = connect(port, host);
+  static async tcp(port: number, host = '127.0.0.1', localAddress?: string): Promise<V1TestClient> {
+    const sock: Socket = connect({ port, host, ...(localAddress !== undefined ? { localAddress } : {}) });
     sock.setNoDelay(true);
     const c = new V1TestClient((b) => sock.write(b), () => sock.destroy());
+    c.pauseRaw = (paused) => (paused ? sock.pause() : sock.resume());
     sock.on('data', (d: Buffer) => c.onBytes(new Uint8Array(d.buffer, d.byteOffset, d.byteLength)));
     sock.on('close', () => c.onClose());
     sock.on('error', () => {});
@@ -91,6 +94,17 @@ export class V1TestClient {
 
   ack(msgId: Uint8Array): void {
     this.raw(encodeAckPacket(msgId));
+  }
+
+  /** TCP only: stop reading (the server's writes pile up in the socket buffers) or read again. */
+  setReading(on: boolean): void {
+    if (this.pauseRaw === null) throw new Error('setReading is for TCP clients');
+    this.pauseRaw(!on);
+  }
+
+  /** Frames received and not yet returned by next(), in arrival order. */
+  unconsumed(): ServerFrame[] {
+    return this.frames.slice(this.consumed);
   }
 
   /** The next unconsumed frame matching `match`, in arrival order. */
