@@ -7,9 +7,7 @@
 export type UserKey = string & { readonly __userKey: unique symbol };
 
 export function userKey(bytes: Uint8Array): UserKey {
-  let s = '';
-  for (let i = 0; i < bytes.length; i++) s += String.fromCharCode(bytes[i]!);
-  return s as UserKey;
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1') as UserKey;
 }
 
 export function userBytes(key: UserKey): Uint8Array {

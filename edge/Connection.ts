@@ -88,10 +88,9 @@ function groupId(bytes: Uint8Array): string | null {
   }
 }
 
-function hex(id: Uint8Array): string {
-  let s = '';
-  for (let i = 0; i < id.length; i++) s += (id[i]! < 16 ? '0' : '') + id[i]!.toString(16);
-  return s;
+/** A message id as a Map key (one char per byte; flat, cheap). */
+function idKey(id: Uint8Array): string {
+  return Buffer.from(id.buffer, id.byteOffset, id.byteLength).toString('latin1');
 }
 
 export function connectionActor(link: ClientLink, deps: ConnectionDeps): ProcessBody {
@@ -129,7 +128,7 @@ export function connectionActor(link: ClientLink, deps: ConnectionDeps): Process
       link.resume();
       while (held.length > 0 && !paused && state !== 'closed') {
         const h = held.shift()!;
-        heldIds.delete(hex(h.id));
+        heldIds.delete(idKey(h.id));
         deliver(h.id, h.payload);
       }
     };
@@ -160,7 +159,7 @@ export function connectionActor(link: ClientLink, deps: ConnectionDeps): Process
     };
 
     const deliver = (id: Uint8Array, payload: Uint8Array): void => {
-      const k = hex(id);
+      const k = idKey(id);
       if (unacked.has(k) || heldIds.has(k)) return;
       if (paused) {
         held.push({ id, payload });
@@ -258,7 +257,7 @@ export function connectionActor(link: ClientLink, deps: ConnectionDeps): Process
           route(p.recipient, encodeE2eeDeliveryFrame(me, p.header, p.ciphertext));
           return;
         case 'ack': {
-          const k = hex(p.msgId);
+          const k = idKey(p.msgId);
           const u = unacked.get(k);
           if (u === undefined) return;
           unacked.delete(k);

@@ -19,6 +19,11 @@ export interface TcpListenerOptions {
 export const DEFAULT_TCP_HIGH_WATER_MARK = 256 * 1024;
 
 class TcpLink implements ClientLink {
+  private corked = false;
+  private readonly uncork = (): void => {
+    this.corked = false;
+    this.socket.uncork();
+  };
   constructor(
     private readonly socket: Socket,
     readonly transport: LinkTransport,
@@ -29,6 +34,12 @@ class TcpLink implements ClientLink {
   }
   write(bytes: Uint8Array): boolean {
     if (this.socket.destroyed) return false;
+    // Frames written to one link in one turn leave together in one writev.
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(this.uncork);
+    }
     this.socket.write(bytes);
     return this.socket.writableLength < this.highWater;
   }
