@@ -1,12 +1,15 @@
 /**
  * `npm run bench -- <suite>`: runs one bench suite and writes bench/results/<suite>.json.
- * Suites: runtime (more arrive with the service and the simulator).
+ * Suites: runtime (actor runtime vs Erlang/OTP), service (v1 service processes vs uWS echo and raw
+ * LMDB).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { runtimeBench } from './runtime.js';
+import { serviceBench } from './service.js';
 
 const SUITES: Record<string, () => Promise<object>> = {
   runtime: runtimeBench,
+  service: serviceBench,
 };
 
 async function main(): Promise<void> {
