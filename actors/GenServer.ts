@@ -43,7 +43,7 @@ import type { MessageHandler, ProcessBody, ProcessContext } from '../runtime/Pro
 import type { Scheduler } from '../runtime/Scheduler.js';
 import { genTag, reply, type CallMessage, type CastMessage, type From } from './Call.js';
 import { BehaviourTimer, IdleHibernation, TimerSequence } from './internal/BehaviourTimer.js';
-import { badReturn, isPromise, type Maybe } from './internal/callbacks.js';
+import { badReturn, isPromise, runCallback, type Maybe } from './internal/callbacks.js';
 import { ackInit, isParentExit, refuseInit, startBehaviour, type StartedBy, type StartOptions, type StartResult, type StopRequest } from './Lifecycle.js';
 
 export { call, callFrom, cast, reply, isCallReply, type CallFailure, type CallResult, type From, type ServerRef } from './Call.js';
@@ -217,19 +217,11 @@ class Server<S> {
   }
 
   private run(invoke: () => unknown, from: From | null): void | Promise<void> {
-    let r: unknown;
-    try {
-      r = invoke();
-    } catch (err) {
-      return this.crash(err);
-    }
-    if (isPromise(r)) {
-      return r.then(
-        (x) => this.apply(x, from),
-        (err: unknown) => this.crash(err),
-      );
-    }
-    return this.apply(r, from);
+    return runCallback(
+      invoke,
+      (x) => this.apply(x, from),
+      (err) => this.crash(err),
+    ) as void | Promise<void>;
   }
 
   private apply(r: unknown, from: From | null): void | Promise<void> {

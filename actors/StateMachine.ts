@@ -58,7 +58,7 @@ import type { MessageHandler, ProcessBody, ProcessContext } from '../runtime/Pro
 import type { Scheduler } from '../runtime/Scheduler.js';
 import { genTag, reply, type CallMessage, type CastMessage, type From } from './Call.js';
 import { BehaviourTimer, IdleHibernation, TimerSequence } from './internal/BehaviourTimer.js';
-import { badReturn, isPromise, type Maybe } from './internal/callbacks.js';
+import { badReturn, isPromise, runCallback, type Maybe } from './internal/callbacks.js';
 import { ackInit, isParentExit, refuseInit, startBehaviour, type StartedBy, type StartOptions, type StartResult, type StopRequest } from './Lifecycle.js';
 
 export { call, callFrom, cast, reply, isCallReply, type CallFailure, type CallResult, type From, type ServerRef } from './Call.js';
@@ -289,19 +289,11 @@ class Machine<S, D> {
   private handleEvent(ev: QueuedEvent): void | Promise<void> {
     this.eventTimer.cancel();
     this.pendingEventTimeout = null;
-    let r: unknown;
-    try {
-      r = this.b.handleEvent(ev.type, ev.event, this.state, this.data, this.ctx);
-    } catch (err) {
-      return this.crash(err);
-    }
-    if (isPromise(r)) {
-      return r.then(
-        (x) => this.transition(x, ev),
-        (err: unknown) => this.crash(err),
-      );
-    }
-    return this.transition(r, ev);
+    return runCallback(
+      () => this.b.handleEvent(ev.type, ev.event, this.state, this.data, this.ctx),
+      (x) => this.transition(x, ev),
+      (err) => this.crash(err),
+    ) as void | Promise<void>;
   }
 
   private transition(r: unknown, ev: QueuedEvent): void | Promise<void> {

@@ -20,3 +20,17 @@ export function badReturn(value: unknown): ExitReason {
   }
   return { bad_return_value: text };
 }
+
+/**
+ * Run a callback and pass its result on: synchronously when it returns a value, after it
+ * settles when it returns a promise; a throw or a rejection goes to `crash`.
+ */
+export function runCallback<R>(invoke: () => unknown, apply: (result: unknown) => R, crash: (err: unknown) => R): R | Promise<R> {
+  let r: unknown;
+  try {
+    r = invoke();
+  } catch (err) {
+    return crash(err);
+  }
+  return isPromise(r) ? r.then(apply, crash) : apply(r);
+}

@@ -15,22 +15,7 @@ import {
   MESSAGE_RATE_DEFAULT,
 } from '../../edge/limits/defaults.js';
 import { TokenBucket } from '../../edge/limits/TokenBucket.js';
-
-interface ManualClock extends Clock {
-  now: number;
-}
-
-function manualClock(now = 0): ManualClock {
-  return {
-    now,
-    monotonicMs() {
-      return this.now;
-    },
-    wallMs() {
-      return 1_700_000_000_000 + this.now;
-    },
-  };
-}
+import { manualClock } from '../support/manualClock.js';
 
 function limits(clock: Clock, overrides: Partial<RateLimitsConfig> = {}): RateLimits {
   const r = RateLimits.create(clock, overrides);

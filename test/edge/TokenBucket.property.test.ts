@@ -6,26 +6,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import type { Clock } from '../../runtime/Env.js';
 import { TokenBucket, type TokenBucketRate } from '../../edge/limits/TokenBucket.js';
+import { manualClock } from '../support/manualClock.js';
 
 const RUNS = { numRuns: 300 };
-
-interface ManualClock extends Clock {
-  now: number;
-}
-
-function manualClock(now = 0): ManualClock {
-  return {
-    now,
-    monotonicMs() {
-      return this.now;
-    },
-    wallMs() {
-      return 1_700_000_000_000 + this.now;
-    },
-  };
-}
 
 const rateArb: fc.Arbitrary<TokenBucketRate> = fc.record({
   burst: fc.integer({ min: 1, max: 50 }),
