@@ -15,7 +15,7 @@ import type { RouterRelay, RouterRoute, RouteRefused } from '../core/RouterShard
 import { sessionActor, type SessionToConnection } from '../core/SessionActor.js';
 import type { GroupsReply, GroupsRequest } from '../core/Groups.js';
 import type { KeyDirectoryReply, KeyDirectoryRequest } from '../core/KeyDirectory.js';
-import { userKey, type UserKey } from '../core/UserId.js';
+import { describeUser, userKey, type UserKey } from '../core/UserId.js';
 import type { ClientLink } from './ClientLink.js';
 import { V1Decoder } from './protocol/V1Decoder.js';
 import {
@@ -147,6 +147,10 @@ export function connectionActor(link: ClientLink, deps: ConnectionDeps): Process
 
     const refuse = (code: string): void => write(encodeErrorFrame(code));
 
+    /** Context on every log line of this connection: peer, transport, user once logged in. */
+    const logContext = (fields: object): object =>
+      user === null ? { remote: link.remoteAddress, transport: link.transport, ...fields } : { remote: link.remoteAddress, transport: link.transport, user: describeUser(userKey(user)), ...fields };
+
     const route = (to: Uint8Array, payload: Uint8Array, seq?: bigint): void => {
       const key = userKey(to);
       const m: RouterRoute = { t: 'route', from: user as Uint8Array, to: key, payload, replyTo: ctx.self };
@@ -199,7 +203,7 @@ export function connectionActor(link: ClientLink, deps: ConnectionDeps): Process
     const login = (p: Extract<ClientPacket, { op: 'login' }>): void => {
       const check = deps.authenticate(p.user, p.token, link.remoteAddress);
       if (!check.ok) {
-        ctx.env.log.info({ remote: link.remoteAddress, code: check.code }, 'login refused');
+        ctx.env.log.info(logContext({ code: check.code, login_user: describeUser(userKey(p.user)) }), 'login refused');
         write(check.code === 'rate_limited' ? new TextEncoder().encode('RATE_LIMITED') : encodeAuthFailedText());
         close('normal');
         return;
@@ -211,6 +215,7 @@ export function connectionActor(link: ClientLink, deps: ConnectionDeps): Process
         { label: 'Session' },
       );
       state = 'online';
+      ctx.env.log.debug(logContext({}), 'logged in');
       write(encodeLoginOkFrame());
     };
 
@@ -355,7 +360,7 @@ export function connectionActor(link: ClientLink, deps: ConnectionDeps): Process
           }
           refuse(r.code);
           if (r.fatal) {
-            ctx.env.log.info({ remote: link.remoteAddress, code: r.code }, 'closing connection on unrecoverable input');
+            ctx.env.log.info(logContext({ code: r.code }), 'closing connection on unrecoverable input');
             close('normal');
             return;
           }
@@ -386,7 +391,7 @@ export function connectionActor(link: ClientLink, deps: ConnectionDeps): Process
           return;
         case 'slow_check':
           if (paused && m.epoch === pausedEpoch) {
-            ctx.env.log.info({ remote: link.remoteAddress, buffered: link.bufferedBytes(), held: held.length }, 'disconnecting a client that does not read');
+            ctx.env.log.info(logContext({ buffered: link.bufferedBytes(), held: held.length }), 'disconnecting a client that does not read');
             close('normal', true);
           }
           return;
