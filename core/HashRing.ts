@@ -15,6 +15,20 @@ export function hash32(bytes: Uint8Array): number {
     h ^= bytes[i]!;
     h = Math.imul(h, 0x01000193);
   }
+  return finalise(h);
+}
+
+/** hash32 of the bytes a one-char-per-byte string stands for (a UserKey), without converting it. */
+export function hash32Latin1(key: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) {
+    h ^= key.charCodeAt(i) & 0xff;
+    h = Math.imul(h, 0x01000193);
+  }
+  return finalise(h);
+}
+
+function finalise(h: number): number {
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
@@ -54,9 +68,17 @@ export class HashRing<M extends string | number> {
 
   /** The member owning `key`; undefined only when the ring is empty. */
   owner(key: Uint8Array): M | undefined {
+    return this.ownerOfHash(hash32(key));
+  }
+
+  /** The owner of the bytes a one-char-per-byte string stands for (same answer as `owner`). */
+  ownerOfLatin1(key: string): M | undefined {
+    return this.ownerOfHash(hash32Latin1(key));
+  }
+
+  private ownerOfHash(h: number): M | undefined {
     const n = this.points.length;
     if (n === 0) return undefined;
-    const h = hash32(key);
     let lo = 0;
     let hi = n;
     while (lo < hi) {

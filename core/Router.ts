@@ -9,7 +9,7 @@ import type { Pid } from '../runtime/Pid.js';
 import type { Scheduler } from '../runtime/Scheduler.js';
 import { HashRing } from './HashRing.js';
 import { routerShard, type RouterShardDeps } from './RouterShard.js';
-import { userBytes, type UserKey } from './UserId.js';
+import type { UserKey } from './UserId.js';
 
 export interface Router {
   readonly supervisor: Pid;
@@ -42,7 +42,8 @@ export async function startRouter(s: Scheduler, shards: number, deps: RouterShar
     router: {
       supervisor: sup.pid,
       shardNames: names,
-      shardFor: (user) => names[ring.owner(userBytes(user)) ?? 0]!,
+      // On every routed message: hash the key as is, no conversion back to bytes.
+      shardFor: (user) => names[ring.ownerOfLatin1(user) ?? 0]!,
     },
   };
 }

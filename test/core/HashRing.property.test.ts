@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { HashRing } from '../../core/HashRing.js';
+import { userKey } from '../../core/UserId.js';
 
 const keys = (n: number, salt: number) => Array.from({ length: n }, (_, i) => new TextEncoder().encode(`user-${salt}-${i}`));
 
@@ -60,4 +61,14 @@ test('adding a member moves keys only to that member, and removing it moves them
 
 test('an empty ring owns nothing', () => {
   assert.equal(new HashRing<number>([]).owner(new Uint8Array([1])), undefined);
+});
+
+test('a user key string and its bytes have the same owner', () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 64 }), fc.integer({ min: 1, max: 16 }), (bytes, n) => {
+      const ring = new HashRing(Array.from({ length: n }, (_, i) => i));
+      assert.equal(ring.ownerOfLatin1(userKey(bytes)), ring.owner(bytes));
+    }),
+    { numRuns: 300 },
+  );
 });
