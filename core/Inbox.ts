@@ -19,7 +19,8 @@ export interface StoredMessage {
 }
 
 export type AppendResult =
-  | { ok: true; id: Uint8Array; durable: Promise<void> }
+  /** `durable` resolves true once the message is on stable storage, false if its write failed. */
+  | { ok: true; id: Uint8Array; durable: Promise<boolean> }
   /** `invalid_recipient`: a user id the mailbox cannot hold (empty). */
   | { ok: false; reason: 'inbox_full' | 'storage_unavailable' | 'invalid_recipient' };
 
@@ -31,6 +32,9 @@ export interface Inbox {
    * append already issued for `user` is durable (nothing in flight is missed).
    */
   pending(user: UserKey, limit: number, afterId?: Uint8Array): Promise<StoredMessage[]>;
-  /** Remove a delivered message once the client acknowledged it; unknown ids are ignored. */
-  ack(user: UserKey, id: Uint8Array): void;
+  /**
+   * Remove a delivered message once the client acknowledged it; unknown ids are ignored.
+   * Resolves true once the removal is durable (callers need not wait).
+   */
+  ack(user: UserKey, id: Uint8Array): Promise<boolean>;
 }

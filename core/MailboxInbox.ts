@@ -6,6 +6,7 @@
  */
 import type { Clock, Logger, StorageEngine } from '../runtime/Env.js';
 import { STORED_BARE_FRAME, STORED_MESSAGE, type AppendResult, type Inbox, type StoredKind, type StoredMessage } from './Inbox.js';
+import { canary } from './Canaries.js';
 import type { OfflineMailbox } from './OfflineMailbox.js';
 import { describeUser, userBytes, type UserKey } from './UserId.js';
 
@@ -22,8 +23,9 @@ export class MailboxInbox implements Inbox {
     if (!r.ok) return { ok: false, reason: r.reason === 'inbox_full' ? 'inbox_full' : r.reason === 'invalid' ? 'invalid_recipient' : 'storage_unavailable' };
     const durable = r.durable.then((w) => {
       if (!w.ok) this.log.error({ user: describeUser(user), reason: w.reason, message: w.message }, 'message not stored');
+      return w.ok;
     });
-    return { ok: true, id: r.id, durable };
+    return { ok: true, id: r.id, durable: canary('ack_before_fsync') ? Promise.resolve(true) : durable };
   }
 
   async pending(user: UserKey, limit: number, afterId?: Uint8Array): Promise<StoredMessage[]> {
@@ -36,9 +38,10 @@ export class MailboxInbox implements Inbox {
     return r.entries.map((e) => ({ id: e.id, payload: e.payload, kind: e.kind === STORED_BARE_FRAME ? STORED_BARE_FRAME : STORED_MESSAGE }));
   }
 
-  ack(user: UserKey, id: Uint8Array): void {
-    void this.mailbox.ack(userBytes(user), id).then((r) => {
+  ack(user: UserKey, id: Uint8Array): Promise<boolean> {
+    return this.mailbox.ack(userBytes(user), id).then((r) => {
       if (!r.ok) this.log.error({ user: describeUser(user), message: r.message }, 'ack not stored');
+      return r.ok;
     });
   }
 }

@@ -7,6 +7,7 @@
  * shard monitors every session it holds, so a session that ends for any reason (logout,
  * crash, kill) turns its user offline.
  */
+import { canary } from './Canaries.js';
 import { isDownMessage } from '../runtime/ExitReason.js';
 import { pidEquals, type Pid } from '../runtime/Pid.js';
 import type { ProcessBody, ProcessContext } from '../runtime/ProcessContext.js';
@@ -77,7 +78,7 @@ export function routerShard(deps: RouterShardDeps): ProcessBody {
     const seqTable = deps.storage.table(SEND_SEQ_TABLE);
     const watched = new Map<string, UserKey>(); // monitor ref key -> user
     const lastSeq = new Map<string, bigint>();
-    const seqKey = (to: UserKey, from: Uint8Array): string => `${to}\u0000${String.fromCharCode(...from)}`;
+    const seqKey = (to: UserKey, from: Uint8Array): string => (canary('dedup_wrong_key') ? to : `${to}\u0000${String.fromCharCode(...from)}`);
     /** Highest seq taken for (to, from), from memory or storage; -1 when none. */
     const highestSeq = (to: UserKey, from: Uint8Array): bigint => {
       const k = seqKey(to, from);
@@ -100,6 +101,19 @@ export function routerShard(deps: RouterShardDeps): ProcessBody {
       new DataView(v.buffer).setBigUint64(0, seq);
       void seqTable.put([userBytes(to), from], v);
     };
+    /** Store `m` in the recipient's inbox and hand it to the session if online. */
+    const route = (m: RouterRoute): void => {
+      if (m.seq !== undefined && m.seq <= highestSeq(m.to, m.from)) return;
+      const r = deps.inbox.append(m.to, m.payload, m.from);
+      if (r.ok && m.seq !== undefined) recordSeq(m.to, m.from, m.seq);
+      if (!r.ok) {
+        if (m.replyTo !== null) ctx.send(m.replyTo, { t: 'route_refused', code: r.reason } satisfies RouteRefused);
+        return;
+      }
+      const s = sessions.get(m.to);
+      if (s !== undefined) ctx.send(s, { t: 'deliver', id: r.id, payload: m.payload } satisfies ShardToSession);
+    };
+    let heldBack: RouterRoute | null = null;
     return (raw) => {
       if (isDownMessage(raw)) {
         const user = watched.get(raw.ref.key);
@@ -108,22 +122,27 @@ export function routerShard(deps: RouterShardDeps): ProcessBody {
         const cur = sessions.get(user);
         if (cur !== undefined && pidEquals(cur, raw.pid)) {
           sessions.delete(user);
-          deps.presence.setOffline(user, Math.floor(ctx.env.clock.wallMs() / 1000));
+          if (!canary('presence_leak')) deps.presence.setOffline(user, Math.floor(ctx.env.clock.wallMs() / 1000));
         }
         return;
       }
       const m = raw as RouterMessage;
       switch (m.t) {
         case 'route': {
-          if (m.seq !== undefined && m.seq <= highestSeq(m.to, m.from)) return;
-          const r = deps.inbox.append(m.to, m.payload, m.from);
-          if (r.ok && m.seq !== undefined) recordSeq(m.to, m.from, m.seq);
-          if (!r.ok) {
-            if (m.replyTo !== null) ctx.send(m.replyTo, { t: 'route_refused', code: r.reason } satisfies RouteRefused);
-            return;
+          if (canary('router_reorder')) {
+            if (heldBack === null && ctx.env.random.float() < 0.2) {
+              heldBack = m;
+              return;
+            }
+            if (heldBack !== null) {
+              const later = heldBack;
+              heldBack = null;
+              route(m);
+              route(later);
+              return;
+            }
           }
-          const s = sessions.get(m.to);
-          if (s !== undefined) ctx.send(s, { t: 'deliver', id: r.id, payload: m.payload } satisfies ShardToSession);
+          route(m);
           return;
         }
         case 'relay': {

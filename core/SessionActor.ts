@@ -45,7 +45,7 @@ export function sessionActor(args: SessionArgs): ProcessBody {
         if (s.kind === STORED_BARE_FRAME) {
           // A stored receipt: handed over as the bare frame it is, not tracked for ACK.
           ctx.send(args.connection, { t: 'frame', frame: s.payload } satisfies SessionToConnection);
-          args.inbox.ack(args.user, s.id);
+          void args.inbox.ack(args.user, s.id);
         } else ctx.send(args.connection, { t: 'deliver', id: s.id, payload: s.payload } satisfies SessionToConnection);
       }
       if (stored.length > 0) loadedUpTo = stored[stored.length - 1]!.id;

@@ -35,6 +35,7 @@ import {
 } from './protocol/V1Encoder.js';
 import type { ClientPacket } from './protocol/V1Packets.js';
 import { prekeyBundleMap, prekeyStatusMap } from './protocol/V1Prekeys.js';
+import { canary } from '../core/Canaries.js';
 
 /** Link events, sent to the connection process by the listener. */
 export type LinkEvent = { t: 'link_data'; bytes: Uint8Array } | { t: 'link_drain' } | { t: 'link_closed' };
@@ -142,6 +143,7 @@ export function connectionActor(link: ClientLink, deps: ConnectionDeps): Process
       if (now) link.destroy();
       else link.end();
       if (session !== null) ctx.sendExit(session, 'shutdown');
+      if (canary('drop_unacked_on_disconnect') && user !== null) for (const u of unacked.values()) void deps.inbox.ack(userKey(user), u.id);
       ctx.exit(reason);
     };
 
@@ -266,7 +268,7 @@ export function connectionActor(link: ClientLink, deps: ConnectionDeps): Process
           const u = unacked.get(k);
           if (u === undefined) return;
           unacked.delete(k);
-          deps.inbox.ack(userKey(me), u.id);
+          void deps.inbox.ack(userKey(me), u.id);
           return;
         }
         case 'get_status':
