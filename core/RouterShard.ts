@@ -2,7 +2,9 @@
  * A router shard: owns the users that hash to it (HashRing over shards) and knows which
  * session, if any, each is connected through. It routes every message without blocking:
  * store it in the recipient's inbox (the id is assigned at once, the write completes in the
- * background) and, if the recipient is online, hand it to the session in the same step.
+ * background, group-committed with the other writes of the turn) and, once it is durable,
+ * hand it to the recipient's session if the user is online. A client never sees a message
+ * the server could still forget.
  * Registrations are last-writer-wins: a new session for a user replaces the old one. The
  * shard monitors every session it holds, so a session that ends for any reason (logout,
  * crash, kill) turns its user offline.
@@ -49,6 +51,23 @@ export interface RouterRelay {
 }
 export type RouterMessage = RouterRoute | RouterRegister | RouterRelay;
 
+/** A write for `to` settled (the shard tells itself, to act on it inside a handler). */
+interface Stored {
+  t: 'stored';
+  to: UserKey;
+}
+
+/** A message being written, waiting to be handed to the recipient's session. */
+interface Write {
+  id: Uint8Array;
+  payload: Uint8Array;
+  settled: boolean;
+  ok: boolean;
+  replyTo: Pid | null;
+  from: Uint8Array;
+  seq: bigint | undefined;
+}
+
 /** What the shard sends to sessions. */
 export type ShardToSession =
   | { t: 'deliver'; id: Uint8Array; payload: Uint8Array }
@@ -78,6 +97,8 @@ export function routerShard(deps: RouterShardDeps): ProcessBody {
     const seqTable = deps.storage.table(SEND_SEQ_TABLE);
     const watched = new Map<string, UserKey>(); // monitor ref key -> user
     const lastSeq = new Map<string, bigint>();
+    /** Per recipient, messages whose writes have not all settled, in append order. */
+    const writing = new Map<UserKey, Write[]>();
     const seqKey = (to: UserKey, from: Uint8Array): string => (canary('dedup_wrong_key') ? to : `${to}\u0000${String.fromCharCode(...from)}`);
     /** Highest seq taken for (to, from), from memory or storage; -1 when none. */
     const highestSeq = (to: UserKey, from: Uint8Array): bigint => {
@@ -101,17 +122,51 @@ export function routerShard(deps: RouterShardDeps): ProcessBody {
       new DataView(v.buffer).setBigUint64(0, seq);
       void seqTable.put([userBytes(to), from], v);
     };
-    /** Store `m` in the recipient's inbox and hand it to the session if online. */
+    /**
+     * Store `m` in the recipient's inbox; once the write is durable, hand it to the session if
+     * the recipient is online. Nothing reaches a client before it is stored: a crash can then
+     * never make the server forget a message someone already saw (a SEND_SEQ resent after a
+     * crash would otherwise be delivered twice). A failed write is reported to the sender, and
+     * its seq given back so a resend is taken.
+     */
     const route = (m: RouterRoute): void => {
       if (m.seq !== undefined && m.seq <= highestSeq(m.to, m.from)) return;
       const r = deps.inbox.append(m.to, m.payload, m.from);
-      if (r.ok && m.seq !== undefined) recordSeq(m.to, m.from, m.seq);
       if (!r.ok) {
         if (m.replyTo !== null) ctx.send(m.replyTo, { t: 'route_refused', code: r.reason } satisfies RouteRefused);
         return;
       }
-      const s = sessions.get(m.to);
-      if (s !== undefined) ctx.send(s, { t: 'deliver', id: r.id, payload: m.payload } satisfies ShardToSession);
+      if (m.seq !== undefined) recordSeq(m.to, m.from, m.seq);
+      const w: Write = { id: r.id, payload: m.payload, settled: false, ok: false, replyTo: m.replyTo, from: m.from, seq: m.seq };
+      let q = writing.get(m.to);
+      if (q === undefined) writing.set(m.to, (q = []));
+      q.push(w);
+      const to = m.to;
+      void r.durable.then((ok) => {
+        w.settled = true;
+        w.ok = ok;
+        ctx.send(ctx.self, { t: 'stored', to } satisfies Stored);
+      });
+    };
+    /**
+     * Writes settled for `to`: hand over, in append order, every message at the head of its
+     * queue whose write is done (writes may settle out of order; deliveries never do).
+     */
+    const onStored = (to: UserKey): void => {
+      const q = writing.get(to);
+      if (q === undefined) return;
+      while (q.length > 0 && q[0]!.settled) {
+        const w = q.shift()!;
+        if (!w.ok) {
+          const k = seqKey(to, w.from);
+          if (w.seq !== undefined && lastSeq.get(k) === w.seq) lastSeq.delete(k);
+          if (w.replyTo !== null) ctx.send(w.replyTo, { t: 'route_refused', code: 'storage_unavailable' } satisfies RouteRefused);
+          continue;
+        }
+        const s = sessions.get(to);
+        if (s !== undefined) ctx.send(s, { t: 'deliver', id: w.id, payload: w.payload } satisfies ShardToSession);
+      }
+      if (q.length === 0) writing.delete(to);
     };
     let heldBack: RouterRoute | null = null;
     return (raw) => {
@@ -126,8 +181,11 @@ export function routerShard(deps: RouterShardDeps): ProcessBody {
         }
         return;
       }
-      const m = raw as RouterMessage;
+      const m = raw as RouterMessage | Stored;
       switch (m.t) {
+        case 'stored':
+          onStored(m.to);
+          return;
         case 'route': {
           if (canary('router_reorder')) {
             if (heldBack === null && ctx.env.random.float() < 0.2) {

@@ -154,11 +154,14 @@ export class Scheduler {
 
   /** Make decoded pids that name this scheduler's live processes identical to the originals. */
   installCanonicaliser(): void {
-    setPidCanonicaliser((pid) => {
-      if (pid.sched !== this.id || pid.inc !== this.inc || pid.node !== this.node) return pid;
-      const p = this.slots[pid.slot];
-      return p !== undefined && p.self.gen === pid.gen ? p.self : pid;
-    });
+    setPidCanonicaliser((pid) => this.canonical(pid));
+  }
+
+  /** The live process's own Pid object when `pid` names it, else `pid` itself. */
+  canonical(pid: Pid): Pid {
+    if (pid.sched !== this.id || pid.inc !== this.inc || pid.node !== this.node) return pid;
+    const p = this.slots[pid.slot];
+    return p !== undefined && p.self.gen === pid.gen ? p.self : pid;
   }
 
   // ---- spawning -------------------------------------------------------------------------
