@@ -1,15 +1,17 @@
 /**
  * `npm run bench -- <suite>`: runs one bench suite and writes bench/results/<suite>.json.
  * Suites: runtime (actor runtime vs Erlang/OTP), service (v1 service processes vs uWS echo and raw
- * LMDB).
+ * LMDB), sim (deterministic simulator speed).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { runtimeBench } from './runtime.js';
 import { serviceBench } from './service.js';
+import { simBench } from './sim.js';
 
 const SUITES: Record<string, () => Promise<object>> = {
   runtime: runtimeBench,
   service: serviceBench,
+  sim: simBench,
 };
 
 async function main(): Promise<void> {

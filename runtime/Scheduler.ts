@@ -413,6 +413,8 @@ export class Scheduler {
   /** Run one process for up to REDUCTIONS_PER_SLICE messages; returns how many it handled. */
   private runSlice(p: Process): number {
     if ((p.flags & (F_DEAD | F_BUSY)) !== 0) return 0;
+    // Always on: one handler at a time per process, whatever path scheduled it.
+    if ((p.flags & F_RUNNING) !== 0) throw new Error(`kernel invariant broken: ${p.self.toString()} scheduled while its handler runs`);
     if ((p.flags & F_STARTING) !== 0) {
       p.flags &= ~F_STARTING;
       this.start(p);

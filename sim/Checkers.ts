@@ -173,14 +173,9 @@ export function check(input: CheckInput): Violation[] {
     const expectOnline = !input.leftAtEnd.has(st.subject);
     if (st.online !== expectOnline) add('presence', `u${st.observer} sees u${st.subject} ${st.online ? 'online' : 'offline'} after the heal, but it ${expectOnline ? 'is connected' : 'logged out'}`);
   }
-  for (let o = 0; o < input.clients; o++) {
-    if (input.leftAtEnd.has(o)) continue;
-    for (let s = 0; s < input.clients; s++) {
-      if (s !== o && !answered.has(`${o}>${s}`)) {
-        add('liveness', `u${o}'s presence query about u${s} after the heal got no answer`);
-        break;
-      }
-    }
+  for (const e of h.entries) {
+    if (e.op !== 'status' || e.type !== 'invoke' || e.at < input.presenceAt) continue;
+    if (!answered.has(`${e.client}>${e.value}`)) add('liveness', `u${e.client}'s presence query about u${e.value} after the heal got no answer`);
   }
   return out;
 }

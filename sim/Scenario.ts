@@ -103,7 +103,7 @@ export function parseScenario(json: string): { ok: true; scenario: Scenario } | 
   if (typeof v !== 'object' || v === null) return { ok: false, message: '--scenario: expected an object' };
   if (!int(o.seed, 0, 0xffffffff)) return { ok: false, message: '--scenario: seed must be an integer in [0, 2^32)' };
   if (!int(o.clients, 2, 10_000)) return { ok: false, message: '--scenario: clients must be an integer in [2, 10000]' };
-  if (!int(o.rate, 1, 1000)) return { ok: false, message: '--scenario: rate must be an integer in [1, 1000]' };
+  if (typeof o.rate !== 'number' || !(o.rate > 0 && o.rate <= 1000)) return { ok: false, message: '--scenario: rate must be a number in (0, 1000]' };
   if (!int(o.safetyMs, 0, 3_600_000)) return { ok: false, message: '--scenario: safetyMs must be an integer in [0, 3600000]' };
   if (!int(o.livenessSendMs, 0, 3_600_000)) return { ok: false, message: '--scenario: livenessSendMs must be an integer in [0, 3600000]' };
   if (!int(o.schedulers, 1, 16)) return { ok: false, message: '--scenario: schedulers must be an integer in [1, 16]' };

@@ -106,11 +106,11 @@ export class SimClient {
     this.armSend();
   }
 
-  /** Ask for every other client's presence. */
-  queryPresence(): void {
+  /** Ask for the presence of the next `count` clients (by index, wrapping around). */
+  queryPresence(count: number): void {
     if (this.state !== 'online' || this.link === null) return;
-    for (let j = 0; j < this.peers; j++) {
-      if (j === this.index) continue;
+    for (let k = 1; k <= Math.min(count, this.peers - 1); k++) {
+      const j = (this.index + k) % this.peers;
       this.history.add({ at: this.world.now, client: this.index, type: 'invoke', op: 'status', value: String(j), conn: this.conn });
       this.link.send(encodeGetStatusPacket(userName(j)));
     }

@@ -9,7 +9,7 @@
 import type { IrisConfig } from '../core/Config.js';
 import type { Inbox } from '../core/Inbox.js';
 import { startIrisService, type IrisService } from '../edge/IrisService.js';
-import { decodeBatch, encodeBatch, type Envelope } from '../runtime/Envelope.js';
+import { decodeBatch, encodeBatch, setPidCanonicaliser, type Envelope } from '../runtime/Envelope.js';
 import { describeReason } from '../runtime/ExitReason.js';
 import type { Pid } from '../runtime/Pid.js';
 import { Scheduler, type SchedulerHost } from '../runtime/Scheduler.js';
@@ -18,6 +18,8 @@ import { simEnv, SimLog, type NodeClock } from './SimEnv.js';
 import { SimLink, type LinkClientSide, type LinkProfile } from './SimLink.js';
 import { SimDisk, SimStorageEngine } from './SimStorage.js';
 import type { SimWorld } from './SimWorld.js';
+
+const IDENTITY = (pid: Pid): Pid => pid;
 
 export type NodeStatus = 'down' | 'booting' | 'up';
 
@@ -150,7 +152,11 @@ export class SimNode {
             outboxes.delete(sched);
             const target = this.schedulers[sched];
             if (target === undefined || !owner.alive) return;
-            for (const e of decodeBatch(encodeBatch(batch))) target.receiveEnvelope(e);
+            // Decoded as the target thread would: only its own pids become its live objects.
+            setPidCanonicaliser((pid) => target.canonical(pid));
+            const envelopes = decodeBatch(encodeBatch(batch));
+            setPidCanonicaliser(IDENTITY);
+            for (const e of envelopes) target.receiveEnvelope(e);
           }, owner, from * 256 + sched);
         }
         box.push(env);

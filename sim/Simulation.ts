@@ -9,7 +9,6 @@ import { plantCanary } from '../core/Canaries.js';
 import { DEFAULT_CONFIG, type IrisConfig } from '../core/Config.js';
 import type { Inbox } from '../core/Inbox.js';
 import { userBytes, type UserKey } from '../core/UserId.js';
-import { setPidCanonicaliser } from '../runtime/Envelope.js';
 import { encodeKey } from '../runtime/StorageKey.js';
 import { check, type Violation } from './Checkers.js';
 import { History } from './History.js';
@@ -57,6 +56,8 @@ const SERVICE_NAMES = ['router_sup', 'services_sup', 'groups', 'key_directory'];
 const HEAL_SETTLE_MS = 3000;
 const DRAIN_MS = 8000;
 const PRESENCE_MS = 3000;
+/** Each staying client asks about this many others at the end. */
+const PRESENCE_PEERS = 8;
 
 export function simConfig(s: Scenario): IrisConfig {
   return {
@@ -133,7 +134,6 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
   for (let i = 0; i < s.clients; i++) clients.push(new SimClient(i, world, world.random(`client/${i}`), history, () => node, s.clients, behaviour(), profile(), () => liveness));
 
   const tripwires = installTripwires();
-  setPidCanonicaliser((pid) => (pid.node === node.name ? node.canonical(pid) : pid));
   if (s.canary !== undefined) plantCanary(s.canary);
   const runtime: string[] = [];
   const maxEvents = opts.maxEvents ?? 20_000_000;
@@ -225,7 +225,7 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
     }
     await run(world.now + PRESENCE_MS);
     const presenceAt = world.now;
-    for (const c of clients) if (!left.has(c.index)) c.queryPresence();
+    for (const c of clients) if (!left.has(c.index)) c.queryPresence(PRESENCE_PEERS);
     await run(world.now + PRESENCE_MS);
 
     const online = new Set(clients.filter((c) => c.state === 'online').map((c) => c.index));
@@ -263,7 +263,6 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
     };
   } finally {
     plantCanary(null);
-    setPidCanonicaliser((pid) => pid);
     tripwires.remove();
   }
 }

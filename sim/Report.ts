@@ -1,0 +1,52 @@
+/**
+ * How a failing run is reported: the broken invariant, a minimal witness, the seed, the one
+ * command that replays it, and a trace file with the scenario, every event and the node's
+ * log lines.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { RunResult } from './Simulation.js';
+import { describeScenario, scenarioFromSeed, type Scenario } from './Scenario.js';
+
+export function seedHex(seed: number): string {
+  return `0x${(seed >>> 0).toString(16).padStart(8, '0')}`;
+}
+
+/** The command that replays `s`: by seed when the seed alone derives it, else the whole scenario. */
+export function reproCommand(s: Scenario): string {
+  const derived = scenarioFromSeed(s.seed, s.canary);
+  if (JSON.stringify(derived) === JSON.stringify(s)) return `npm run sim -- --seed ${seedHex(s.seed)}${s.canary !== undefined ? ` --canary ${s.canary}` : ''}`;
+  return `npm run sim -- --scenario '${describeScenario(s)}'`;
+}
+
+export function describeFailure(r: RunResult): string {
+  const lines = [`FAILED seed ${seedHex(r.scenario.seed)}: ${r.violations.length} violation(s)`];
+  for (const v of r.violations) {
+    lines.push(`  [${v.invariant}] ${v.message}`);
+    for (const w of v.witness.slice(0, 12)) lines.push(`      ${w}`);
+  }
+  lines.push(`  scenario: ${describeScenario(r.scenario)}`);
+  lines.push(`  faults injected: ${r.injected.join(', ') || 'none'}`);
+  lines.push(`  repro: ${reproCommand(r.scenario)}`);
+  return lines.join('\n');
+}
+
+/** Write the trace file of a run recorded with `recordTrace`; returns its path. */
+export function writeTraceFile(r: RunResult, dir = 'sim-traces'): string {
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, `${seedHex(r.scenario.seed)}${r.scenario.canary !== undefined ? `-${r.scenario.canary}` : ''}.trace`);
+  const body = [
+    `# scenario ${describeScenario(r.scenario)}`,
+    `# trace hash ${r.traceHash}, ${r.events} events, ${r.simMs} virtual ms`,
+    ...r.violations.map((v) => `# violation [${v.invariant}] ${v.message}`),
+    `# faults injected: ${r.injected.join(', ')}`,
+    '## events (virtual ms, owner, label, detail)',
+    ...(r.trace ?? []),
+    '## node log',
+    ...r.logs,
+    '## history',
+    ...r.history.entries.map((e) => `${e.at} u${e.client} c${e.conn} ${e.type} ${e.op} ${e.value}`),
+  ];
+  writeFileSync(path, body.join('\n') + '\n');
+  return path;
+}
