@@ -48,8 +48,18 @@ export interface CheckInput {
 export function check(input: CheckInput): Violation[] {
   const h = input.history;
   const out: Violation[] = [];
-  const add = (invariant: string, message: string, witness: string[] = []): void => {
-    if (out.filter((v) => v.invariant === invariant).length < 5) out.push({ invariant, message, witness });
+  const perInvariant = new Map<string, number>();
+  const add = (invariant: string, message: string, witness: string[] | (() => string[]) = []): void => {
+    const n = perInvariant.get(invariant) ?? 0;
+    if (n >= 5) return;
+    perInvariant.set(invariant, n + 1);
+    out.push({ invariant, message, witness: typeof witness === 'function' ? witness() : witness });
+  };
+  const decoded = new Map<string, ReturnType<typeof decodePayload>>();
+  const decode = (hex: string): ReturnType<typeof decodePayload> => {
+    let f = decoded.get(hex);
+    if (f === undefined && !decoded.has(hex)) decoded.set(hex, (f = decodePayload(hexBytes(hex))));
+    return f ?? null;
   };
   for (const r of input.runtime) add('runtime', r);
 
@@ -63,7 +73,7 @@ export function check(input: CheckInput): Violation[] {
     const seen = firstByUserId.get(key);
     if (seen === undefined) firstByUserId.set(key, { at: d.at, payloadHex: d.payloadHex, conn: d.conn });
     else if (seen.payloadHex !== d.payloadHex) add('corrupt', `message ${d.msgId} to u${d.client} was delivered with two different payloads`);
-    const f = decodePayload(hexBytes(d.payloadHex));
+    const f = decode(d.payloadHex);
     if (f === null) {
       add('corrupt', `u${d.client} received a payload that does not parse or check out (id ${d.msgId})`, [`deliver at ${d.at} conn ${d.conn}: ${d.payloadHex.slice(0, 80)}`]);
       continue;
@@ -77,8 +87,8 @@ export function check(input: CheckInput): Violation[] {
     if (!c.onDisk) add('ack_before_fsync', `the inbox reported message ${c.msgId} for u${c.user} durable at ${c.at} ms while it was not on disk`, [`claim at ${c.at} on ${c.node}`]);
     const got = firstByUserId.get(`${c.user}/${c.msgId}`);
     if (got === undefined) {
-      const f = decodePayload(hexBytes(c.payloadHex));
-      add('durable_lost', `message ${c.msgId} (${f === null ? '?' : payloadKey(f)}) for u${c.user} was reported durable at ${c.at} ms and never delivered`, witnessFor(h, c.user, f === null ? undefined : f.sender));
+      const f = decode(c.payloadHex);
+      add('durable_lost', `message ${c.msgId} (${f === null ? '?' : payloadKey(f)}) for u${c.user} was reported durable at ${c.at} ms and never delivered`, () => witnessFor(h, c.user, f === null ? undefined : f.sender));
     } else if (got.payloadHex !== c.payloadHex) add('corrupt', `message ${c.msgId} for u${c.user} was delivered with other bytes than were stored`);
   }
 
@@ -159,10 +169,10 @@ export function check(input: CheckInput): Violation[] {
 
   // Liveness: everything sent after the heal arrives; every client that wants to be online is.
   for (const s of h.sent) {
-    if (s.liveness && !deliveredPayloads.has(s.payloadHex)) add('liveness', `${s.key}, sent after the heal at ${s.at} ms, was never delivered`, witnessFor(h, s.target, s.client));
+    if (s.liveness && !deliveredPayloads.has(s.payloadHex)) add('liveness', `${s.key}, sent after the heal at ${s.at} ms, was never delivered`, () => witnessFor(h, s.target, s.client));
   }
   for (let i = 0; i < input.clients; i++) {
-    if (!input.leftAtEnd.has(i) && !input.onlineAtEnd.has(i)) add('liveness', `u${i} is not logged in at the end of the run`, witnessFor(h, i));
+    if (!input.leftAtEnd.has(i) && !input.onlineAtEnd.has(i)) add('liveness', `u${i} is not logged in at the end of the run`, () => witnessFor(h, i));
   }
 
   // Presence converges: the final answers match who stayed and who left.
