@@ -18,7 +18,7 @@
  * - runtime: an exception escaped an event, a tripwire fired, a service process is missing.
  */
 import type { History, Sent } from './History.js';
-import { decodePayload, payloadKey } from './Payload.js';
+import { decodePayload, GROUP_TARGET, payloadKey } from './Payload.js';
 
 export interface Violation {
   invariant: string;
@@ -73,13 +73,14 @@ export function check(input: CheckInput): Violation[] {
     const seen = firstByUserId.get(key);
     if (seen === undefined) firstByUserId.set(key, { at: d.at, payloadHex: d.payloadHex, conn: d.conn });
     else if (seen.payloadHex !== d.payloadHex) add('corrupt', `message ${d.msgId} to u${d.client} was delivered with two different payloads`);
-    const f = decode(d.payloadHex);
+    const f = decode(d.innerHex);
     if (f === null) {
       add('corrupt', `u${d.client} received a payload that does not parse or check out (id ${d.msgId})`, [`deliver at ${d.at} conn ${d.conn}: ${d.payloadHex.slice(0, 80)}`]);
       continue;
     }
-    const s = sentByPayload.get(d.payloadHex);
-    if (s === undefined || f.target !== d.client) add('phantom', `u${d.client} received ${payloadKey(f)}, which no client sent to it`, [`deliver at ${d.at} id ${d.msgId}`]);
+    const s = sentByPayload.get(d.innerHex);
+    if (s === undefined || (f.target !== d.client && f.target !== GROUP_TARGET)) add('phantom', `u${d.client} received ${payloadKey(f)}, which no client sent to it`, [`deliver at ${d.at} id ${d.msgId}`]);
+    else if (f.target === GROUP_TARGET && d.stampedSender !== f.sender) add('corrupt', `u${d.client} received group message ${payloadKey(f)} stamped with sender u${d.stampedSender}`);
   }
 
   // Every message the service reported durable reaches its recipient.
@@ -97,9 +98,11 @@ export function check(input: CheckInput): Violation[] {
   const deliveredPayloads = new Set<string>();
   const idsBySeq = new Map<string, Set<string>>();
   const firstSeen = new Set<string>();
+  const deliveredTo = new Set<string>();
   for (const d of h.delivered) {
-    const s = sentByPayload.get(d.payloadHex);
+    const s = sentByPayload.get(d.innerHex);
     if (s === undefined) continue;
+    deliveredTo.add(`${d.client}|${d.innerHex}`);
     if (s.kind === 1) {
       const k = `${s.client}>${s.target}#${s.seq}`;
       let ids = idsBySeq.get(k);
@@ -110,8 +113,8 @@ export function check(input: CheckInput): Violation[] {
     const key = `${d.client}/${d.msgId}`;
     if (firstSeen.has(key)) continue;
     firstSeen.add(key);
-    deliveredPayloads.add(d.payloadHex);
-    const pair = `${s.client}>${s.target}`;
+    deliveredPayloads.add(d.innerHex);
+    const pair = s.target === GROUP_TARGET ? `${s.client}>g>${d.client}` : `${s.client}>${s.target}`;
     let list = firstOrder.get(pair);
     if (list === undefined) firstOrder.set(pair, (list = []));
     list.push(s);
@@ -137,6 +140,7 @@ export function check(input: CheckInput): Violation[] {
   const anyStoreFailure = h.storeFailed.length > 0;
   const byConn = new Map<string, Sent[]>();
   for (const s of h.sent) {
+    if (s.target === GROUP_TARGET) continue; // recipients vary with membership; order and liveness cover groups
     const k = `${s.client}/${s.conn}>${s.target}`;
     let l = byConn.get(k);
     if (l === undefined) byConn.set(k, (l = []));
@@ -169,6 +173,12 @@ export function check(input: CheckInput): Violation[] {
 
   // Liveness: everything sent after the heal arrives; every client that wants to be online is.
   for (const s of h.sent) {
+    if (s.liveness && s.target === GROUP_TARGET) {
+      for (const [m, since] of h.groupMembers) {
+        if (m !== s.client && since < s.at && !deliveredTo.has(`${m}|${s.payloadHex}`)) add('liveness', `group message ${s.key}, sent after the heal at ${s.at} ms, never reached member u${m}`, () => witnessFor(h, m, s.client));
+      }
+      continue;
+    }
     if (s.liveness && !deliveredPayloads.has(s.payloadHex)) add('liveness', `${s.key}, sent after the heal at ${s.at} ms, was never delivered`, () => witnessFor(h, s.target, s.client));
   }
   for (let i = 0; i < input.clients; i++) {

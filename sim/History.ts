@@ -11,7 +11,7 @@ export interface HistoryEntry {
   at: number;
   client: number;
   type: OpType;
-  op: 'login' | 'send' | 'resend' | 'deliver' | 'ack' | 'status' | 'disconnect' | 'refused';
+  op: 'login' | 'send' | 'resend' | 'deliver' | 'ack' | 'status' | 'disconnect' | 'refused' | 'group_create' | 'group_add';
   /** Operation details (payload key, message id, status...). */
   value: string;
   /** The client's connection number. */
@@ -38,7 +38,12 @@ export interface Delivered {
   /** Time the client's login on that connection completed. */
   loginAt: number;
   msgId: string;
+  /** The RELIABLE_MSG payload as delivered. */
   payloadHex: string;
+  /** The client's own payload inside it (the ciphertext of a GROUP_MSG, else the same). */
+  innerHex: string;
+  /** For a group message: the `sender` the server stamped into its header (-1 if none). */
+  stampedSender: number;
 }
 
 export interface Claim {
@@ -65,6 +70,8 @@ export class History {
   readonly refusedConns = new Set<string>();
   /** Payloads a client sent again on a later connection (their arrival says nothing about the first one's connection). */
   readonly resent = new Set<string>();
+  /** Group members the operator has confirmed, with the time of confirmation. */
+  readonly groupMembers = new Map<number, number>();
   /** Final presence observations: observer, subject, online. */
   readonly statuses: { at: number; observer: number; subject: number; online: boolean }[] = [];
 

@@ -8,6 +8,8 @@ import { fnv1a } from './SimRandom.js';
 
 export const PAYLOAD_MAGIC = 0x53494d31; // 'SIM1'
 const HEADER_BYTES = 4 + 2 + 2 + 1 + 4 + 4;
+/** The `target` of a message sent to the simulation's group. */
+export const GROUP_TARGET = 0xffff;
 
 export interface PayloadFields {
   sender: number;
@@ -52,7 +54,7 @@ export function decodePayload(b: Uint8Array): PayloadFields | null {
 
 /** A short stable text for a payload (history lines, map keys). */
 export function payloadKey(f: PayloadFields): string {
-  return `${f.kind === 1 ? 'q' : 's'}${f.sender}>${f.target}#${f.seq}@${f.conn}`;
+  return `${f.kind === 1 ? 'q' : 's'}${f.sender}>${f.target === GROUP_TARGET ? 'g' : f.target}#${f.seq}@${f.conn}`;
 }
 
 export function bytesHex(b: Uint8Array): string {

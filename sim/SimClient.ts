@@ -6,11 +6,13 @@
  * operation to the history. Duplication is the client's doing: after a reconnect it may
  * resend its last SEND_SEQ messages with their original numbers, which the server must drop.
  */
-import { V1ClientDecoder } from '../edge/protocol/V1ClientDecoder.js';
-import { encodeAckPacket, encodeGetStatusPacket, encodeLoginPacket, encodeSendPacket, encodeSendSeqPacket } from '../edge/protocol/V1Encoder.js';
+import { decodeCborMap } from '../edge/protocol/Cbor.js';
+import { parseDeliveryPayload, V1ClientDecoder } from '../edge/protocol/V1ClientDecoder.js';
+import { encodeAckPacket, encodeGetStatusPacket, encodeGroupCreatePacket, encodeGroupMsgPacket, encodeLoginPacket, encodeSendPacket, encodeSendSeqPacket } from '../edge/protocol/V1Encoder.js';
+import { encodeCbor } from '../edge/protocol/Cbor.js';
 import type { ServerFrame } from '../edge/protocol/V1Packets.js';
 import type { History } from './History.js';
-import { bytesHex, encodePayload, payloadKey } from './Payload.js';
+import { bytesHex, encodePayload, GROUP_TARGET, payloadKey } from './Payload.js';
 import type { SimLink, LinkProfile } from './SimLink.js';
 import type { SimNode } from './SimNode.js';
 import type { SimRandom } from './SimRandom.js';
@@ -37,7 +39,18 @@ export interface ClientBehaviour {
   disconnectRate: number;
   /** Resend this many of the last SEND_SEQ messages after a reconnect (duplicates). */
   resendOnReconnect: number;
+  /** Share of sends that go to the group once the client is a confirmed member. */
+  groupShare: number;
 }
+
+/** The simulation's one group: created by client 0, members added by the operator. */
+export interface SharedGroup {
+  gid: Uint8Array | null;
+  /** Called once client 0 learns the group id. */
+  created(gid: Uint8Array): void;
+}
+
+const GROUP_HEADER = encodeCbor({ v: 1 });
 
 export class SimClient {
   link: SimLink | null = null;
@@ -64,6 +77,7 @@ export class SimClient {
     public behaviour: ClientBehaviour,
     public profile: LinkProfile,
     private readonly isLiveness: () => boolean,
+    private readonly group: SharedGroup | null,
   ) {
     this.user = userName(index);
     this.addr = `10.${(index >> 8) & 255}.${index & 255}.1`;
@@ -135,6 +149,18 @@ export class SimClient {
       this.drop();
       return;
     }
+    const group = this.group;
+    if (group !== null && group.gid !== null && this.history.groupMembers.has(this.index) && this.random.chance(this.behaviour.groupShare)) {
+      const seq = (this.seqs.get(GROUP_TARGET) ?? 0) + 1;
+      this.seqs.set(GROUP_TARGET, seq);
+      const f = { sender: this.index, target: GROUP_TARGET, kind: 0 as const, seq, conn: this.conn };
+      const payload = encodePayload(f, this.random.int(48));
+      const key = payloadKey(f);
+      this.history.sent.push({ at: this.world.now, client: this.index, conn: this.conn, target: GROUP_TARGET, kind: 0, seq, key, payloadHex: bytesHex(payload), liveness: this.isLiveness() });
+      this.history.add({ at: this.world.now, client: this.index, type: 'invoke', op: 'send', value: key, conn: this.conn });
+      this.link.send(encodeGroupMsgPacket(group.gid, GROUP_HEADER, payload));
+      return;
+    }
     let target = this.random.int(this.peers - 1);
     if (target >= this.index) target++;
     const kind: 0 | 1 = this.random.chance(this.behaviour.seqShare) ? 1 : 0;
@@ -173,6 +199,10 @@ export class SimClient {
         this.state = 'online';
         this.loginAt = this.world.now;
         this.history.add({ at: this.world.now, client: this.index, type: 'ok', op: 'login', value: '', conn: this.conn });
+        if (this.index === 0 && this.group !== null && this.group.gid === null) {
+          this.history.add({ at: this.world.now, client: this.index, type: 'invoke', op: 'group_create', value: '', conn: this.conn });
+          link.send(encodeGroupCreatePacket(new TextEncoder().encode('sim')));
+        }
         const n = this.behaviour.resendOnReconnect;
         const again = n > 0 ? this.lastSeqSent.slice(-n) : [];
         for (const m of again) {
@@ -185,7 +215,17 @@ export class SimClient {
       case 'reliable_msg': {
         const id = bytesHex(f.msgId);
         this.world.note('deliver', f.msg.length);
-        this.history.delivered.push({ at: this.world.now, client: this.index, conn: this.conn, loginAt: this.loginAt, msgId: id, payloadHex: bytesHex(f.msg) });
+        const inside = parseDeliveryPayload(f.msg);
+        let inner = f.msg;
+        let stampedSender = -1;
+        if (inside.kind === 'group_msg') {
+          inner = inside.ciphertext;
+          const h = decodeCborMap(inside.header);
+          const sender = h.ok ? h.map.get('sender') : undefined;
+          if (sender instanceof Uint8Array) stampedSender = userIndex(sender);
+          else if (typeof sender === 'string') stampedSender = Number(sender.slice(1));
+        }
+        this.history.delivered.push({ at: this.world.now, client: this.index, conn: this.conn, loginAt: this.loginAt, msgId: id, payloadHex: bytesHex(f.msg), innerHex: bytesHex(inner), stampedSender });
         this.history.add({ at: this.world.now, client: this.index, type: 'ok', op: 'deliver', value: id, conn: this.conn });
         const ackAll = this.isLiveness();
         if (ackAll || this.random.chance(this.behaviour.ackRate)) {
@@ -205,6 +245,13 @@ export class SimClient {
         this.history.add({ at: this.world.now, client: this.index, type: 'ok', op: 'status', value: `${subject}:${f.online ? 'online' : 'offline'}`, conn: this.conn });
         return;
       }
+      case 'group_join':
+        if (this.index === 0 && this.group !== null && this.group.gid === null && userIndex(f.user) === 0) {
+          this.history.add({ at: this.world.now, client: this.index, type: 'ok', op: 'group_create', value: bytesHex(f.gid), conn: this.conn });
+          this.group.gid = f.gid.slice();
+          this.group.created(this.group.gid);
+        }
+        return;
       case 'error':
       case 'rate_limited':
       case 'rate_limited_text':

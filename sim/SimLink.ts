@@ -39,6 +39,8 @@ export class SimLink implements ClientLink {
   private wantDrain = false;
   private paused = false;
   private held: Uint8Array[] = [];
+  /** The client closed while held bytes wait; close once they are handed over. */
+  private finPending = false;
   private nextS2C = 0;
   private nextC2S = 0;
   /** Until this virtual time nothing moves on the link. */
@@ -95,6 +97,7 @@ export class SimLink implements ClientLink {
   /** Hand over what arrived while reading was paused, in order, before anything newer. */
   private releaseHeld(): void {
     while (this.open && !this.paused && this.held.length > 0) this.handlers?.data(this.held.shift()!);
+    if (this.finPending && this.open && !this.paused && this.held.length === 0) this.reset();
   }
 
   end(): void {
@@ -118,10 +121,20 @@ export class SimLink implements ClientLink {
     this.transmit('c2s', bytes.slice(), whole);
   }
 
-  /** The client closes after its bytes in flight arrive. */
+  /**
+   * The client closes after its bytes in flight arrive. Like a FIN, the close reaches the
+   * server after every byte sent before it, even if the server has paused reading or is
+   * itself paused (the event is the server's, so it waits in order behind the data).
+   */
   clientEnd(): void {
     if (!this.open) return;
-    this.world.schedule(Math.max(this.world.now, this.nextC2S), 'link_fin_c', () => this.reset(), null, this.id);
+    this.world.schedule(Math.max(this.world.now, this.nextC2S), 'link_fin_c', () => this.finFromClient(), this.server, this.id);
+  }
+
+  private finFromClient(): void {
+    if (!this.open) return;
+    if (this.paused || this.held.length > 0) this.finPending = true;
+    else this.reset();
   }
 
   /** The connection drops now, in both directions; bytes in flight are lost. */

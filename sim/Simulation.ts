@@ -8,13 +8,14 @@
 import { plantCanary } from '../core/Canaries.js';
 import { DEFAULT_CONFIG, type IrisConfig } from '../core/Config.js';
 import type { Inbox } from '../core/Inbox.js';
-import { userBytes, type UserKey } from '../core/UserId.js';
+import { userBytes, userKey, type UserKey } from '../core/UserId.js';
 import { encodeKey } from '../runtime/StorageKey.js';
 import { check, type Violation } from './Checkers.js';
 import { History } from './History.js';
 import { bytesHex } from './Payload.js';
 import type { Scenario } from './Scenario.js';
-import { SimClient, userIndex, type ClientBehaviour } from './SimClient.js';
+import { SimClient, userIndex, userName, type ClientBehaviour, type SharedGroup } from './SimClient.js';
+import type { GroupsReply, GroupsRequest } from '../core/Groups.js';
 import type { LinkProfile } from './SimLink.js';
 import { SimNode } from './SimNode.js';
 import type { SimRandom } from './SimRandom.js';
@@ -125,13 +126,52 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
     ackDelayMaxMs: 300,
     disconnectRate: has('reset') ? 0.02 : 0,
     resendOnReconnect: has('duplicate') ? 3 : 0,
+    groupShare: 0.2,
   });
   const profile = (): LinkProfile => ({
     latencyMs: has('jitter') ? (r: SimRandom) => 1 + r.int(r.chance(0.2) ? 200 : 10) : baseProfile().latencyMs,
     splitRate: has('split') ? 0.3 : 0,
   });
+  // One group: client 0 creates it; an operator process on the node adds everyone else
+  // (v1 has no add opcode) and retries until each add is confirmed durable.
+  const group: SharedGroup = {
+    gid: null,
+    created: () => {
+      history.groupMembers.set(0, world.now);
+      operate();
+    },
+  };
+  const adding = new Set<string>();
+  const operate = (): void => {
+    const gid = group.gid;
+    if (gid === null || node.status !== 'up') return;
+    const gidText = new TextDecoder().decode(gid);
+    for (let i = 1; i < s.clients; i++) {
+      const k = `${node.incarnations}/${i}`;
+      if (history.groupMembers.has(i) || adding.has(k)) continue;
+      adding.add(k);
+      const add: GroupsRequest = { t: 'admin', op: 'add', actor: userKey(userName(0)), gid: gidText, user: userKey(userName(i)), replyTo: node.schedulers[0]!.outsider };
+      node.schedulers[0]!.spawn((ctx) => {
+        ctx.send('groups', { ...add, replyTo: ctx.self });
+        return (m) => {
+          const r = m as GroupsReply;
+          if ((r.t === 'group_done' || (r.t === 'group_error' && r.code === 'already_member')) && !history.groupMembers.has(i)) {
+            history.groupMembers.set(i, world.now);
+            history.add({ at: world.now, client: i, type: 'ok', op: 'group_add', value: gidText, conn: 0 });
+          }
+          adding.delete(k);
+          ctx.exit('normal');
+        };
+      }, { label: 'SimOperator' });
+    }
+  };
+  const operatorTick = (): void => {
+    operate();
+    world.after(1000, 'operator', operatorTick);
+  };
+  world.after(1000, 'operator', operatorTick);
   const clients: SimClient[] = [];
-  for (let i = 0; i < s.clients; i++) clients.push(new SimClient(i, world, world.random(`client/${i}`), history, () => node, s.clients, behaviour(), profile(), () => liveness));
+  for (let i = 0; i < s.clients; i++) clients.push(new SimClient(i, world, world.random(`client/${i}`), history, () => node, s.clients, behaviour(), profile(), () => liveness, group));
 
   const tripwires = installTripwires();
   if (s.canary !== undefined) plantCanary(s.canary);
