@@ -66,6 +66,8 @@ interface Write {
   replyTo: Pid | null;
   from: Uint8Array;
   seq: bigint | undefined;
+  /** The highest SEND_SEQ before this one took its place (-1 when none). */
+  prevSeq: bigint;
 }
 
 /** What the shard sends to sessions. */
@@ -122,6 +124,17 @@ export function routerShard(deps: RouterShardDeps): ProcessBody {
       new DataView(v.buffer).setBigUint64(0, seq);
       void seqTable.put([userBytes(to), from], v);
     };
+    /** Undo `recordSeq` after a failed write: the previous highest number, or none. */
+    const restoreSeq = (to: UserKey, from: Uint8Array, prev: bigint): void => {
+      lastSeq.set(seqKey(to, from), prev);
+      if (prev < 0n) {
+        void seqTable.remove([userBytes(to), from]);
+        return;
+      }
+      const v = new Uint8Array(8);
+      new DataView(v.buffer).setBigUint64(0, prev);
+      void seqTable.put([userBytes(to), from], v);
+    };
     /**
      * Store `m` in the recipient's inbox; once the write is durable, hand it to the session if
      * the recipient is online. Nothing reaches a client before it is stored: a crash can then
@@ -136,8 +149,9 @@ export function routerShard(deps: RouterShardDeps): ProcessBody {
         if (m.replyTo !== null) ctx.send(m.replyTo, { t: 'route_refused', code: r.reason } satisfies RouteRefused);
         return;
       }
+      const prevSeq = m.seq !== undefined ? highestSeq(m.to, m.from) : -1n;
       if (m.seq !== undefined) recordSeq(m.to, m.from, m.seq);
-      const w: Write = { id: r.id, payload: m.payload, settled: false, ok: false, replyTo: m.replyTo, from: m.from, seq: m.seq };
+      const w: Write = { id: r.id, payload: m.payload, settled: false, ok: false, replyTo: m.replyTo, from: m.from, seq: m.seq, prevSeq };
       let q = writing.get(m.to);
       if (q === undefined) writing.set(m.to, (q = []));
       q.push(w);
@@ -158,8 +172,8 @@ export function routerShard(deps: RouterShardDeps): ProcessBody {
       while (q.length > 0 && q[0]!.settled) {
         const w = q.shift()!;
         if (!w.ok) {
-          const k = seqKey(to, w.from);
-          if (w.seq !== undefined && lastSeq.get(k) === w.seq) lastSeq.delete(k);
+          // Give the number back, in memory and on disk, unless a later one was taken since.
+          if (w.seq !== undefined && lastSeq.get(seqKey(to, w.from)) === w.seq) restoreSeq(to, w.from, w.prevSeq);
           if (w.replyTo !== null) ctx.send(w.replyTo, { t: 'route_refused', code: 'storage_unavailable' } satisfies RouteRefused);
           continue;
         }

@@ -20,7 +20,7 @@ export const LINK_LOW_WATER = 16 * 1024;
 export interface LinkProfile {
   /** One-way latency of a segment, ms (drawn per segment; order is kept regardless). */
   latencyMs: (r: SimRandom) => number;
-  /** Probability a segment is split in two or three pieces. */
+  /** Probability a segment is split in two pieces. */
   splitRate: number;
 }
 

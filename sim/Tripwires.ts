@@ -26,7 +26,7 @@ type Patch = { target: object; key: string; original: unknown };
 export function installTripwires(): Tripwires {
   const violations: string[] = [];
   const patches: Patch[] = [];
-  const trip = <F extends (...args: never[]) => unknown>(target: object, key: string): void => {
+  const trip = <F extends (...args: never[]) => unknown>(target: object, key: string, name: string): void => {
     const original = (target as Record<string, unknown>)[key] as F;
     if (typeof original !== 'function') return;
     const wrapped = function (this: unknown, ...args: never[]): unknown {
@@ -34,7 +34,7 @@ export function installTripwires(): Tripwires {
       const frames = stack.split('\n').slice(2);
       const culprit = frames.find((f) => SIMULATED_DIRS.test(f) && !/[\\/]runtime[\\/]node[\\/]/.test(f));
       if (culprit !== undefined) {
-        const v = `${key} called during simulation from ${culprit.trim()}`;
+        const v = `${name} called during simulation from ${culprit.trim()}`;
         violations.push(v);
         throw new Error(`simulation tripwire: ${v}`);
       }
@@ -43,13 +43,13 @@ export function installTripwires(): Tripwires {
     (target as Record<string, unknown>)[key] = wrapped;
     patches.push({ target, key, original });
   };
-  trip(Date, 'now');
-  trip(Math, 'random');
-  trip(globalThis, 'setTimeout');
-  trip(globalThis, 'setInterval');
-  trip(globalThis, 'setImmediate');
-  trip(globalThis.performance, 'now');
-  trip(globalThis.crypto, 'getRandomValues');
+  trip(Date, 'now', 'Date.now');
+  trip(Math, 'random', 'Math.random');
+  trip(globalThis, 'setTimeout', 'setTimeout');
+  trip(globalThis, 'setInterval', 'setInterval');
+  trip(globalThis, 'setImmediate', 'setImmediate');
+  trip(globalThis.performance, 'now', 'performance.now');
+  trip(globalThis.crypto, 'getRandomValues', 'crypto.getRandomValues');
   return {
     violations,
     remove() {
