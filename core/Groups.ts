@@ -102,8 +102,18 @@ export function groupsService(deps: GroupsDeps): ProcessBody {
     const reply = (to: Pid, r: GroupsReply) => ctx.send(to, r);
     const error = (to: Pid, gid: string | null, code: GroupError) => reply(to, { t: 'group_error', gid, code });
     /** Write `ops`, then answer `done` (or storage_failed): never before it is durable. */
+    /**
+     * Write `ops` and answer once durable. The change was applied to the caches first; if the
+     * write fails, the caches are dropped so the next read comes from storage again (a failed
+     * add must not later read as `already_member`).
+     */
     const commit = (ops: StorageOp[], to: Pid, gid: string, done: GroupsReply) => {
-      void deps.storage.batch(ops).then((w) => (w.ok ? reply(to, done) : error(to, gid, 'storage_failed')));
+      void deps.storage.batch(ops).then((w) => {
+        if (w.ok) return reply(to, done);
+        cache.delete(gid);
+        counts.clear();
+        error(to, gid, 'storage_failed');
+      });
     };
     const member = (gid: string, user: UserKey): Group | null => {
       const g = load(gid);
