@@ -33,7 +33,13 @@
  * 'id_limit') → the reserved counter limit, 8 bytes big-endian.
  */
 import type { Env, StorageEngine, StorageOp, StorageTable, StorageWriteResult } from '../runtime/Env.js';
-import { OFFLINE_MAILBOX_CAPACITY, OFFLINE_MAILBOX_COUNT_CACHE_USERS, OFFLINE_MAILBOX_ID_BLOCK, OFFLINE_MAILBOX_MAX_USER_BYTES } from '../runtime/defaults.js';
+import {
+  OFFLINE_MAILBOX_CAPACITY,
+  OFFLINE_MAILBOX_COUNT_CACHE_USERS,
+  OFFLINE_MAILBOX_ID_BLOCK,
+  OFFLINE_MAILBOX_KNOWN_IDS,
+  OFFLINE_MAILBOX_MAX_USER_BYTES,
+} from '../runtime/defaults.js';
 
 /** Bytes in a mailbox message id (also the v1 RELIABLE_MSG id length). */
 export const MAILBOX_ID_BYTES = 16;
@@ -49,6 +55,8 @@ export interface OfflineMailboxOptions {
   idBlock?: number;
   /** Users whose mailbox size stays cached (default OFFLINE_MAILBOX_COUNT_CACHE_USERS). */
   countCacheUsers?: number;
+  /** Latest appends remembered until acked, rounded up to a power of two (default OFFLINE_MAILBOX_KNOWN_IDS). */
+  knownIds?: number;
 }
 
 /** What is stored beside the payload. */
@@ -122,8 +130,8 @@ const VALUE_SLAB_BYTES = 64 * 1024;
 /** Random bytes fetched from env.random at a time, for the random half of ids. */
 const RANDOM_POOL_BYTES = 4096;
 const MAX_SAFE_COUNTER = Number.MAX_SAFE_INTEGER;
-const floatBytes = new Uint8Array(8);
-const floatView = new DataView(floatBytes.buffer);
+/** Byte strings up to this length are copied by a loop rather than TypedArray.set. */
+const SHORT_COPY_BYTES = 32;
 
 export class OfflineMailbox {
   /** Open the mailbox on `env.storage`, recovering the id counter. */
@@ -146,9 +154,25 @@ export class OfflineMailbox {
   private readonly idBlock: number;
   private readonly countCacheUsers: number;
   private readonly users = new Map<string, UserState>();
+  /** Removals not yet settled, by id (ids are unique in a mailbox): what a repeated ACK waits for. */
   private readonly removals = new Map<string, Promise<AckResult>>();
-  /** Appends not yet settled, by user+id: an ACK may arrive before its message is durable. */
-  private readonly appending = new Map<string, Promise<StorageWriteResult>>();
+  /**
+   * The latest appends of this mailbox, so that the ACK of a message delivered live needs no
+   * storage read to know it is stored: a ring indexed by the id counter (ids are handed out in
+   * counter order) holding the user's state, the counter and the random half of each id, and
+   * whether its write is still in flight. Acked entries are cleared. An append still in flight
+   * is never forgotten (an ACK may arrive before its message is visible in storage): one pushed
+   * out of the ring waits in `knownOverflow` until its write settles.
+   */
+  private readonly knownMask: number;
+  private readonly knownState: Array<UserState | null>;
+  private readonly knownCounter: Float64Array;
+  private readonly knownRandom: Uint8Array;
+  private readonly knownInFlight: Uint8Array;
+  private readonly knownOverflow = new Map<number, { st: UserState; random: Uint8Array }>();
+  /** The latest group of appends (and of removals) sharing one engine write promise. */
+  private appendGroup: AppendGroup | null = null;
+  private removalGroup: RemovalGroup | null = null;
   /** Next counter value to hand out. */
   private next: number;
   /** Counter values below this are covered by a durable reservation. */
@@ -157,6 +181,7 @@ export class OfflineMailbox {
   private reserved: number;
   private prefetching = false;
   private slab = new Uint8Array(0);
+  private slabView = new DataView(this.slab.buffer);
   private slabAt = 0;
   private random: Uint8Array = new Uint8Array(0);
   private randomAt = 0;
@@ -173,6 +198,13 @@ export class OfflineMailbox {
     this.capacityPerUser = opts.capacityPerUser ?? OFFLINE_MAILBOX_CAPACITY;
     this.idBlock = opts.idBlock ?? OFFLINE_MAILBOX_ID_BLOCK;
     this.countCacheUsers = opts.countCacheUsers ?? OFFLINE_MAILBOX_COUNT_CACHE_USERS;
+    let ring = 1;
+    while (ring < (opts.knownIds ?? OFFLINE_MAILBOX_KNOWN_IDS)) ring *= 2;
+    this.knownMask = ring - 1;
+    this.knownState = new Array<UserState | null>(ring).fill(null);
+    this.knownCounter = new Float64Array(ring);
+    this.knownRandom = new Uint8Array(ring * RANDOM_ID_BYTES);
+    this.knownInFlight = new Uint8Array(ring);
     this.next = limit;
     this.confirmed = limit;
     this.reserved = limit;
@@ -182,11 +214,8 @@ export class OfflineMailbox {
   append(user: Uint8Array, payload: Uint8Array, meta: MailboxMeta): Promise<AppendResult> {
     const s = this.begin(user, payload, meta);
     if (!s.ok) return Promise.resolve(s);
-    const { id, st, mark } = s;
-    return s.write.then((r): AppendResult => {
-      this.settle(st, mark, r);
-      return r.ok ? { ok: true, id } : { ok: false, reason: 'storage_failed', message: r.message };
-    });
+    const { id } = s;
+    return s.durable.then((r): AppendResult => (r.ok ? { ok: true, id } : { ok: false, reason: 'storage_failed', message: r.message }));
   }
 
   /**
@@ -194,14 +223,7 @@ export class OfflineMailbox {
    * once the write is on stable storage. Never tell the sender "stored" before `durable`.
    */
   startAppend(user: Uint8Array, payload: Uint8Array, meta: MailboxMeta): StartedAppend {
-    const s = this.begin(user, payload, meta);
-    if (!s.ok) return s;
-    const { st, mark } = s;
-    const durable = s.write.then((r) => {
-      this.settle(st, mark, r);
-      return r;
-    });
-    return { ok: true, id: s.id, durable };
+    return this.begin(user, payload, meta);
   }
 
   /**
@@ -265,14 +287,13 @@ export class OfflineMailbox {
     });
     const more = range.length > opts.limit;
     const entries: MailboxEntry[] = [];
-    const ukey = this.removals.size > 0 ? bytesKey(user) : '';
     for (let i = 0; i < range.length && i < opts.limit; i++) {
       const { key, value } = range[i]!;
       const id = key[1];
       if (key.length !== 2 || !(id instanceof Uint8Array) || id.length !== MAILBOX_ID_BYTES) {
         return { ok: false, reason: 'corrupt', message: `inbox key of ${hex(user)} is not (user, 16-byte id)` };
       }
-      if (this.removals.size > 0 && this.removals.has(ukey + bytesKey(id))) continue;
+      if (this.removals.size > 0 && this.removals.has(mailboxIdKey(id))) continue;
       const entry = decodeValue(id, value);
       if (entry === undefined) return { ok: false, reason: 'corrupt', message: `inbox entry ${hex(id)} of ${hex(user)} is malformed` };
       entries.push(entry);
@@ -282,25 +303,32 @@ export class OfflineMailbox {
 
   /** Remove a delivered message once acknowledged; resolves after the removal is durable. */
   ack(user: Uint8Array, id: Uint8Array): Promise<AckResult> {
-    if (id.length !== MAILBOX_ID_BYTES || invalidUser(user) !== undefined) return Promise.resolve({ ok: true, removed: false });
-    const k = bytesKey(user) + bytesKey(id);
+    if (id.length !== MAILBOX_ID_BYTES || invalidUser(user) !== undefined) return Promise.resolve(NOT_REMOVED);
+    const k = mailboxIdKey(id);
     const pending = this.removals.get(k);
     // A second ACK of the same id waits for the first removal, so it never succeeds earlier.
-    if (pending !== undefined) return pending.then((r) => (r.ok ? { ok: true, removed: false } : r));
+    if (pending !== undefined) return pending.then((r) => (r.ok ? NOT_REMOVED : r));
+    const ukey = bytesKey(user);
     // A message delivered live may be acknowledged before its own write is visible: the
-    // removal is issued anyway, after the put, and writes apply in issue order.
-    if (this.inbox.get([user, id]) === undefined && !this.appending.has(k)) return Promise.resolve({ ok: true, removed: false });
-    const st = this.state(user);
+    // removal is issued anyway, after the put, and writes apply in issue order. A known id
+    // counts only for the user it belongs to (a state with appends in flight is never evicted,
+    // so a mismatch is another user's id or a recounted state: storage decides).
+    const knownFor = this.knownOwner(id);
+    if (knownFor !== undefined && knownFor === this.users.get(ukey)) this.forget(id);
+    else if (this.inbox.get([user, id]) === undefined) return Promise.resolve(NOT_REMOVED);
+    const st = this.stateOf(ukey, user);
     st.inflight++;
-    const p = this.inbox.remove([user, id]).then((r): AckResult => {
-      this.removals.delete(k);
-      st.inflight--;
-      if (!r.ok) return { ok: false, reason: 'storage_failed', message: r.message };
-      st.count = Math.max(0, st.count - 1);
-      return { ok: true, removed: true };
-    });
-    this.removals.set(k, p);
-    return p;
+    const written = this.inbox.remove([user, id]);
+    let g = this.removalGroup;
+    if (g === null || g.written !== written || g.settled) {
+      const group: RemovalGroup = { written, done: null as unknown as Promise<AckResult>, keys: [], states: [], settled: false };
+      group.done = written.then((r) => this.settleRemovals(group, r));
+      this.removalGroup = g = group;
+    }
+    g.keys.push(k);
+    g.states.push(st);
+    this.removals.set(k, g.done);
+    return g.done;
   }
 
   /** Messages held for `user`, counting appends still being written. */
@@ -312,7 +340,7 @@ export class OfflineMailbox {
   // --- internal ----------------------------------------------------------------------------
 
   /** Check, count, assign the id and issue the write of one message. */
-  private begin(user: Uint8Array, payload: Uint8Array, meta: MailboxMeta): Begun | { ok: false; reason: AppendRefusal; message: string } {
+  private begin(user: Uint8Array, payload: Uint8Array, meta: MailboxMeta): StartedAppend {
     const bad = invalidUser(user) ?? invalidMeta(meta);
     if (bad !== undefined) return { ok: false, reason: 'invalid', message: bad };
     const st = this.state(user);
@@ -327,24 +355,96 @@ export class OfflineMailbox {
       mark === undefined
         ? this.inbox.put([user, id], value)
         : this.engine.batch([this.markOp(mark), { type: 'put', table: this.inbox.name, key: [user, id], value }]);
-    const k = bytesKey(user) + bytesKey(id);
-    this.appending.set(k, written);
-    const write = written.then((r) => {
-      this.appending.delete(k);
-      return r;
-    });
-    return { ok: true, id, st, mark, write };
+    this.remember(first, id, st);
+    // Appends that share one engine promise (one transaction) are booked by one callback.
+    let g = this.appendGroup;
+    if (g === null || g.written !== written || g.settled) {
+      const group: AppendGroup = { written, done: null as unknown as Promise<StorageWriteResult>, counters: [], states: [], mark: 0, settled: false };
+      group.done = written.then((r) => this.settleAppends(group, r));
+      this.appendGroup = g = group;
+    }
+    g.counters.push(first);
+    g.states.push(st);
+    if (mark !== undefined && mark > g.mark) g.mark = mark;
+    return { ok: true, id, durable: g.done };
   }
 
-  /** Book the outcome of one append's write. */
-  private settle(st: UserState, mark: number | undefined, r: StorageWriteResult): void {
-    st.inflight--;
-    if (!r.ok) st.count--;
-    else if (mark !== undefined && mark > this.confirmed) this.confirmed = mark;
+  /** Book the outcome of a group of appends' write. */
+  private settleAppends(g: AppendGroup, r: StorageWriteResult): StorageWriteResult {
+    g.settled = true;
+    if (this.appendGroup === g) this.appendGroup = null;
+    for (let i = 0; i < g.counters.length; i++) {
+      const st = g.states[i]!;
+      st.inflight--;
+      if (!r.ok) st.count--;
+      this.settled(g.counters[i]!, r.ok);
+    }
+    if (r.ok && g.mark > this.confirmed) this.confirmed = g.mark;
+    return r;
+  }
+
+  /** Remember the append of id `id` (counter `counter`) for `st`, its write in flight. */
+  private remember(counter: number, id: Uint8Array, st: UserState): void {
+    const i = counter & this.knownMask;
+    const at = i * RANDOM_ID_BYTES;
+    const prev = this.knownState[i] ?? null;
+    if (prev !== null && this.knownInFlight[i] === 1) {
+      // More appends in flight than the ring holds: the older one is kept aside, exactly.
+      this.knownOverflow.set(this.knownCounter[i]!, { st: prev, random: this.knownRandom.slice(at, at + RANDOM_ID_BYTES) });
+    }
+    this.knownState[i] = st;
+    this.knownCounter[i] = counter;
+    this.knownInFlight[i] = 1;
+    for (let j = 0; j < RANDOM_ID_BYTES; j++) this.knownRandom[at + j] = id[MAILBOX_ID_BYTES - RANDOM_ID_BYTES + j]!;
+  }
+
+  /** The append of `counter` settled: durable ones stay in the ring until acked or overwritten. */
+  private settled(counter: number, ok: boolean): void {
+    const i = counter & this.knownMask;
+    if (this.knownState[i] !== null && this.knownCounter[i] === counter) {
+      this.knownInFlight[i] = 0;
+      if (!ok) this.knownState[i] = null;
+    } else if (this.knownOverflow.size > 0) this.knownOverflow.delete(counter);
+  }
+
+  /** The state of the user a remembered id belongs to, or undefined when it is not remembered. */
+  private knownOwner(id: Uint8Array): UserState | undefined {
+    const counter = readCounter(id, 0);
+    const i = counter & this.knownMask;
+    const st = this.knownState[i] ?? null;
+    if (st !== null && this.knownCounter[i] === counter && sameRandom(this.knownRandom, i * RANDOM_ID_BYTES, id)) return st;
+    if (this.knownOverflow.size === 0) return undefined;
+    const aside = this.knownOverflow.get(counter);
+    return aside !== undefined && sameRandom(aside.random, 0, id) ? aside.st : undefined;
+  }
+
+  /** Forget a remembered id (it is being acked). */
+  private forget(id: Uint8Array): void {
+    const counter = readCounter(id, 0);
+    const i = counter & this.knownMask;
+    if (this.knownState[i] !== null && this.knownCounter[i] === counter) this.knownState[i] = null;
+    else if (this.knownOverflow.size > 0) this.knownOverflow.delete(counter);
+  }
+
+  /** Book the outcome of a group of removals' write. */
+  private settleRemovals(g: RemovalGroup, r: StorageWriteResult): AckResult {
+    g.settled = true;
+    if (this.removalGroup === g) this.removalGroup = null;
+    for (let i = 0; i < g.keys.length; i++) {
+      this.removals.delete(g.keys[i]!);
+      const st = g.states[i]!;
+      st.inflight--;
+      if (r.ok) st.count = Math.max(0, st.count - 1);
+    }
+    return r.ok ? REMOVED : { ok: false, reason: 'storage_failed', message: r.message };
   }
 
   private state(user: Uint8Array): UserState {
-    const k = bytesKey(user);
+    return this.stateOf(bytesKey(user), user);
+  }
+
+  /** The state of `user`, whose bytesKey is `k`. */
+  private stateOf(k: string, user: Uint8Array): UserState {
     let st = this.users.get(k);
     if (st !== undefined) return st;
     if (this.users.size >= this.countCacheUsers) {
@@ -407,29 +507,59 @@ export class OfflineMailbox {
     const n = VALUE_HEADER_BYTES + sender.length + payload.length;
     if (this.slabAt + n > this.slab.length) {
       this.slab = new Uint8Array(Math.max(VALUE_SLAB_BYTES, n));
+      this.slabView = new DataView(this.slab.buffer);
       this.slabAt = 0;
     }
-    const out = this.slab.subarray(this.slabAt, this.slabAt + n);
+    const at = this.slabAt;
+    const slab = this.slab;
     this.slabAt += n;
-    out[0] = VALUE_FORMAT;
-    out[1] = meta.kind ?? 0;
-    floatView.setFloat64(0, meta.sentAtMs);
-    out.set(floatBytes, 2);
-    out[10] = sender.length >>> 8;
-    out[11] = sender.length & 0xff;
-    out.set(sender, VALUE_HEADER_BYTES);
-    out.set(payload, VALUE_HEADER_BYTES + sender.length);
-    return out;
+    slab[at] = VALUE_FORMAT;
+    slab[at + 1] = meta.kind ?? 0;
+    this.slabView.setFloat64(at + 2, meta.sentAtMs);
+    slab[at + 10] = sender.length >>> 8;
+    slab[at + 11] = sender.length & 0xff;
+    // A user id is short: a loop beats TypedArray.set's call overhead.
+    const s0 = at + VALUE_HEADER_BYTES;
+    if (sender.length <= SHORT_COPY_BYTES) for (let i = 0; i < sender.length; i++) slab[s0 + i] = sender[i]!;
+    else slab.set(sender, s0);
+    slab.set(payload, s0 + sender.length);
+    return slab.subarray(at, at + n);
   }
 }
 
-interface Begun {
-  ok: true;
-  id: Uint8Array;
-  st: UserState;
-  mark: number | undefined;
-  write: Promise<StorageWriteResult>;
+/** Writes issued together that share one engine promise, settled by one callback. */
+interface WriteGroup<R> {
+  written: Promise<StorageWriteResult>;
+  /** What each member's caller gets: settles after the group is booked. */
+  done: Promise<R>;
+  /** The members' user states, in issue order. */
+  states: UserState[];
+  /** Booked: a later write starts a new group even if the engine hands out the same promise. */
+  settled: boolean;
 }
+
+interface AppendGroup extends WriteGroup<StorageWriteResult> {
+  /** The members' id counters. */
+  counters: number[];
+  /** The highest counter reservation written with the group (0: none). */
+  mark: number;
+}
+
+interface RemovalGroup extends WriteGroup<AckResult> {
+  /** The members' mailboxIdKeys. */
+  keys: string[];
+}
+
+/** The random half of an id, after the 8-byte counter. */
+const RANDOM_ID_BYTES = 8;
+
+function sameRandom(stored: Uint8Array, at: number, id: Uint8Array): boolean {
+  for (let j = 0; j < RANDOM_ID_BYTES; j++) if (stored[at + j] !== id[MAILBOX_ID_BYTES - RANDOM_ID_BYTES + j]) return false;
+  return true;
+}
+
+const REMOVED: AckResult = Object.freeze({ ok: true, removed: true });
+const NOT_REMOVED: AckResult = Object.freeze({ ok: true, removed: false });
 
 function inboxFull(user: Uint8Array, cap: number): { ok: false; reason: 'inbox_full'; message: string } {
   return { ok: false, reason: 'inbox_full', message: `the inbox of ${hex(user)} holds ${cap} messages (its limit)` };
@@ -486,6 +616,23 @@ function readCounter(b: Uint8Array, at: number): number {
   const hi = ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
   const lo = ((b[at + 4]! << 24) | (b[at + 5]! << 16) | (b[at + 6]! << 8) | b[at + 7]!) >>> 0;
   return hi * 0x1_0000_0000 + lo;
+}
+
+/**
+ * A 16-byte message id as a Map key: 8 chars of 16 bits each, flat and lossless. Only for ids
+ * of MAILBOX_ID_BYTES (shorter ones would collide with other lengths).
+ */
+export function mailboxIdKey(id: Uint8Array): string {
+  return String.fromCharCode(
+    (id[0]! << 8) | id[1]!,
+    (id[2]! << 8) | id[3]!,
+    (id[4]! << 8) | id[5]!,
+    (id[6]! << 8) | id[7]!,
+    (id[8]! << 8) | id[9]!,
+    (id[10]! << 8) | id[11]!,
+    (id[12]! << 8) | id[13]!,
+    (id[14]! << 8) | id[15]!,
+  );
 }
 
 /** Bytes as a one-char-per-byte string: lossless, for Map keys (ids here are ≤ 512 bytes). */

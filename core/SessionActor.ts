@@ -7,7 +7,7 @@
  */
 import { ProcessExit } from '../runtime/ExitReason.js';
 import type { Pid } from '../runtime/Pid.js';
-import type { ProcessBody } from '../runtime/ProcessContext.js';
+import type { ProcessBody, ProcessContext } from '../runtime/ProcessContext.js';
 import { STORED_BARE_FRAME, type Inbox } from './Inbox.js';
 import type { RouterRegister, ShardToSession } from './RouterShard.js';
 import type { UserKey } from './UserId.js';
@@ -33,40 +33,68 @@ export function compareIds(a: Uint8Array, b: Uint8Array): number {
 }
 
 export function sessionActor(args: SessionArgs): ProcessBody {
-  return (ctx) => {
+  return (ctx) => handlerOf(new Session(args, ctx));
+}
+
+/** The handler of one session (made here so that it closes over the session only, not `args`). */
+function handlerOf(session: Session): (raw: unknown) => void | Promise<void> {
+  return (raw) => session.handle(raw);
+}
+
+/** One session's state: an object, not closures, since a node holds one per online user. */
+class Session {
+  private readonly user: UserKey;
+  private readonly connection: Pid;
+  private readonly inbox: Inbox;
+  private readonly loadLimit: number;
+  /** Highest id handed over from the stored inbox; live deliveries up to it are duplicates. */
+  private loadedUpTo: Uint8Array | null = null;
+  private registered = false;
+
+  constructor(
+    args: SessionArgs,
+    private readonly ctx: ProcessContext,
+  ) {
+    this.user = args.user;
+    this.connection = args.connection;
+    this.inbox = args.inbox;
+    this.loadLimit = args.loadLimit;
     ctx.send(args.shard, { t: 'register', user: args.user, session: ctx.self } satisfies RouterRegister);
-    /** Highest id handed over from the stored inbox; live deliveries up to it are duplicates. */
-    let loadedUpTo: Uint8Array | null = null;
-    let registered = false;
-    const load = async (): Promise<void> => {
-      // Busy until loaded: live deliveries wait in the mailbox meanwhile, in order.
-      const stored = await args.inbox.pending(args.user, args.loadLimit);
-      for (const s of stored) {
-        if (s.kind === STORED_BARE_FRAME) {
-          // A stored receipt: handed over as the bare frame it is, not tracked for ACK.
-          ctx.send(args.connection, { t: 'frame', frame: s.payload } satisfies SessionToConnection);
-          void args.inbox.ack(args.user, s.id);
-        } else ctx.send(args.connection, { t: 'deliver', id: s.id, payload: s.payload } satisfies SessionToConnection);
-      }
-      if (stored.length > 0) loadedUpTo = stored[stored.length - 1]!.id;
-    };
-    return (raw) => {
-      const m = raw as ShardToSession;
-      switch (m.t) {
-        case 'registered':
-          if (registered) return;
-          registered = true;
-          return load();
-        case 'deliver':
-          if (loadedUpTo !== null && compareIds(m.id, loadedUpTo) <= 0) return;
-          ctx.send(args.connection, { t: 'deliver', id: m.id, payload: m.payload } satisfies SessionToConnection);
-          return;
-        case 'frame':
-          ctx.send(args.connection, m satisfies SessionToConnection);
-          return;
-        case 'replaced':
-          throw new ProcessExit({ shutdown: 'replaced' });
-      }
-    };
-  };
+  }
+
+  handle(raw: unknown): void | Promise<void> {
+    const m = raw as ShardToSession;
+    switch (m.t) {
+      case 'registered':
+        if (this.registered) return;
+        this.registered = true;
+        return this.load();
+      case 'deliver':
+        if (this.loadedUpTo !== null && compareIds(m.id, this.loadedUpTo) <= 0) return;
+        // The shard's message has the connection's shape: passed on as it is.
+        this.ctx.send(this.connection, m satisfies SessionToConnection);
+        return;
+      case 'frame':
+        this.ctx.send(this.connection, m satisfies SessionToConnection);
+        return;
+      case 'replaced':
+        throw new ProcessExit({ shutdown: 'replaced' });
+    }
+  }
+
+  private async load(): Promise<void> {
+    const { ctx, connection, inbox, user } = this;
+    // Busy until loaded: live deliveries wait in the mailbox meanwhile, in order.
+    const stored = await inbox.pending(user, this.loadLimit);
+    for (const s of stored) {
+      if (s.kind === STORED_BARE_FRAME) {
+        // A stored receipt: handed over as the bare frame it is, not tracked for ACK.
+        ctx.send(connection, { t: 'frame', frame: s.payload } satisfies SessionToConnection);
+        void inbox.ack(user, s.id);
+      } else ctx.send(connection, { t: 'deliver', id: s.id, payload: s.payload } satisfies SessionToConnection);
+    }
+    if (stored.length > 0) this.loadedUpTo = stored[stored.length - 1]!.id;
+    // Idle until the next delivery: give back the mailbox storage meanwhile.
+    ctx.hibernate();
+  }
 }

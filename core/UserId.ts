@@ -6,7 +6,13 @@
 
 export type UserKey = string & { readonly __userKey: unique symbol };
 
+/** Longest id converted with one fromCharCode call (user ids are far shorter). */
+const KEY_BY_APPLY_MAX_BYTES = 4096;
+
 export function userKey(bytes: Uint8Array): UserKey {
+  // fromCharCode reads the bytes without touching `.buffer` (which would move a small on-heap
+  // array's bytes off-heap) and costs about half of a Buffer latin1 decode.
+  if (bytes.length <= KEY_BY_APPLY_MAX_BYTES) return String.fromCharCode.apply(null, bytes as unknown as number[]) as UserKey;
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1') as UserKey;
 }
 

@@ -5,7 +5,8 @@
  * `RATE_LIMITED` answer and is closed, never silently dropped.
  */
 import type { Scheduler } from '../runtime/Scheduler.js';
-import type { AcceptLink, ClientLink } from './ClientLink.js';
+import type { Pid } from '../runtime/Pid.js';
+import type { AcceptLink, ClientLink, ClientLinkHandlers } from './ClientLink.js';
 import { connectionActor, type ConnectionDeps, type LinkEvent } from './Connection.js';
 import { encodeRateLimitedText } from './protocol/V1Encoder.js';
 
@@ -25,17 +26,31 @@ export function acceptConnections(s: Scheduler, deps: ConnectionDeps, hooks: Acc
     if (!admitted.ok) {
       link.write(encodeRateLimitedText());
       link.end();
-      return { data: () => {}, drain: () => {}, close: () => {} };
+      return REFUSED;
     }
     const pid = s.spawn(connectionActor(link, deps), { label: 'Connection' });
     hooks.opened?.();
-    return {
-      data: (bytes) => s.send(pid, { t: 'link_data', bytes } satisfies LinkEvent, null),
-      drain: () => s.send(pid, DRAIN, null),
-      close: () => {
-        s.send(pid, CLOSED, null);
-        hooks.closed?.();
-      },
-    };
+    return new LinkEvents(s, pid, hooks);
   };
+}
+
+const REFUSED: ClientLinkHandlers = { data: () => {}, drain: () => {}, close: () => {} };
+
+/** A link's events as messages to its connection process (one small object per link, no closures). */
+class LinkEvents implements ClientLinkHandlers {
+  constructor(
+    private readonly s: Scheduler,
+    private readonly pid: Pid,
+    private readonly hooks: AcceptHooks,
+  ) {}
+  data(bytes: Uint8Array): void {
+    this.s.send(this.pid, { t: 'link_data', bytes } satisfies LinkEvent, null);
+  }
+  drain(): void {
+    this.s.send(this.pid, DRAIN, null);
+  }
+  close(): void {
+    this.s.send(this.pid, CLOSED, null);
+    this.hooks.closed?.();
+  }
 }

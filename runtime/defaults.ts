@@ -38,3 +38,9 @@ export const OFFLINE_MAILBOX_MAX_USER_BYTES = 512;
 export const OFFLINE_MAILBOX_ID_BLOCK = 65_536;
 /** Users whose mailbox size is cached in memory; idle entries beyond it are dropped and recounted. */
 export const OFFLINE_MAILBOX_COUNT_CACHE_USERS = 100_000;
+/**
+ * Latest appends an offline mailbox remembers until acked (a power of two), so the ACK of a
+ * message delivered live needs no storage read to know it is stored: a ring of 25 bytes per
+ * slot, allocated when the mailbox opens (1.6 MB).
+ */
+export const OFFLINE_MAILBOX_KNOWN_IDS = 65_536;

@@ -5,7 +5,7 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer, type TlsOptions } from 'node:tls';
-import type { AcceptLink, ClientLink, ClientListener, LinkTransport } from '../ClientLink.js';
+import type { AcceptLink, ClientLink, ClientLinkHandlers, ClientListener, LinkTransport } from '../ClientLink.js';
 
 export interface TcpListenerOptions {
   host: string;
@@ -20,10 +20,10 @@ export const DEFAULT_TCP_HIGH_WATER_MARK = 256 * 1024;
 
 class TcpLink implements ClientLink {
   private corked = false;
-  private readonly uncork = (): void => {
-    this.corked = false;
-    this.socket.uncork();
-  };
+  /** Set right after accept (a socket event needs a turn, so none comes before). */
+  handlers: ClientLinkHandlers = NO_HANDLERS;
+  /** `handlers.close` was called. */
+  closed = false;
   constructor(
     private readonly socket: Socket,
     readonly transport: LinkTransport,
@@ -38,10 +38,14 @@ class TcpLink implements ClientLink {
     if (!this.corked) {
       this.corked = true;
       this.socket.cork();
-      process.nextTick(this.uncork);
+      process.nextTick(uncork, this);
     }
     this.socket.write(bytes);
     return this.socket.writableLength < this.highWater;
+  }
+  uncork(): void {
+    this.corked = false;
+    this.socket.uncork();
   }
   bufferedBytes(): number {
     return this.socket.writableLength;
@@ -60,33 +64,53 @@ class TcpLink implements ClientLink {
   }
 }
 
+const NO_HANDLERS: ClientLinkHandlers = { data: () => {}, drain: () => {}, close: () => {} };
+
+// Socket event listeners shared by every socket (`this` is the socket): no closures per link.
+const LINK = Symbol('iris.tcpLink');
+type LinkedSocket = Socket & { [LINK]: TcpLink };
+
+function uncork(link: TcpLink): void {
+  link.uncork();
+}
+function onData(this: LinkedSocket, chunk: Buffer): void {
+  this[LINK].handlers.data(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+}
+function onDrain(this: LinkedSocket): void {
+  this[LINK].handlers.drain();
+}
+function onError(this: LinkedSocket): void {
+  this.destroy();
+}
+
 export function listenTcp(opts: TcpListenerOptions, accept: AcceptLink): Promise<ClientListener> {
   const sockets = new Set<Socket>();
   const highWater = opts.highWaterMark ?? DEFAULT_TCP_HIGH_WATER_MARK;
   const transport: LinkTransport = opts.tls !== undefined ? 'tls' : 'tcp';
+  function onClose(this: LinkedSocket): void {
+    sockets.delete(this);
+    const link = this[LINK];
+    if (!link.closed) {
+      link.closed = true;
+      link.handlers.close();
+    }
+  }
   const onSocket = (socket: Socket) => {
     sockets.add(socket);
     socket.setNoDelay(true);
     const link = new TcpLink(socket, transport, highWater);
-    let closed = false;
-    let handlers: ReturnType<AcceptLink>;
     try {
-      handlers = accept(link);
+      link.handlers = accept(link);
     } catch {
       socket.destroy();
       sockets.delete(socket);
       return;
     }
-    socket.on('data', (chunk: Buffer) => handlers.data(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)));
-    socket.on('drain', () => handlers.drain());
-    socket.on('error', () => socket.destroy());
-    socket.on('close', () => {
-      sockets.delete(socket);
-      if (!closed) {
-        closed = true;
-        handlers.close();
-      }
-    });
+    (socket as LinkedSocket)[LINK] = link;
+    socket.on('data', onData);
+    socket.on('drain', onDrain);
+    socket.on('error', onError);
+    socket.on('close', onClose);
   };
   const server: Server = opts.tls !== undefined ? createTlsServer(opts.tls, onSocket) : createServer(onSocket);
   return new Promise((resolve, reject) => {

@@ -6,6 +6,7 @@
  */
 import { createRequire } from 'node:module';
 import type { AcceptLink, ClientLink, ClientLinkHandlers, ClientListener, LinkTransport } from '../ClientLink.js';
+import { slabCopy } from '../protocol/internal/ByteSlab.js';
 
 type Uws = typeof import('uWebSockets.js');
 type UwsSocket = import('uWebSockets.js').WebSocket<LinkState>;
@@ -59,6 +60,13 @@ export function loadNativeUws(): { ok: true; uws: Uws } | { ok: false; reason: s
 
 class UwsLink implements ClientLink {
   closed = false;
+  /** Set right after accept. */
+  handlers: ClientLinkHandlers | undefined = undefined;
+  /** Frames written in this turn: sent together, corked, so they leave in one write. */
+  private pending: Uint8Array[] | null = null;
+  private pendingBytes = 0;
+  /** `write` answered false: a `drain` is owed once the buffer is below the high-water mark. */
+  private owesDrain = false;
   constructor(
     private readonly ws: UwsSocket,
     readonly transport: LinkTransport,
@@ -67,22 +75,54 @@ class UwsLink implements ClientLink {
   ) {}
   write(bytes: Uint8Array): boolean {
     if (this.closed) return false;
-    this.ws.send(bytes, true);
-    return this.ws.getBufferedAmount() < this.highWater;
+    if (this.pending === null) {
+      this.pending = [bytes];
+      process.nextTick(flushLink, this);
+    } else this.pending.push(bytes);
+    this.pendingBytes += bytes.length;
+    if (this.ws.getBufferedAmount() + this.pendingBytes < this.highWater) return true;
+    this.owesDrain = true;
+    return false;
+  }
+  /** Send this turn's frames, one WebSocket message each, in one corked batch. */
+  flush(): void {
+    const frames = this.pending;
+    if (frames === null) return;
+    this.pending = null;
+    this.pendingBytes = 0;
+    if (this.closed) return;
+    const ws = this.ws;
+    ws.cork(() => {
+      for (const f of frames) ws.send(f, true);
+    });
+    // uWS calls `drain` only after it had to buffer; if the kernel took everything, the
+    // backpressure `write` reported (counting frames not yet sent) is over now.
+    if (this.owesDrain && ws.getBufferedAmount() < this.highWater) {
+      this.owesDrain = false;
+      this.handlers?.drain();
+    }
   }
   bufferedBytes(): number {
-    return this.closed ? 0 : this.ws.getBufferedAmount();
+    return this.closed ? 0 : this.ws.getBufferedAmount() + this.pendingBytes;
   }
   pause(): void {
     // uWS 20.30 cannot pause WebSocket reads; the connection's input cap bounds memory instead.
   }
   resume(): void {}
   end(): void {
-    if (!this.closed) this.ws.end(1000, 'bye');
+    if (this.closed) return;
+    this.flush();
+    this.ws.end(1000, 'bye');
   }
   destroy(): void {
+    this.pending = null;
+    this.pendingBytes = 0;
     if (!this.closed) this.ws.close();
   }
+}
+
+function flushLink(link: UwsLink): void {
+  link.flush();
 }
 
 export function listenUws(opts: UwsServerOptions, accept: AcceptLink): Promise<ClientListener> {
@@ -111,6 +151,7 @@ export function listenUws(opts: UwsServerOptions, accept: AcceptLink): Promise<C
       open.add(ws);
       try {
         state.handlers = accept(link);
+        link.handlers = state.handlers;
       } catch {
         link.closed = true;
         ws.end(1011, 'internal error');
@@ -123,8 +164,9 @@ export function listenUws(opts: UwsServerOptions, accept: AcceptLink): Promise<C
         ws.end(1003, 'binary frames only');
         return;
       }
-      // uWS reuses the message buffer after this callback: copy it out.
-      state.handlers.data(new Uint8Array(message.slice(0)));
+      // uWS reuses the message buffer after this callback: copy it out (into a shared slab:
+      // the connection decodes it soon and keeps only what it copies again).
+      state.handlers.data(slabCopy(new Uint8Array(message), 0, message.byteLength));
     },
     drain: (ws) => ws.getUserData().handlers?.drain(),
     close: (ws) => {

@@ -20,8 +20,10 @@
 //    READ_RECEIPT original sender) use the same 256-byte bound as every user and group id.
 //
 // Payloads: each packet is copied once out of the input (its fields are views into that copy),
-// so packets outlive the input buffer and never pin a transport's read buffer.
+// so packets outlive the input buffer and never pin a transport's read buffer. SEND, SEND_SEQ
+// and ACK, which only pass through, are copied into a shared slab (internal/ByteSlab.ts).
 import { checkCborMap, decodeCborMap } from './Cbor.js';
+import { slabCopy } from './internal/ByteSlab.js';
 import {
   copyOut,
   field,
@@ -137,7 +139,9 @@ function parseClientPacket(src: Uint8Array, start: number, end: number, out: Par
   if (layout === undefined) return refuse(out, 'unknown_opcode', -1);
   if (!walkLayout(src, start, end, layout, out)) return null;
   const size = out.size;
-  const b = copyOut(src, start, size);
+  // Messages and ACKs only pass through (routed, stored by the mailbox, written in a frame):
+  // their bytes may share a slab. Everything else may be kept (prekeys, names) and gets its own.
+  const b = opcode === V1ClientOp.SEND || opcode === V1ClientOp.ACK || opcode === V1ClientOp.SEND_SEQ ? slabCopy(src, start, size) : copyOut(src, start, size);
   switch (opcode) {
     case V1ClientOp.SEND:
       return packet({ op: 'send', target: field(b, 0), msg: field(b, 1) });

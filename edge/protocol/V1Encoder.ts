@@ -6,6 +6,7 @@
 // is a bug and throws a RangeError. Protocol limits (target ≤ 256, …) are the decoder's to
 // enforce, so tests can build over-limit packets with these same functions.
 import { cborId, cborMapWithEntry, encodeCbor, type CborBytesResult, type CborEncodable } from './Cbor.js';
+import { slabBytes } from './internal/ByteSlab.js';
 import type { ClientPacket, ServerFrame } from './V1Packets.js';
 import { V1ClientOp, V1ServerOp } from './V1Packets.js';
 
@@ -26,6 +27,16 @@ export function encodeLoginOkFrame(): Uint8Array {
 /** `10, idlen u16, msg_id, mlen u32, msg`: one routed delivery, acknowledged by ACK. */
 export function encodeReliableMsgFrame(msgId: Uint8Array, msg: Uint8Array): Uint8Array {
   return new FrameWriter(1 + 2 + msgId.length + 4 + msg.length, V1ServerOp.RELIABLE_MSG).var16(msgId).var32(msg).done();
+}
+
+/**
+ * The same RELIABLE_MSG frame, cut from a shared slab (internal/ByteSlab.ts) instead of
+ * allocated on its own: for the message path, which writes it at once. Holding on to it keeps
+ * its whole slab alive, so a frame kept for longer is copied out (`slice()`) first.
+ */
+export function encodeReliableMsgFrameShortLived(msgId: Uint8Array, msg: Uint8Array): Uint8Array {
+  const size = 1 + 2 + msgId.length + 4 + msg.length;
+  return new FrameWriter(size, V1ServerOp.RELIABLE_MSG, slabBytes(size)).var16(msgId).var32(msg).done();
 }
 
 /** `06, ulen u16, user, state u8, last_seen u64`: the reply to GET_STATUS. */
@@ -329,8 +340,9 @@ class FrameWriter {
   private readonly out: Uint8Array;
   private pos = 1;
 
-  constructor(size: number, opcode: number) {
-    this.out = new Uint8Array(size);
+  /** `out`: where to write (exactly `size` bytes; a fresh array by default). */
+  constructor(size: number, opcode: number, out: Uint8Array = new Uint8Array(size)) {
+    this.out = out;
     this.out[0] = opcode;
   }
 

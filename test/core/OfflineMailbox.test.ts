@@ -308,3 +308,46 @@ test('an ack that arrives before its message is durable still removes it, also a
     assert.ok(l.ok);
     assert.equal(l.entries.length, 0);
   }));
+
+test('acks find their message whether its id is still remembered or only in storage, and only for its own user', () =>
+  withMailbox(
+    async ({ mailbox }) => {
+      const alice = text('alice');
+      const bob = text('bob');
+      const ids = (await Promise.all([1, 2, 3, 4, 5].map((n) => mailbox.append(alice, b(n), meta(n))))).map(appended);
+      // With room for 2 remembered ids, the older ones are known only to storage by now.
+      assert.deepEqual(await mailbox.ack(bob, ids[4]!), { ok: true, removed: false }, "bob cannot ack alice's remembered id");
+      assert.deepEqual(await mailbox.ack(bob, ids[0]!), { ok: true, removed: false }, "bob cannot ack alice's stored id");
+      for (const id of ids) assert.deepEqual(await mailbox.ack(alice, id), { ok: true, removed: true });
+      for (const id of ids) assert.deepEqual(await mailbox.ack(alice, id), { ok: true, removed: false }, 'a repeated ack removes nothing');
+      assert.equal(mailbox.count(alice), 0);
+      const l = mailbox.list(alice, { limit: 10 });
+      assert.ok(l.ok);
+      assert.equal(l.entries.length, 0);
+    },
+    { knownIds: 2 },
+  ));
+
+test('acks issued while more appends are in flight than the mailbox remembers still remove every one', () =>
+  withMailbox(
+    async ({ mailbox, reopen }) => {
+      const user = text('burst');
+      const started = [1, 2, 3, 4, 5].map((n) => mailbox.startAppend(user, b(n), meta(n)));
+      const ids = started.map((s) => {
+        assert.ok(s.ok);
+        return s.id;
+      });
+      // Same counter, another random half: not one of the stored messages.
+      const forged = ids[1]!.slice();
+      forged[15] = forged[15]! ^ 0xff;
+      assert.deepEqual(await mailbox.ack(user, forged), { ok: true, removed: false });
+      const acked = await Promise.all(ids.map((id) => mailbox.ack(user, id)));
+      assert.deepEqual(acked, ids.map(() => ({ ok: true, removed: true })));
+      assert.equal(mailbox.count(user), 0);
+      const again = await reopen();
+      const l = again.list(user, { limit: 10 });
+      assert.ok(l.ok);
+      assert.equal(l.entries.length, 0);
+    },
+    { knownIds: 2 },
+  ));

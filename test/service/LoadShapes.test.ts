@@ -184,7 +184,11 @@ test('a reply written before the previous delivery is acknowledged still arrives
   assert.deepEqual(await heldFor('pp-b'), []);
 });
 
-test('a recipient that stops reading for a while is not sent the same message over and over: retransmission waits for the socket to drain', async () => {
+for (const transport of ['tcp', 'ws'] as const) {
+  test(`a recipient that stops reading for a while is not sent the same message over and over: retransmission waits for the socket to drain (${transport})`, () => stalledRecipient(transport));
+}
+
+async function stalledRecipient(transport: 'tcp' | 'ws'): Promise<void> {
   // Its own node with a short retransmit timeout, so that the stall spans about ten timeouts.
   const RETRANSMIT_MS = 100;
   const STALL_MS = 1000;
@@ -195,7 +199,7 @@ test('a recipient that stops reading for a while is not sent the same message ov
   );
   try {
     const alice = await own.user('stall-a');
-    const bob = await own.user('stall-b');
+    const bob = await own.user('stall-b', transport);
     bob.setReading(false);
     // 80 × 64 KB: more than loopback socket buffers hold, so the server sees backpressure.
     const N = 80;
@@ -234,4 +238,4 @@ test('a recipient that stops reading for a while is not sent the same message ov
     own.closeAll();
     await node.stop();
   }
-});
+}

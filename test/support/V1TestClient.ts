@@ -19,7 +19,7 @@ export class V1TestClient {
   private waiters: Array<() => void> = [];
   closed = false;
   decodeError: string | null = null;
-  /** TCP only: stop and restart reading from the socket (a client that stalls). */
+  /** Stop and restart reading from the socket (a client that stalls). */
   private pauseRaw: ((paused: boolean) => void) | null = null;
   private constructor(private readonly sendRaw: (b: Uint8Array) => void, private readonly closeRaw: () => void) {}
 
@@ -41,6 +41,13 @@ export class V1TestClient {
   static async ws(port: number, host = '127.0.0.1'): Promise<V1TestClient> {
     const ws = new WebSocket(`ws://${host}:${port}/ws`);
     const c = new V1TestClient((b) => ws.send(b), () => ws.terminate());
+    // ws reads from its socket as data arrives: pausing the socket stalls the client.
+    c.pauseRaw = (paused) => {
+      const sock = (ws as unknown as { _socket: Socket | null })._socket;
+      if (sock === null) return;
+      if (paused) sock.pause();
+      else sock.resume();
+    };
     ws.on('message', (d: Buffer) => c.onBytes(new Uint8Array(d.buffer, d.byteOffset, d.byteLength)));
     ws.on('close', () => c.onClose());
     ws.on('error', () => {});
@@ -96,9 +103,9 @@ export class V1TestClient {
     this.raw(encodeAckPacket(msgId));
   }
 
-  /** TCP only: stop reading (the server's writes pile up in the socket buffers) or read again. */
+  /** Stop reading (the server's writes pile up in the socket buffers) or read again. */
   setReading(on: boolean): void {
-    if (this.pauseRaw === null) throw new Error('setReading is for TCP clients');
+    if (this.pauseRaw === null) throw new Error('setReading: this client cannot pause');
     this.pauseRaw(!on);
   }
 

@@ -38,6 +38,8 @@ export type FrameParser<R> = (src: Uint8Array, start: number, end: number, out: 
 export const NEED_MORE: V1NeedMore = Object.freeze({ kind: 'need_more' });
 
 const EMPTY = new Uint8Array(0);
+/** One ParseOut for every stream: a parse is synchronous and reads it only within `next`. */
+const sharedOut: ParseOut = { size: 0, total: 0, code: '', opcode: 0, bad: false };
 /** An own buffer larger than this is released once drained, so one big packet does not pin memory. */
 const RELEASE_ABOVE_BYTES = 64 * 1024;
 const MIN_OWN_BYTES = 4096;
@@ -52,7 +54,6 @@ export class FrameStream<R, Code extends string> {
   private pendingTotal = 0;
   private overflowed = false;
   private failure: V1DecodeError<Code> | null = null;
-  private readonly out: ParseOut = { size: 0, total: 0, code: '', opcode: 0, bad: false };
 
   constructor(
     private readonly parse: FrameParser<R>,
@@ -105,7 +106,7 @@ export class FrameStream<R, Code extends string> {
       this.pendingTotal = 0;
       return NEED_MORE;
     }
-    const out = this.out;
+    const out = sharedOut;
     out.size = 0;
     out.total = 0;
     out.code = '';
