@@ -57,6 +57,8 @@ const SERVICE_NAMES = ['router_sup', 'services_sup', 'groups', 'key_directory'];
 const HEAL_SETTLE_MS = 3000;
 const DRAIN_MS = 8000;
 const PRESENCE_MS = 3000;
+/** Clients 0..GROUP_SIZE-1 are the group's members (groups are small; the cap is 256). */
+const GROUP_SIZE = 16;
 /** Each staying client asks about this many others at the end. */
 const PRESENCE_PEERS = 8;
 
@@ -146,7 +148,7 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
     const gid = group.gid;
     if (gid === null || node.status !== 'up') return;
     const gidText = new TextDecoder().decode(gid);
-    for (let i = 1; i < s.clients; i++) {
+    for (let i = 1; i < Math.min(s.clients, GROUP_SIZE); i++) {
       const k = `${node.incarnations}/${i}`;
       if (history.groupMembers.has(i) || adding.has(k)) continue;
       adding.add(k);
