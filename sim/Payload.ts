@@ -4,7 +4,6 @@
  * A delivered payload that does not parse or whose checksum fails is a corrupted message;
  * one no client sent is a phantom.
  */
-import { fnv1a } from './SimRandom.js';
 
 export const PAYLOAD_MAGIC = 0x53494d31; // 'SIM1'
 const HEADER_BYTES = 4 + 2 + 2 + 1 + 4 + 4;
@@ -63,4 +62,3 @@ export function bytesHex(b: Uint8Array): string {
   return s;
 }
 
-export { fnv1a };

@@ -131,12 +131,6 @@ export class SimNode {
     return [...this.links];
   }
 
-  /** The live Pid object for `pid` when it names a process of this node. */
-  canonical(pid: Pid): Pid {
-    const s = this.schedulers[pid.sched];
-    return s === undefined ? pid : s.canonical(pid);
-  }
-
   private host(from: number, owner: SimOwner): SchedulerHost {
     const outboxes = new Map<number, Envelope[]>();
     return {

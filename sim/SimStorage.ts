@@ -279,4 +279,4 @@ class SimTable implements StorageTable {
   }
 }
 
-export { latin1 as keyText, fromLatin1 as keyBytes };
+export { latin1 as keyText };
