@@ -42,13 +42,21 @@ export interface Logger {
   error(fields: object, msg: string): void;
 }
 
-/** Cluster messaging with NATS semantics (core NATS: at most once, per-publisher order). */
+/**
+ * Cluster messaging with NATS semantics (core NATS): at most once, order kept per publisher
+ * and subscriber, subjects with `*` (one token) and `>` (the rest) wildcards, queue groups
+ * (each message to one member of a group), request/reply through a reply subject.
+ */
 export interface ClusterTransport {
-  publish(subject: string, data: Uint8Array): void;
-  subscribe(subject: string, onMessage: (data: Uint8Array, subject: string) => void, opts?: { queue?: string }): { unsubscribe(): void };
+  publish(subject: string, data: Uint8Array, reply?: string): void;
+  subscribe(subject: string, onMessage: (data: Uint8Array, subject: string, reply: string | undefined) => void, opts?: { queue?: string }): { unsubscribe(): void };
+  /** Publish with a fresh reply subject and wait for the first answer. */
+  request(subject: string, data: Uint8Array, timeoutMs: number): Promise<TransportReply>;
   flush(): Promise<void>;
   close(): Promise<void>;
 }
+
+export type TransportReply = { ok: true; data: Uint8Array } | { ok: false; reason: 'timeout' | 'no_responders' | 'closed' };
 
 /**
  * Transactional key-value storage with group commit. Production binds it to LMDB
