@@ -16,7 +16,7 @@ import { SimWorld } from '../sim/SimWorld.js';
 import { runScenario } from '../sim/Simulation.js';
 import { scenarioFromSeed, type Scenario } from '../sim/Scenario.js';
 import { Scheduler } from '../runtime/Scheduler.js';
-import { decodeBatch, encodeBatch, setPidCanonicaliser, type Envelope } from '../runtime/Envelope.js';
+import { domainHost } from '../sim/DomainHost.js';
 import { simEnv, SimLog } from '../sim/SimEnv.js';
 import { Pid } from '../runtime/Pid.js';
 
@@ -47,36 +47,7 @@ async function domainHopsPerS(): Promise<number> {
   const log = new SimLog(world, 'n0', false);
   const env = simEnv(world, owner, { skewMs: 0, wallJumpMs: 0 }, world.random('env'), log);
   const scheds: Scheduler[] = [];
-  for (let id = 0; id < 2; id++) {
-    const from = id;
-    const boxes = new Map<number, Envelope[]>();
-    scheds.push(
-      new Scheduler({
-        node: 'n0',
-        id,
-        inc: id + 1,
-        env,
-        host: {
-          route: (_node, sched, e) => {
-            let box = boxes.get(sched);
-            if (box === undefined) {
-              boxes.set(sched, (box = []));
-              world.after(0, 'envelopes', () => {
-                const batch = boxes.get(sched)!;
-                boxes.delete(sched);
-                setPidCanonicaliser((pid) => scheds[sched]!.canonical(pid));
-                const envelopes = decodeBatch(encodeBatch(batch));
-                setPidCanonicaliser((pid) => pid);
-                for (const x of envelopes) scheds[sched]!.receiveEnvelope(x);
-              }, owner, from);
-            }
-            box.push(e);
-          },
-          loadBody: () => Promise.reject(new Error('not in bench')),
-        },
-      }),
-    );
-  }
+  for (let id = 0; id < 2; id++) scheds.push(new Scheduler({ node: 'n0', id, inc: id + 1, env, host: domainHost(world, owner, 'n0', id, (i) => scheds[i]) }));
   const hops = 200_000;
   let done = 0;
   let finished = false;

@@ -9,17 +9,14 @@
 import type { IrisConfig } from '../core/Config.js';
 import type { Inbox } from '../core/Inbox.js';
 import { startIrisService, type IrisService } from '../edge/IrisService.js';
-import { decodeBatch, encodeBatch, setPidCanonicaliser, type Envelope } from '../runtime/Envelope.js';
 import { describeReason } from '../runtime/ExitReason.js';
-import type { Pid } from '../runtime/Pid.js';
-import { Scheduler, type SchedulerHost } from '../runtime/Scheduler.js';
+import { Scheduler } from '../runtime/Scheduler.js';
+import { domainHost } from './DomainHost.js';
 import type { SimOwner } from './EventQueue.js';
 import { simEnv, SimLog, type NodeClock } from './SimEnv.js';
 import { SimLink, type LinkClientSide, type LinkProfile } from './SimLink.js';
 import { SimDisk, SimStorageEngine } from './SimStorage.js';
 import type { SimWorld } from './SimWorld.js';
-
-const IDENTITY = (pid: Pid): Pid => pid;
 
 export type NodeStatus = 'down' | 'booting' | 'up';
 
@@ -77,7 +74,7 @@ export class SimNode {
     const env = simEnv(this.world, owner, this.clock, random, this.log);
     const scheds: Scheduler[] = [];
     for (let i = 0; i < this.opts.schedulers; i++) {
-      const s = new Scheduler({ node: this.name, id: i, inc: this.nextInc(), env, host: this.host(i, owner) });
+      const s = new Scheduler({ node: this.name, id: i, inc: this.nextInc(), env, host: domainHost(this.world, owner, this.name, i, (d) => this.schedulers[d]) });
       s.onCrash = (pid, reason, label) => this.crashes.push({ at: this.world.now, node: this.name, label, reason: describeReason(reason) });
       scheds.push(s);
     }
@@ -129,33 +126,5 @@ export class SimNode {
 
   openLinks(): SimLink[] {
     return [...this.links];
-  }
-
-  private host(from: number, owner: SimOwner): SchedulerHost {
-    const outboxes = new Map<number, Envelope[]>();
-    return {
-      route: (node, sched, env) => {
-        if (node !== this.name) return; // no cluster transport yet: other nodes are unreachable
-        let box = outboxes.get(sched);
-        if (box === undefined) {
-          box = [];
-          outboxes.set(sched, box);
-          // One batch per (source, destination) and instant, through the production codec.
-          this.world.after(0, 'envelopes', () => {
-            const batch = outboxes.get(sched)!;
-            outboxes.delete(sched);
-            const target = this.schedulers[sched];
-            if (target === undefined || !owner.alive) return;
-            // Decoded as the target thread would: only its own pids become its live objects.
-            setPidCanonicaliser((pid) => target.canonical(pid));
-            const envelopes = decodeBatch(encodeBatch(batch));
-            setPidCanonicaliser(IDENTITY);
-            for (const e of envelopes) target.receiveEnvelope(e);
-          }, owner, from * 256 + sched);
-        }
-        box.push(env);
-      },
-      loadBody: (spec) => Promise.reject(new Error(`spawn by module (${spec.module}#${spec.fn}) is not available in the simulator`)),
-    };
   }
 }
