@@ -101,6 +101,8 @@ export function routerShard(deps: RouterShardDeps): ProcessBody {
     const lastSeq = new Map<string, bigint>();
     /** Per recipient, messages whose writes have not all settled, in append order. */
     const writing = new Map<UserKey, Write[]>();
+    /** Recipients with a `stored` notice in the shard's mailbox. */
+    const notified = new Set<UserKey>();
     const seqKey = (to: UserKey, from: Uint8Array): string => (canary('dedup_wrong_key') ? to : `${to}\u0000${String.fromCharCode(...from)}`);
     /** Highest seq taken for (to, from), from memory or storage; -1 when none. */
     const highestSeq = (to: UserKey, from: Uint8Array): bigint => {
@@ -126,14 +128,9 @@ export function routerShard(deps: RouterShardDeps): ProcessBody {
     };
     /** Undo `recordSeq` after a failed write: the previous highest number, or none. */
     const restoreSeq = (to: UserKey, from: Uint8Array, prev: bigint): void => {
+      if (prev >= 0n) return recordSeq(to, from, prev);
       lastSeq.set(seqKey(to, from), prev);
-      if (prev < 0n) {
-        void seqTable.remove([userBytes(to), from]);
-        return;
-      }
-      const v = new Uint8Array(8);
-      new DataView(v.buffer).setBigUint64(0, prev);
-      void seqTable.put([userBytes(to), from], v);
+      void seqTable.remove([userBytes(to), from]);
     };
     /**
      * Store `m` in the recipient's inbox; once the write is durable, hand it to the session if
@@ -159,6 +156,9 @@ export function routerShard(deps: RouterShardDeps): ProcessBody {
       void r.durable.then((ok) => {
         w.settled = true;
         w.ok = ok;
+        // One notice per recipient until the shard handles it: a group commit settles many writes at once.
+        if (notified.has(to)) return;
+        notified.add(to);
         ctx.send(ctx.self, { t: 'stored', to } satisfies Stored);
       });
     };
@@ -167,6 +167,7 @@ export function routerShard(deps: RouterShardDeps): ProcessBody {
      * queue whose write is done (writes may settle out of order; deliveries never do).
      */
     const onStored = (to: UserKey): void => {
+      notified.delete(to);
       const q = writing.get(to);
       if (q === undefined) return;
       while (q.length > 0 && q[0]!.settled) {
