@@ -64,7 +64,7 @@ export async function startIrisNode(config: IrisConfig): Promise<StartIrisNodeRe
         port: config.http_port,
         tls: tls !== undefined ? { keyFile: config.tls_key_file, certFile: config.tls_cert_file } : undefined,
         routes: {
-          '/health': () => ({ status: 200, body: JSON.stringify(health()) }),
+          '/health': () => ({ status: 200, body: JSON.stringify({ ...health(), memory: memoryMb() }) }),
         },
       },
       accept,
@@ -92,4 +92,11 @@ export async function startIrisNode(config: IrisConfig): Promise<StartIrisNodeRe
       },
     },
   };
+}
+
+/** The process's memory for /health, in MB: resident, V8 heap used and reserved, buffers outside it. */
+function memoryMb(): { rss: number; heap_used: number; heap_total: number; external: number } {
+  const m = process.memoryUsage();
+  const mb = (b: number) => Math.round((b / 1048576) * 10) / 10;
+  return { rss: mb(m.rss), heap_used: mb(m.heapUsed), heap_total: mb(m.heapTotal), external: mb(m.external) };
 }

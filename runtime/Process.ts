@@ -22,6 +22,7 @@ import type {
   Timeout,
 } from './ProcessContext.js';
 import type { Scheduler } from './Scheduler.js';
+import type { SmallMap } from './SmallMap.js';
 
 /** Process flag bits. */
 export const F_QUEUED = 1; // in the run queue
@@ -56,14 +57,16 @@ export class Process implements ProcessContext {
   sig: unknown[] | null = null;
   waiter: Waiter | null = null;
   /** Linked pids by key. */
-  links: Map<string, Pid> | null = null;
+  links: SmallMap<Pid> | null = null;
   /** Monitors this process holds, by ref key. */
-  monitors: Map<string, MonitorEntry> | null = null;
+  monitors: SmallMap<MonitorEntry> | null = null;
   /** Monitors others hold on this process, by ref key (entry.pid is the watcher). */
-  monitoredBy: Map<string, MonitorEntry> | null = null;
+  monitoredBy: SmallMap<MonitorEntry> | null = null;
   handled = 0;
   traceId = 0;
-  /** Rare fields (name, label, mailbox limit, exit reason, watermark) live here when set. */
+  /** The behaviour label given at spawn (usually a shared constant, so kept here, not in `extra`). */
+  label: string | null = null;
+  /** Rare fields (name, mailbox limit, exit reason, watermark) live here when set. */
   extra: ProcessExtra | null = null;
 
   constructor(
@@ -212,7 +215,6 @@ export class Process implements ProcessContext {
 
 export class ProcessExtra {
   name: string | null = null;
-  label: string | null = null;
   limit: MailboxLimit | null = null;
   exitReason: ExitReason | undefined = undefined;
   highWatermark = 0;

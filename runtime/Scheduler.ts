@@ -33,6 +33,7 @@ import {
   type SpawnOptions,
 } from './ProcessContext.js';
 import { MAILBOX_HIGH_WATERMARK, MESSAGES_PER_TURN, REDUCTIONS_PER_SLICE } from './defaults.js';
+import { SmallMap } from './SmallMap.js';
 
 /** Where envelopes for other schedulers and nodes go. The node (or simulator) provides it. */
 export interface SchedulerHost {
@@ -187,15 +188,15 @@ export class Scheduler {
     if (parent !== undefined) p.traceId = parent.traceId;
     this.lastSpawnMonitorRef = null;
     if (opts !== undefined) {
-      if (opts.label !== undefined) p.ext().label = opts.label;
+      if (opts.label !== undefined) p.label = opts.label;
       if (opts.mailbox !== undefined) p.ext().limit = opts.mailbox;
       if (opts.trapExit === true) p.flags |= F_TRAP;
       // The monitor comes first so that even a child that never runs (name taken) is a DOWN.
       if (parent !== undefined && opts.monitor === true) {
         const ref = this.makeRef();
         const e: MonitorEntry = { ref, pid: parent.self };
-        (p.monitoredBy ??= new Map()).set(ref.key, e);
-        (parent.monitors ??= new Map()).set(ref.key, { ref, pid });
+        (p.monitoredBy ??= new SmallMap()).set(ref.key, e);
+        (parent.monitors ??= new SmallMap()).set(ref.key, { ref, pid });
         this.lastSpawnMonitorRef = ref;
       }
       if (opts.name !== undefined && !this.register(opts.name, pid)) {
@@ -204,10 +205,10 @@ export class Scheduler {
         return pid;
       }
       if (parent !== undefined && opts.link === true) {
-        (p.links ??= new Map()).set(parent.self.key, parent.self);
+        (p.links ??= new SmallMap()).set(parent.self.key, parent.self);
         // A parent already dead (async code running on after a kill) links like a dead pid: noproc.
         if ((parent.flags & F_DEAD) !== 0) this.exitSignal(p, parent.self, 'noproc', true);
-        else (parent.links ??= new Map()).set(pid.key, pid);
+        else (parent.links ??= new SmallMap()).set(pid.key, pid);
         if ((p.flags & F_DEAD) !== 0) return pid;
       }
     }
@@ -613,8 +614,8 @@ export class Scheduler {
     if (pidEquals(other, p.self) || (p.links !== null && p.links.has(other.key))) return;
     const q = this.local(other);
     if (q !== undefined) {
-      (p.links ??= new Map()).set(other.key, other);
-      (q.links ??= new Map()).set(p.self.key, p.self);
+      (p.links ??= new SmallMap()).set(other.key, other);
+      (q.links ??= new SmallMap()).set(p.self.key, p.self);
       return;
     }
     if (this.isLocalScheduler(other)) {
@@ -622,7 +623,7 @@ export class Scheduler {
       this.exitSignal(p, other, 'noproc', false);
       return;
     }
-    (p.links ??= new Map()).set(other.key, other);
+    (p.links ??= new SmallMap()).set(other.key, other);
     this.host.route(other.node, other.sched, [Kind.Link, other, p.self, null, null, p.traceId]);
   }
 
@@ -643,10 +644,10 @@ export class Scheduler {
         return ref;
       }
     } else pid = target;
-    (p.monitors ??= new Map()).set(ref.key, { ref, pid });
+    (p.monitors ??= new SmallMap()).set(ref.key, { ref, pid });
     const q = this.local(pid);
     if (q !== undefined) {
-      (q.monitoredBy ??= new Map()).set(ref.key, { ref, pid: p.self });
+      (q.monitoredBy ??= new SmallMap()).set(ref.key, { ref, pid: p.self });
     } else if (this.isLocalScheduler(pid)) {
       p.monitors.delete(ref.key);
       this.deliverSystem(p, { type: 'DOWN', ref, pid, reason: 'noproc' });
@@ -737,7 +738,7 @@ export class Scheduler {
       this.m.crashed++;
       if (this.onCrash !== null && !(typeof reason === 'object' && reason !== null && 'shutdown' in reason)) {
         try {
-          this.onCrash(pid, reason, x?.label ?? null);
+          this.onCrash(pid, reason, p.label);
         } catch {
           /* a reporter must not break termination */
         }
@@ -808,7 +809,7 @@ export class Scheduler {
       case Kind.Link: {
         const from = e[2] as Pid;
         const p = this.local(e[1] as Pid);
-        if (p !== undefined) (p.links ??= new Map()).set(from.key, from);
+        if (p !== undefined) (p.links ??= new SmallMap()).set(from.key, from);
         else this.host.route(from.node, from.sched, [Kind.Exit, from, e[1] as Pid, 'noproc', 1, e[5]]);
         return;
       }
@@ -827,7 +828,7 @@ export class Scheduler {
         const watcher = e[2] as Pid;
         const ref = e[3] as Ref;
         const p = this.local(target);
-        if (p !== undefined) (p.monitoredBy ??= new Map()).set(ref.key, { ref, pid: watcher });
+        if (p !== undefined) (p.monitoredBy ??= new SmallMap()).set(ref.key, { ref, pid: watcher });
         else this.host.route(watcher.node, watcher.sched, [Kind.Down, watcher, target, ref, 'noproc', e[5]]);
         return;
       }
@@ -860,8 +861,8 @@ export class Scheduler {
     const pid = this.spawn(this.moduleBody(spec), { ...opts, link: false, monitor: false });
     const p = this.local(pid);
     if (p !== undefined) {
-      if (opts.link === true) (p.links ??= new Map()).set(requester.key, requester);
-      if (opts.monitorRef) (p.monitoredBy ??= new Map()).set(opts.monitorRef.key, { ref: opts.monitorRef, pid: requester });
+      if (opts.link === true) (p.links ??= new SmallMap()).set(requester.key, requester);
+      if (opts.monitorRef) (p.monitoredBy ??= new SmallMap()).set(opts.monitorRef.key, { ref: opts.monitorRef, pid: requester });
       this.host.route(requester.node, requester.sched, [Kind.SpawnReply, requester, pid, reqRef, null, e[5]]);
     } else {
       const reason: ExitReason = opts.name !== undefined ? { error: `name already registered: ${opts.name}`, name: 'already_registered' } : 'spawn_failed';
@@ -888,8 +889,8 @@ export class Scheduler {
       ps.resolve({ ok: false, reason: 'noproc' });
       return;
     }
-    if (ps.link) (parent.links ??= new Map()).set(child.key, child);
-    if (ps.monitorRef) (parent.monitors ??= new Map()).set(ps.monitorRef.key, { ref: ps.monitorRef, pid: child });
+    if (ps.link) (parent.links ??= new SmallMap()).set(child.key, child);
+    if (ps.monitorRef) (parent.monitors ??= new SmallMap()).set(ps.monitorRef.key, { ref: ps.monitorRef, pid: child });
     ps.resolve(ps.monitorRef ? { ok: true, pid: child, ref: ps.monitorRef } : { ok: true, pid: child });
   }
 
@@ -1017,7 +1018,7 @@ export class Scheduler {
       pid: p.self,
       status,
       name: p.extra?.name ?? null,
-      behaviour: p.extra?.label ?? null,
+      behaviour: p.label,
       messageQueueLen: qlen,
       queueHighWatermark: Math.max(p.extra?.highWatermark ?? 0, qlen),
       messagesHandled: p.handled,
