@@ -193,8 +193,16 @@ export function slabKb(): number {
   return m ? Number(m[1]) : NaN;
 }
 
+/** The `memory` part of a node's /health (MB). */
+export interface NodeMemoryMb {
+  rss: number;
+  heap_used: number;
+  heap_total: number;
+  external: number;
+}
+
 /** GET /health of a node. */
-export async function health(httpPort: number): Promise<{ connections: number; online_users: number }> {
+export async function health(httpPort: number): Promise<{ connections: number; online_users: number; memory?: NodeMemoryMb }> {
   const r = await fetch(`http://127.0.0.1:${httpPort}/health`);
-  return (await r.json()) as { connections: number; online_users: number };
+  return (await r.json()) as { connections: number; online_users: number; memory?: NodeMemoryMb };
 }
