@@ -21,9 +21,9 @@ import {
   startEcho,
   startServer,
   tcpSockstat,
-  type NodeMemoryMb,
   type ServerHandle,
 } from './serviceProcesses.js';
+import type { NodeMemoryMb } from '../bin/irisNode.js';
 import { measureOfflineStore } from './storage.js';
 
 export interface ServiceBenchOptions {

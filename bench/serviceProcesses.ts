@@ -4,6 +4,7 @@
  * all tracked so that `stopAll()` stops every one by pid; plus /proc readings (RSS, fds, sockets).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import type { NodeMemoryMb } from '../bin/irisNode.js';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { LoadgenConfig, LoadgenResult } from './loadgen/types.js';
@@ -191,14 +192,6 @@ export function tcpSockstat(): { inuse: number; memBytes: number } {
 export function slabKb(): number {
   const m = /Slab:\s+(\d+) kB/.exec(readFileSync('/proc/meminfo', 'utf8'));
   return m ? Number(m[1]) : NaN;
-}
-
-/** The `memory` part of a node's /health (MB). */
-export interface NodeMemoryMb {
-  rss: number;
-  heap_used: number;
-  heap_total: number;
-  external: number;
 }
 
 /** GET /health of a node. */

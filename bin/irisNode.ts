@@ -94,8 +94,15 @@ export async function startIrisNode(config: IrisConfig): Promise<StartIrisNodeRe
   };
 }
 
-/** The process's memory for /health, in MB: resident, V8 heap used and reserved, buffers outside it. */
-function memoryMb(): { rss: number; heap_used: number; heap_total: number; external: number } {
+/** The process's memory in /health, in MB: resident, V8 heap used and reserved, buffers outside it. */
+export interface NodeMemoryMb {
+  rss: number;
+  heap_used: number;
+  heap_total: number;
+  external: number;
+}
+
+function memoryMb(): NodeMemoryMb {
   const m = process.memoryUsage();
   const mb = (b: number) => Math.round((b / 1048576) * 10) / 10;
   return { rss: mb(m.rss), heap_used: mb(m.heapUsed), heap_total: mb(m.heapTotal), external: mb(m.external) };

@@ -66,9 +66,10 @@ test('iris start runs a messaging node that answers /health and stops on SIGTERM
       await new Promise((r) => setTimeout(r, 20));
     }
     assert.match(out, /AUTH DISABLED \(dev mode\)/);
-    const health = (await (await fetch(m[1]!)).json()) as { status: string; mode: string };
+    const health = (await (await fetch(m[1]!)).json()) as { status: string; mode: string; memory: { rss: number; heap_used: number; heap_total: number } };
     assert.equal(health.status, 'ok');
     assert.equal(health.mode, 'dev');
+    assert.ok(health.memory.rss > 0 && health.memory.heap_used > 0 && health.memory.heap_total >= health.memory.heap_used, JSON.stringify(health.memory));
     child.kill('SIGTERM');
     assert.equal(await exited, 0);
   } finally {
