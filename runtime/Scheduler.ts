@@ -903,7 +903,7 @@ export class Scheduler {
     for (const p of this.slots) {
       if (p === undefined || (p.flags & F_DEAD) !== 0) continue;
       if (p.monitors !== null) {
-        for (const e of [...p.monitors.values()]) {
+        for (const e of p.monitors.values()) {
           if (hit(e.pid)) {
             p.monitors.delete(e.ref.key);
             this.deliverSystem(p, { type: 'DOWN', ref: e.ref, pid: e.pid, reason });
@@ -911,10 +911,10 @@ export class Scheduler {
         }
       }
       if (p.monitoredBy !== null) {
-        for (const [k, e] of [...p.monitoredBy]) if (hit(e.pid)) p.monitoredBy.delete(k);
+        for (const [k, e] of p.monitoredBy.entries()) if (hit(e.pid)) p.monitoredBy.delete(k);
       }
       if (p.links !== null) {
-        for (const other of [...p.links.values()]) {
+        for (const other of p.links.values()) {
           if (hit(other)) this.exitSignal(p, other, reason, true);
           if ((p.flags & F_DEAD) !== 0) break;
         }
@@ -1011,7 +1011,7 @@ export class Scheduler {
       : (f & F_QUEUED) !== 0 ? 'runnable'
       : 'waiting';
     const qlen = p.queueLength();
-    const links = p.links === null ? [] : [...p.links.values()];
+    const links = p.links === null ? [] : p.links.values();
     const monitors = p.monitors?.size ?? 0;
     const monitoredBy = p.monitoredBy?.size ?? 0;
     return {

@@ -41,7 +41,7 @@ export class SmallMap<V> {
 
   delete(key: string): boolean {
     if (this.m !== undefined) return this.m.delete(key);
-    if (this.k !== key || this.k === undefined) return false;
+    if (this.k !== key) return false;
     this.k = undefined;
     this.v = undefined;
     return true;
