@@ -52,7 +52,7 @@ export interface IrisConfig {
   /** New connections per client address (IPv6 per /64): burst, then per second. */
   rate_limit_connections_per_ip_burst: number;
   rate_limit_connections_per_ip_per_s: number;
-  /** Failed logins per account before it is refused (one more is allowed per minute). */
+  /** Failed logins per (account, source address) before that source's failures get RATE_LIMITED (one more per minute); a valid token always logs in. */
   rate_limit_failed_logins: number;
   tls_cert_file: string;
   tls_key_file: string;

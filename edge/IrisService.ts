@@ -23,6 +23,7 @@ import { JwtVerifier } from './auth/JwtVerifier.js';
 import { Revocations } from './auth/Revocations.js';
 import type { AcceptLink } from './ClientLink.js';
 import { acceptConnections } from './EdgeAcceptor.js';
+import { FAILED_LOGINS_PER_SOURCE_DEFAULT } from './limits/defaults.js';
 import { RateLimits } from './limits/RateLimits.js';
 import { loginGate } from './LoginGate.js';
 
@@ -81,7 +82,7 @@ export async function startIrisService(s: Scheduler, env: Env, storage: StorageE
     maxConnections: config.max_connections,
     messages: { burst: config.rate_limit_messages_burst, refill: config.rate_limit_messages_per_s, intervalMs: 1000 },
     connectionsPerIp: { burst: config.rate_limit_connections_per_ip_burst, refill: config.rate_limit_connections_per_ip_per_s, intervalMs: 1000 },
-    failedLogins: { burst: config.rate_limit_failed_logins, refill: 1, intervalMs: 60_000 },
+    failedLogins: { ...FAILED_LOGINS_PER_SOURCE_DEFAULT, burst: config.rate_limit_failed_logins },
   });
   if (!limitsR.ok) return { ok: false, message: `rate limits: ${limitsR.error.key}: ${limitsR.error.reason}` };
   const limits = limitsR.limits;

@@ -1,5 +1,8 @@
 // Abuse limits of one edge node (requirements M11): per-user message rate, per-IP connection
-// rate, failed logins per account (a lockout that lifts gradually) and the node's connection cap.
+// rate, failed logins per (account, source address) and the node's connection cap.
+// The failed-login limit never refuses a valid token: it is consulted only after a login has
+// already failed, and it is kept per source so nobody can lock an account out from elsewhere
+// (ten bad tries for alice from one address change nothing for alice anywhere).
 // Every check answers {ok:true} or {ok:false, retryAfterMs}: the caller sends RATE_LIMITED (0xFF,
 // retry_after_ms u32) for a message, or the plain text RATE_LIMITED at login; never silence.
 //
@@ -27,7 +30,10 @@ export interface RateLimitsConfig {
   readonly messages: TokenBucketRate;
   /** New connections per client address (IPv4 address, IPv6 /64). */
   readonly connectionsPerIp: TokenBucketRate;
-  /** Failed logins per account; when spent, logins of that account are refused until one refills. */
+  /**
+   * Failed logins per (account, source address); when spent, that source's failing logins of
+   * that account are answered RATE_LIMITED instead of AUTH_FAILED until one refills.
+   */
   readonly failedLogins: TokenBucketRate;
   /** Open connections this node accepts. */
   readonly maxConnections: number;
@@ -53,7 +59,8 @@ export interface RateLimitsStats {
   readonly openConnections: number;
   readonly trackedUsers: number;
   readonly trackedIps: number;
-  readonly trackedAccounts: number;
+  /** (account, source address) pairs with recent failed logins. */
+  readonly trackedLoginSources: number;
   /** Buckets dropped before they had refilled, because a table was full. */
   readonly evictedBeforeRefill: number;
   readonly refusedMessages: number;
@@ -64,7 +71,7 @@ export interface RateLimitsStats {
 export class RateLimits {
   private readonly users: KeyedBuckets;
   private readonly ips: KeyedBuckets;
-  private readonly accounts: KeyedBuckets;
+  private readonly loginSources: KeyedBuckets;
   private readonly exemptIps: ReadonlySet<string>;
   private openConnections = 0;
   private refusedMessages = 0;
@@ -77,7 +84,7 @@ export class RateLimits {
   ) {
     this.users = new KeyedBuckets(config.messages, config.maxTrackedKeys, clock);
     this.ips = new KeyedBuckets(config.connectionsPerIp, config.maxTrackedKeys, clock);
-    this.accounts = new KeyedBuckets(config.failedLogins, config.maxTrackedKeys, clock);
+    this.loginSources = new KeyedBuckets(config.failedLogins, config.maxTrackedKeys, clock);
     this.exemptIps = new Set(config.connectionRateExemptIps.map(ipRateKey));
   }
 
@@ -131,26 +138,21 @@ export class RateLimits {
     if (this.openConnections > 0) this.openConnections--;
   }
 
-  /** May `user` attempt a login now? Refused while its failed-login allowance is spent. */
-  loginAllowed(user: Uint8Array): RateDecision {
-    const decision = this.accounts.peek(bytesKey(user), 1);
+  /**
+   * A login of `user` from `ip` failed (bad or missing token, wrong subject …): spends one
+   * failure of that (account, source) pair (IPv6 per /64, as for connections). Refused once
+   * the pair's allowance is spent, and then nothing is taken: the caller answers RATE_LIMITED
+   * rather than AUTH_FAILED. Only failed logins come here, so a valid token always gets in.
+   */
+  loginFailed(user: Uint8Array, ip: string): RateDecision {
+    const decision = this.loginSources.take(loginSourceKey(user, ip), 1);
     if (!decision.ok) this.refusedLogins++;
     return decision;
   }
 
-  /** A login of `user` failed (bad token, wrong subject …): spends one failure. */
-  loginFailed(user: Uint8Array): void {
-    this.accounts.take(bytesKey(user), 1);
-  }
-
-  /** A login of `user` succeeded: its past failures are forgotten. */
-  loginSucceeded(user: Uint8Array): void {
-    this.accounts.forget(bytesKey(user));
-  }
-
   /** Drops every bucket that has refilled completely (for a periodic timer; checks also do it as they go). */
   sweep(): number {
-    return this.users.sweep() + this.ips.sweep() + this.accounts.sweep();
+    return this.users.sweep() + this.ips.sweep() + this.loginSources.sweep();
   }
 
   stats(): RateLimitsStats {
@@ -158,8 +160,8 @@ export class RateLimits {
       openConnections: this.openConnections,
       trackedUsers: this.users.size,
       trackedIps: this.ips.size,
-      trackedAccounts: this.accounts.size,
-      evictedBeforeRefill: this.users.evictedBeforeRefill + this.ips.evictedBeforeRefill + this.accounts.evictedBeforeRefill,
+      trackedLoginSources: this.loginSources.size,
+      evictedBeforeRefill: this.users.evictedBeforeRefill + this.ips.evictedBeforeRefill + this.loginSources.evictedBeforeRefill,
       refusedMessages: this.refusedMessages,
       refusedConnections: this.refusedConnections,
       refusedLogins: this.refusedLogins,
@@ -253,6 +255,11 @@ class KeyedBuckets {
     this.buckets.delete(oldest.value[0]);
     if (!isBucketFull(oldest.value[1], this.rate, now)) this.evictedBeforeRefill++;
   }
+}
+
+/** `ip`'s rate key, NUL, then the user's bytes: an address key holds no NUL, so pairs never collide. */
+function loginSourceKey(user: Uint8Array, ip: string): string {
+  return `${ipRateKey(ip)}\u0000${bytesKey(user)}`;
 }
 
 function bytesKey(bytes: Uint8Array): string {

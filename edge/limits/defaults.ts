@@ -17,8 +17,11 @@ export const CONNECTION_RATE_PER_IP_DEFAULT: TokenBucketRate = {
   intervalMs: 1000,
 };
 
-/** Per account (rate_limit_failed_logins): 10 failed logins, then one more per minute. */
-export const FAILED_LOGINS_PER_ACCOUNT_DEFAULT: TokenBucketRate = { burst: DEFAULT_CONFIG.rate_limit_failed_logins, refill: 1, intervalMs: 60_000 };
+/**
+ * Per (account, source address) (rate_limit_failed_logins): 10 failed logins, then one more
+ * per minute; past it that source's failures are answered RATE_LIMITED. Valid tokens always pass.
+ */
+export const FAILED_LOGINS_PER_SOURCE_DEFAULT: TokenBucketRate = { burst: DEFAULT_CONFIG.rate_limit_failed_logins, refill: 1, intervalMs: 60_000 };
 
 /** Open client connections per node: the config key max_connections (its default lives in core/Config.ts). */
 export const MAX_CONNECTIONS_PER_NODE_DEFAULT = DEFAULT_CONFIG.max_connections;
@@ -26,7 +29,7 @@ export const MAX_CONNECTIONS_PER_NODE_DEFAULT = DEFAULT_CONFIG.max_connections;
 /** retry_after_ms suggested when the node is at its connection cap (no bucket says when a slot frees). */
 export const CONNECTION_CAP_RETRY_AFTER_MS = 1_000;
 
-/** Keys each limiter table remembers (users, IPs, accounts); beyond it the least recently used goes. */
+/** Keys each limiter table remembers (users, IPs, (account, source) pairs); beyond it the least recently used goes. */
 export const MAX_TRACKED_KEYS_DEFAULT = 65_536;
 
 /** Addresses the per-IP connection rate does not apply to (local load tests and health checks). */
@@ -38,7 +41,7 @@ export const MAX_KEY_CHARS = 512;
 export const RATE_LIMITS_DEFAULT: RateLimitsConfig = {
   messages: MESSAGE_RATE_DEFAULT,
   connectionsPerIp: CONNECTION_RATE_PER_IP_DEFAULT,
-  failedLogins: FAILED_LOGINS_PER_ACCOUNT_DEFAULT,
+  failedLogins: FAILED_LOGINS_PER_SOURCE_DEFAULT,
   maxConnections: MAX_CONNECTIONS_PER_NODE_DEFAULT,
   maxTrackedKeys: MAX_TRACKED_KEYS_DEFAULT,
   connectionRateExemptIps: CONNECTION_RATE_EXEMPT_IPS_DEFAULT,

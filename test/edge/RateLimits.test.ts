@@ -1,7 +1,7 @@
 /**
  * The edge's abuse limits on a manual clock: the generous message default lets an old client's
  * back-to-back burst through, each limiter answers with an exact retryAfterMs, the connection cap
- * and the failed-login lockout behave as documented, and memory stays bounded under floods of
+ * and the failed-login limit (per account and source, never a lockout of the account) behave as documented, and memory stays bounded under floods of
  * distinct users and addresses.
  */
 import { test } from 'node:test';
@@ -11,7 +11,7 @@ import { RateLimits, ipRateKey, type RateLimitsConfig } from '../../edge/limits/
 import {
   CONNECTION_CAP_RETRY_AFTER_MS,
   CONNECTION_RATE_PER_IP_DEFAULT,
-  FAILED_LOGINS_PER_ACCOUNT_DEFAULT,
+  FAILED_LOGINS_PER_SOURCE_DEFAULT,
   MESSAGE_RATE_DEFAULT,
 } from '../../edge/limits/defaults.js';
 import { TokenBucket } from '../../edge/limits/TokenBucket.js';
@@ -135,36 +135,35 @@ test('a connection refused by the cap spends no per-IP token', () => {
 // ---------------------------------------------------------------------------------------------
 // Failed logins
 
-test('failed logins lock the account out after the allowance, and it lifts one attempt per refill', () => {
+test('failed logins of one account from one address are refused after the allowance, and it lifts one try per refill', () => {
   const clock = manualClock();
   const rl = limits(clock);
-  const { burst, intervalMs, refill } = FAILED_LOGINS_PER_ACCOUNT_DEFAULT;
-  for (let i = 0; i < burst; i++) {
-    assert.equal(rl.loginAllowed(u('alice')).ok, true);
-    rl.loginFailed(u('alice'));
-  }
-  assert.deepEqual(rl.loginAllowed(u('alice')), { ok: false, retryAfterMs: intervalMs / refill });
-  assert.equal(rl.loginAllowed(u('bob')).ok, true, 'other accounts are unaffected');
+  const { burst, intervalMs, refill } = FAILED_LOGINS_PER_SOURCE_DEFAULT;
+  for (let i = 0; i < burst; i++) assert.deepEqual(rl.loginFailed(u('alice'), '203.0.113.7'), { ok: true }, `failure ${i + 1}`);
+  assert.deepEqual(rl.loginFailed(u('alice'), '203.0.113.7'), { ok: false, retryAfterMs: intervalMs / refill });
   clock.now += intervalMs / refill - 1;
-  assert.equal(rl.loginAllowed(u('alice')).ok, false);
+  assert.equal(rl.loginFailed(u('alice'), '203.0.113.7').ok, false);
   clock.now += 1;
-  assert.equal(rl.loginAllowed(u('alice')).ok, true);
-  rl.loginFailed(u('alice'));
-  assert.equal(rl.loginAllowed(u('alice')).ok, false);
+  assert.equal(rl.loginFailed(u('alice'), '203.0.113.7').ok, true);
+  assert.equal(rl.loginFailed(u('alice'), '203.0.113.7').ok, false);
   assert.equal(rl.stats().refusedLogins, 3);
 });
 
-test('a successful login forgets the failures, and checking an unknown account stores nothing', () => {
+test('failed logins are counted per (account, source): another address or another account keeps its own allowance', () => {
   const rl = limits(manualClock(), { failedLogins: { burst: 2, refill: 1, intervalMs: 60_000 } });
-  assert.equal(rl.loginAllowed(u('carol')).ok, true);
-  assert.equal(rl.stats().trackedAccounts, 0);
-  rl.loginFailed(u('carol'));
-  assert.equal(rl.stats().trackedAccounts, 1);
-  rl.loginSucceeded(u('carol'));
-  assert.equal(rl.stats().trackedAccounts, 0);
-  rl.loginFailed(u('carol'));
-  rl.loginFailed(u('carol'));
-  assert.equal(rl.loginAllowed(u('carol')).ok, false);
+  assert.equal(rl.stats().trackedLoginSources, 0);
+  for (let i = 0; i < 2; i++) assert.equal(rl.loginFailed(u('carol'), '198.51.100.1').ok, true);
+  assert.equal(rl.loginFailed(u('carol'), '198.51.100.1').ok, false);
+  assert.equal(rl.loginFailed(u('carol'), '198.51.100.2').ok, true, 'the same account from another address');
+  assert.equal(rl.loginFailed(u('dave'), '198.51.100.1').ok, true, 'another account from the same address');
+  // IPv6 sources share an allowance per /64, as the per-IP connection rate does.
+  assert.equal(rl.loginFailed(u('carol'), '2001:db8:1:2::a').ok, true);
+  assert.equal(rl.loginFailed(u('carol'), '2001:db8:1:2:ffff::b').ok, true);
+  assert.equal(rl.loginFailed(u('carol'), '2001:db8:1:2::c').ok, false);
+  assert.equal(rl.loginFailed(u('carol'), '2001:db8:1:3::a').ok, true, 'another /64');
+  // A user's bytes cannot be confused with an address: NUL inside the user is its own account.
+  assert.equal(rl.loginFailed(Uint8Array.of(0x63, 0, 0x31), '198.51.100.1').ok, true);
+  assert.equal(rl.stats().trackedLoginSources, 6);
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -191,12 +190,12 @@ test('a flood of distinct addresses and users never holds more than maxTrackedKe
     rl.connectionOpened(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`);
     rl.connectionClosed();
     rl.message(u(`user-${i}`));
-    rl.loginFailed(u(`account-${i}`));
+    rl.loginFailed(u(`account-${i}`), '192.0.2.1');
   }
   const s = rl.stats();
   assert.equal(s.trackedIps, 1000);
   assert.equal(s.trackedUsers, 1000);
-  assert.equal(s.trackedAccounts, 1000);
+  assert.equal(s.trackedLoginSources, 1000);
   assert.equal(s.evictedBeforeRefill, 3 * (100_000 - 1000));
   // The most recent keys are the ones kept: the last address still has its spent token.
   const last = `10.1.134.159`;

@@ -310,13 +310,17 @@ test('a login with NUL bytes is answered: NUL is part of the user id, so "nul\\0
   assert.equal((await tok.next()).kind, 'login_ok');
 });
 
-test('with auth on: a NUL or garbage token gets AUTH_FAILED, 10 failures lock the account with RATE_LIMITED, other accounts still log in', async () => {
+test('with auth on: garbage tokens for alice get AUTH_FAILED, then RATE_LIMITED from that address once its 10 failures are spent, yet alice\'s valid token logs in from that address and from another', async () => {
   const secret = 'a-test-secret-of-at-least-32-bytes-long!';
   const auth = await startTestNode({ auth_enabled: true, jwt_secret: secret });
-  const own = new ClientSet(
-    () => auth.node.tcpPort,
-    () => auth.node.httpPort,
-  );
+  const opened: V1TestClient[] = [];
+  const from = async (localAddress: string): Promise<V1TestClient> => {
+    const c = await V1TestClient.tcp(auth.node.tcpPort, '127.0.0.1', localAddress);
+    opened.push(c);
+    return c;
+  };
+  const BAD_SOURCE = '127.0.0.1';
+  const OTHER_SOURCE = '127.0.0.2';
   try {
     const clock = { wallMs: () => Date.now(), monotonicMs: () => performance.now() };
     const tokenFor = async (sub: string): Promise<string> => {
@@ -325,25 +329,39 @@ test('with auth on: a NUL or garbage token gets AUTH_FAILED, 10 failures lock th
       return r.token;
     };
     const attempts: Uint8Array[] = [
-      concat([utf8('mallory:'), Uint8Array.of(0, 0, 0)]),
-      concat([utf8('mallory:ey'), Uint8Array.of(0), utf8('.x.y')]),
-      utf8('mallory'),
-      utf8('mallory:not-a-jwt'),
-      utf8(`mallory:${await tokenFor('trent')}`),
+      concat([utf8('alice:'), Uint8Array.of(0, 0, 0)]),
+      concat([utf8('alice:ey'), Uint8Array.of(0), utf8('.x.y')]),
+      utf8('alice'),
+      utf8('alice:not-a-jwt'),
+      utf8(`alice:${await tokenFor('trent')}`),
     ];
     for (let i = 0; i < 10; i++) {
-      const c = await own.tcp();
+      const c = await from(BAD_SOURCE);
       c.raw(concat([op(0x01), attempts[i % attempts.length]!]));
       assert.equal((await c.next()).kind, 'auth_failed_text', `failed login ${i + 1}`);
       await c.closedByServer();
     }
-    const locked = await own.tcp();
-    assert.equal((await locked.login('mallory', await tokenFor('mallory'))).kind, 'rate_limited_text');
-    await locked.closedByServer();
-    const trent = await own.tcp();
+    for (let i = 0; i < 3; i++) {
+      const spent = await from(BAD_SOURCE);
+      spent.raw(concat([op(0x01), utf8('alice:not-a-jwt')]));
+      assert.equal((await spent.next()).kind, 'rate_limited_text', `bad try ${11 + i} from the spent source`);
+      await spent.closedByServer();
+    }
+    const sameSource = await from(BAD_SOURCE);
+    assert.equal((await sameSource.login('alice', await tokenFor('alice'))).kind, 'login_ok', 'alice from the address that spent its failures');
+    const otherSource = await from(OTHER_SOURCE);
+    assert.equal((await otherSource.login('alice', await tokenFor('alice'))).kind, 'login_ok', 'alice from another address');
+    const trent = await from(BAD_SOURCE);
     assert.equal((await trent.login('trent', await tokenFor('trent'))).kind, 'login_ok');
+    const stillSpent = await from(BAD_SOURCE);
+    stillSpent.raw(concat([op(0x01), utf8('alice:not-a-jwt')]));
+    assert.equal((await stillSpent.next()).kind, 'rate_limited_text', 'a valid login does not refill the bad source');
+    await stillSpent.closedByServer();
+    const otherBad = await from(OTHER_SOURCE);
+    otherBad.raw(concat([op(0x01), utf8('alice:not-a-jwt')]));
+    assert.equal((await otherBad.next()).kind, 'auth_failed_text', 'another address has its own allowance');
   } finally {
-    own.closeAll();
+    for (const c of opened) c.close();
     await auth.stop();
   }
 });
