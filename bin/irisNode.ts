@@ -44,7 +44,8 @@ export async function startIrisNode(config: IrisConfig): Promise<StartIrisNodeRe
   };
   const started = await startIrisService(runtime.main, runtime.env, storage, config);
   if (!started.ok) return fail(started.message);
-  const { accept, health } = started.service;
+  const service = started.service;
+  const { accept, health } = service;
 
   const tls =
     config.tls_cert_file !== '' && config.tls_key_file !== ''
@@ -87,6 +88,7 @@ export async function startIrisNode(config: IrisConfig): Promise<StartIrisNodeRe
         stopped = true;
         await tcp.close(true);
         await http.close(true);
+        service.stop();
         await runtime.stop();
         await storage.close();
       },

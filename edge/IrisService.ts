@@ -20,6 +20,8 @@ import type { Env, StorageEngine } from '../runtime/Env.js';
 import type { Pid } from '../runtime/Pid.js';
 import type { Scheduler } from '../runtime/Scheduler.js';
 import { JwtVerifier } from './auth/JwtVerifier.js';
+import { LiveTokens, type TokenEnded } from './auth/LiveTokens.js';
+import { RevocationStore } from './auth/RevocationStore.js';
 import { Revocations } from './auth/Revocations.js';
 import type { AcceptLink } from './ClientLink.js';
 import { acceptConnections } from './EdgeAcceptor.js';
@@ -35,10 +37,16 @@ export interface IrisService {
   readonly accept: AcceptLink;
   readonly presence: PresenceTable;
   readonly router: Router;
+  /** Durable token revocations (the admin API records them here; the verifier reads them). */
+  readonly revocations: RevocationStore;
+  /** Sessions a revocation or expiry of their token ends (edge/auth/LiveTokens.ts). */
+  readonly liveTokens: LiveTokens;
   /** Open client connections. */
   connections(): number;
   /** The body of `/health`. */
   health(): { status: 'ok'; node: string; mode: string; connections: number; online_users: number };
+  /** Releases what outlives processes (the token expiry timer); call before stopping the runtime. */
+  stop(): void;
 }
 
 export interface IrisServiceOptions {
@@ -86,6 +94,15 @@ export async function startIrisService(s: Scheduler, env: Env, storage: StorageE
   });
   if (!limitsR.ok) return { ok: false, message: `rate limits: ${limitsR.error.key}: ${limitsR.error.reason}` };
   const limits = limitsR.limits;
+  const revocationSet = new Revocations({ clock: env.clock, maxLifetimeSeconds: config.jwt_max_lifetime_s });
+  const liveTokens = new LiveTokens({
+    clock: env.clock,
+    timers: env.timers,
+    revocations: revocationSet,
+    end: (pid: Pid, ended: TokenEnded) => s.send(pid, ended, null),
+  });
+  const { store: revocations, load } = await RevocationStore.open({ storage, revocations: revocationSet, clock: env.clock, log: env.log, onRevoked: (jti) => liveTokens.revoked(jti) });
+  if (load.loaded > 0 || load.pruned > 0) env.log.info({ ...load }, 'token revocations loaded');
   let verifier: JwtVerifier | null = null;
   if (config.auth_enabled) {
     const v = JwtVerifier.create({
@@ -93,7 +110,7 @@ export async function startIrisService(s: Scheduler, env: Env, storage: StorageE
       clock: env.clock,
       issuer: config.jwt_issuer,
       maxLifetimeSeconds: config.jwt_max_lifetime_s,
-      revocations: new Revocations({ clock: env.clock }),
+      revocations: revocationSet,
     });
     if (!v.ok) return { ok: false, message: `jwt_secret: ${JSON.stringify(v.error)}` };
     verifier = v.verifier;
@@ -107,6 +124,7 @@ export async function startIrisService(s: Scheduler, env: Env, storage: StorageE
     presence,
     inbox,
     authenticate,
+    liveTokens,
     messageAllowed: (user: Uint8Array, n: number) => limits.message(user, n),
     retransmitMs: config.retransmit_ms,
     loginTimeoutMs: config.login_timeout_ms,
@@ -129,8 +147,11 @@ export async function startIrisService(s: Scheduler, env: Env, storage: StorageE
       accept,
       presence,
       router,
+      revocations,
+      liveTokens,
       connections: () => connections,
       health: () => ({ status: 'ok', node: config.node_name, mode: config.mode, connections, online_users: presence.onlineCount() }),
+      stop: () => liveTokens.close(),
     },
   };
 }

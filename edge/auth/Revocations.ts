@@ -111,6 +111,11 @@ export class Revocations implements RevocationCheck {
     return untilMs !== undefined && untilMs > this.clock.wallMs();
   }
 
+  /** Until when `jti` is revoked (wall-clock ms), if it is in the set (possibly just expired). */
+  untilOf(jti: string): number | undefined {
+    return this.until.get(jti);
+  }
+
   /** Live entries (expired ones may linger until the next prune). */
   get size(): number {
     return this.until.size;
