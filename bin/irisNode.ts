@@ -1,24 +1,34 @@
 /**
  * Assembles one Iris node from a validated config: the runtime (scheduler threads), durable
  * storage (LMDB in `wal_directory`), the messaging service on top (edge/IrisService.ts) and
- * the listeners (raw TCP for v1, uWebSockets.js for `/ws` and HTTP).
+ * the listeners (raw TCP for v1, uWebSockets.js for `/ws`, `/health` and the authenticated
+ * admin API under `/admin/`, whose token is admin_token or the generated token file).
  * Every startup failure is a typed result naming what to fix; `stop()` closes in reverse.
  */
 import { availableParallelism } from 'node:os';
 import { readFileSync } from 'node:fs';
 import type { IrisConfig } from '../core/Config.js';
 import type { ClientListener } from '../edge/ClientLink.js';
-import { startIrisService } from '../edge/IrisService.js';
+import { AdminAuth } from '../edge/admin/AdminAuth.js';
+import { adminRoutes } from '../edge/admin/AdminApi.js';
+import { ADMIN_MAX_REQUEST_BODY_BYTES, ADMIN_SERVICE_TIMEOUT_MS } from '../edge/admin/AdminSettings.js';
+import { groupsAdmin } from '../edge/admin/GroupsAdmin.js';
+import { GROUPS_NAME, startIrisService, type IrisService } from '../edge/IrisService.js';
 import { listenTcp } from '../edge/listeners/TcpListener.js';
 import { listenUws, loadNativeUws } from '../edge/listeners/UwsServer.js';
 import { openLmdbStorage, type LmdbStorage } from '../runtime/node/LmdbStorage.js';
 import { RuntimeNode } from '../runtime/node/RuntimeNode.js';
+import { ensureAdminToken } from './adminTokenFile.js';
 
 export interface IrisNode {
   readonly runtime: RuntimeNode;
+  /** The messaging service (revocations, live tokens, presence …). */
+  readonly service: IrisService;
   readonly tcpPort: number;
   readonly httpPort: number;
   readonly config: IrisConfig;
+  /** Where the admin API's token is kept; null when it comes from the config key admin_token. */
+  readonly adminTokenFile: string | null;
   /** Stop listening, stop every process, flush and close storage. */
   stop(): Promise<void>;
 }
@@ -31,6 +41,13 @@ export async function startIrisNode(config: IrisConfig): Promise<StartIrisNodeRe
   const opened = openLmdbStorage({ path: config.wal_directory, productionChecks: config.mode === 'production' });
   if (!opened.ok) return { ok: false, message: `wal_directory: ${opened.message}` };
   const storage: LmdbStorage = opened.engine;
+  // After the storage opened: the data directory exists, and the token file lives in it.
+  const adminToken = ensureAdminToken(config);
+  const adminAuth = adminToken.ok ? AdminAuth.create(adminToken.token) : { ok: false as const, message: adminToken.message };
+  if (!adminAuth.ok) {
+    await storage.close();
+    return { ok: false, message: adminAuth.message };
+  }
 
   const runtime = await RuntimeNode.start({
     name: config.node_name,
@@ -64,8 +81,15 @@ export async function startIrisNode(config: IrisConfig): Promise<StartIrisNodeRe
         host: config.host,
         port: config.http_port,
         tls: tls !== undefined ? { keyFile: config.tls_key_file, certFile: config.tls_cert_file } : undefined,
+        maxRequestBodyBytes: ADMIN_MAX_REQUEST_BODY_BYTES,
         routes: {
           '/health': () => ({ status: 200, body: JSON.stringify({ ...health(), memory: memoryMb() }) }),
+          ...adminRoutes({
+            auth: adminAuth.auth,
+            revocations: service.revocations,
+            groups: groupsAdmin(runtime.main, GROUPS_NAME, ADMIN_SERVICE_TIMEOUT_MS),
+            log: runtime.env.log,
+          }),
         },
       },
       accept,
@@ -80,7 +104,9 @@ export async function startIrisNode(config: IrisConfig): Promise<StartIrisNodeRe
     ok: true,
     node: {
       runtime,
+      service,
       config,
+      adminTokenFile: adminToken.ok ? adminToken.file : null,
       tcpPort: tcp.port,
       httpPort: http.port,
       async stop() {

@@ -63,6 +63,11 @@ export interface IrisConfig {
   /** Never delete tables to "repair" storage. */
   allow_table_nuke: boolean;
   log_level: string;
+  /**
+   * Bearer token of the admin HTTP API (at least 32 bytes). Empty: the node generates one and
+   * keeps it in `<wal_directory>/admin.token` (mode 0600), where the CLI finds it.
+   */
+  admin_token: string;
 }
 
 export const DEFAULT_CONFIG: Readonly<IrisConfig> = Object.freeze({
@@ -97,6 +102,7 @@ export const DEFAULT_CONFIG: Readonly<IrisConfig> = Object.freeze({
   region_id: 'local',
   allow_table_nuke: false,
   log_level: 'info',
+  admin_token: '',
 });
 
 /** Minimum HS256 secret length in bytes (seeds' deployment guide). */
@@ -142,6 +148,7 @@ const SCHEMA: Record<keyof IrisConfig, KeySpec> = {
   region_id: { kind: 'string' },
   allow_table_nuke: { kind: 'bool' },
   log_level: { kind: 'enum', values: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] },
+  admin_token: { kind: 'string' },
 };
 
 export interface ConfigProblem {

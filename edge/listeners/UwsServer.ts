@@ -4,6 +4,7 @@
  * uWS binary directly and refuses to start when it is missing: the package would otherwise
  * fall back silently to a slow JavaScript implementation.
  */
+import { STATUS_CODES } from 'node:http';
 import { createRequire } from 'node:module';
 import type { AcceptLink, ClientLink, ClientLinkHandlers, ClientListener, LinkTransport } from '../ClientLink.js';
 import { slabCopy } from '../protocol/internal/ByteSlab.js';
@@ -16,13 +17,28 @@ interface LinkState {
   handlers?: ClientLinkHandlers;
 }
 
+export interface HttpRequest {
+  path: string;
+  /** The raw query string, without '?'. */
+  query: string;
+  /** Lower-case, as uWS reports it ('get', 'post', …). */
+  method: string;
+  /** Request headers by lower-case name (copied before the handler runs: uWS forgets them). */
+  headers: Readonly<Record<string, string>>;
+  /** The whole request body (empty without one), at most `maxRequestBodyBytes`. */
+  body: Uint8Array;
+}
+
 export interface HttpReply {
   status: number;
   contentType?: string;
+  /** Extra response headers (e.g. `allow`, `www-authenticate`). */
+  headers?: Readonly<Record<string, string>>;
   body: string | Uint8Array;
 }
 
-export type HttpRoute = (req: { path: string; query: string; method: string }) => HttpReply | Promise<HttpReply>;
+/** Routes are keyed by uWS pattern: an exact path, or a prefix ending in `/*`. */
+export type HttpRoute = (req: HttpRequest) => HttpReply | Promise<HttpReply>;
 
 export interface UwsServerOptions {
   host: string;
@@ -36,9 +52,12 @@ export interface UwsServerOptions {
   /** Seconds without traffic before uWS closes an idle WebSocket (0 = never). */
   idleTimeoutSec?: number;
   routes?: Record<string, HttpRoute>;
+  /** Largest HTTP request body a route is handed; a bigger one is answered 413 `body_too_large`. */
+  maxRequestBodyBytes?: number;
 }
 
 export const DEFAULT_WS_MAX_PAYLOAD = 2 * 1024 * 1024;
+export const DEFAULT_HTTP_MAX_REQUEST_BODY = 64 * 1024;
 export const DEFAULT_WS_HIGH_WATER_MARK = 256 * 1024;
 
 /** Load the native uWS addon or explain why not; never the JS fallback. */
@@ -177,26 +196,45 @@ export function listenUws(opts: UwsServerOptions, accept: AcceptLink): Promise<C
     },
   });
 
+  const maxBody = opts.maxRequestBodyBytes ?? DEFAULT_HTTP_MAX_REQUEST_BODY;
   for (const [path, route] of Object.entries(opts.routes ?? {})) {
     app.any(path, (res, req) => {
-      let aborted = false;
-      res.onAborted(() => (aborted = true));
-      const r = { path: req.getUrl(), query: req.getQuery() ?? '', method: req.getMethod() };
+      let done = false;
+      res.onAborted(() => (done = true));
+      const headers: Record<string, string> = {};
+      req.forEach((name, value) => (headers[name] = value));
+      const head = { path: req.getUrl(), query: req.getQuery() ?? '', method: req.getMethod(), headers };
       const send = (reply: HttpReply) => {
-        if (aborted) return;
+        if (done) return;
+        done = true;
         res.cork(() => {
-          res.writeStatus(`${reply.status} ${reply.status < 400 ? 'OK' : 'Error'}`);
+          res.writeStatus(`${reply.status} ${STATUS_CODES[reply.status] ?? 'Unknown'}`);
           res.writeHeader('content-type', reply.contentType ?? 'application/json');
+          for (const [name, value] of Object.entries(reply.headers ?? {})) res.writeHeader(name, value);
           res.end(reply.body);
         });
       };
-      Promise.resolve()
-        .then(() => route(r))
-        .then(send, (err: unknown) => send({ status: 500, body: JSON.stringify({ error: String(err) }) }));
+      const chunks: Uint8Array[] = [];
+      let size = 0;
+      // uWS hands the body in chunks it reuses after each call: copy them.
+      res.onData((chunk, isLast) => {
+        if (done) return;
+        size += chunk.byteLength;
+        if (size > maxBody) {
+          send({ status: 413, body: JSON.stringify({ code: 'body_too_large', message: `request bodies are limited to ${maxBody} bytes` }) });
+          return;
+        }
+        chunks.push(new Uint8Array(chunk.slice(0)));
+        if (!isLast) return;
+        const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+        Promise.resolve()
+          .then(() => route({ ...head, body }))
+          .then(send, (err: unknown) => send({ status: 500, body: JSON.stringify({ code: 'internal_error', message: String(err) }) }));
+      });
     });
   }
   app.any('/*', (res) => {
-    res.writeStatus('404 Not Found').writeHeader('content-type', 'application/json').end('{"error":"not_found"}');
+    res.writeStatus('404 Not Found').writeHeader('content-type', 'application/json').end('{"code":"not_found","error":"not_found"}');
   });
 
   return new Promise((resolve, reject) => {
