@@ -1,74 +1,53 @@
 #!/usr/bin/env node
 /**
  * The `iris` command line. `iris start` runs a messaging node (config from defaults, a JSON
- * file, IRIS_* environment variables and flags) until SIGINT/SIGTERM; `iris demo` runs the
- * runtime demo application across scheduler threads. Bad flags or config get a message
- * naming the key and exit code 2; a node that cannot start exits 1.
+ * file, IRIS_* environment variables and flags) until SIGINT/SIGTERM; `iris token` issues and
+ * revokes login tokens; `iris group` administers groups through a running node's admin API;
+ * `iris demo` runs the runtime demo application across scheduler threads. Exit codes
+ * (bin/exitCodes.ts): 2 for bad flags or config (the message names the key and the fix),
+ * 1 for a node that cannot start or be reached, 3 for a request the node refused.
  */
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
-import { startApplications } from '../actors/Application.js';
-import { RuntimeNode } from '../runtime/node/RuntimeNode.js';
-import { demoApplication } from './demoApplication.js';
-import { readFileSync } from 'node:fs';
-import { layerFromEnv, resolveConfig, type RawLayer } from '../core/Config.js';
-import { isTmpfs } from '../runtime/node/LmdbStorage.js';
-import { startIrisNode } from './irisNode.js';
+import { adminTokenConfigProblem } from './adminTokenFile.js';
+import { CONFIG_FLAG_OPTIONS, reportConfigProblems, resolveCliConfig } from './configLayers.js';
+import { EXIT_FAILURE, EXIT_USAGE } from './exitCodes.js';
+import { GROUP_USAGE, groupCommand } from './groupCommand.js';
+import { TOKEN_USAGE, tokenCommand } from './tokenCommand.js';
 
 /** `iris start`: resolve the config (defaults < file < environment < flags), start the node. */
 async function start(argv: string[]): Promise<void> {
+  // The runtime, LMDB and uWS load only for the commands that run a node: the others start fast.
+  const { isTmpfs } = await import('../runtime/node/LmdbStorage.js');
+  const { startIrisNode } = await import('./irisNode.js');
   let values: Record<string, string | boolean | string[] | undefined>;
   try {
     ({ values } = parseArgs({
       args: argv,
       options: {
-        config: { type: 'string' },
+        ...CONFIG_FLAG_OPTIONS,
         mode: { type: 'string' },
         port: { type: 'string' },
         'http-port': { type: 'string' },
         data: { type: 'string' },
         host: { type: 'string' },
-        set: { type: 'string', multiple: true },
       },
       strict: true,
     }));
   } catch (err) {
     fail((err as Error).message);
   }
-  const layers: Array<[string, RawLayer]> = [];
-  const file = values['config'] as string | undefined;
-  if (file !== undefined) {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(readFileSync(file, 'utf8'));
-    } catch (err) {
-      fail(`--config ${file}: ${(err as Error).message}`);
-    }
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) fail(`--config ${file}: must hold a JSON object of config keys`);
-    layers.push([file, parsed as RawLayer]);
-  }
-  layers.push(['environment', layerFromEnv(process.env)]);
-  const flags: RawLayer = {};
-  const flagKeys: Array<[string, string]> = [['mode', 'mode'], ['port', 'port'], ['http-port', 'http_port'], ['data', 'wal_directory'], ['host', 'host']];
-  for (const [flag, key] of flagKeys) if (values[flag] !== undefined) flags[key] = values[flag];
-  for (const kv of (values['set'] as string[] | undefined) ?? []) {
-    const i = kv.indexOf('=');
-    if (i <= 0) fail(`--set ${kv}: expected key=value`);
-    flags[kv.slice(0, i)] = kv.slice(i + 1);
-  }
-  layers.push(['flags', flags]);
-  const resolved = resolveConfig(layers, isTmpfs);
-  if (!resolved.ok) {
-    console.error('iris: the configuration is not valid:');
-    for (const p of resolved.problems) console.error(`  - ${p.message}`);
-    process.exit(2);
-  }
+  const shortcuts = [['mode', 'mode'], ['port', 'port'], ['http-port', 'http_port'], ['data', 'wal_directory'], ['host', 'host']] as const;
+  const resolved = resolveCliConfig(values, shortcuts, isTmpfs);
+  if (!resolved.ok) process.exit(reportConfigProblems(resolved.problems));
+  const adminProblem = adminTokenConfigProblem(resolved.config);
+  if (adminProblem !== undefined) process.exit(reportConfigProblems([adminProblem]));
   const cfg = resolved.config;
   for (const w of resolved.warnings) console.error(`iris: WARNING: ${w}`);
   const started = await startIrisNode(cfg);
   if (!started.ok) {
     console.error(`iris: cannot start: ${started.message}`);
-    process.exit(1);
+    process.exit(EXIT_FAILURE);
   }
   const node = started.node;
   console.error(
@@ -76,6 +55,7 @@ async function start(argv: string[]): Promise<void> {
       `  v1 over TCP:        ${cfg.host}:${node.tcpPort}\n` +
       `  v1 over WebSocket:  ws://${cfg.host}:${node.httpPort}/ws  (binary frames)\n` +
       `  health:             http://${cfg.host}:${node.httpPort}/health\n` +
+      `  admin API:          http://${cfg.host}:${node.httpPort}/admin/  (bearer token: ${node.adminTokenFile ?? 'admin_token'})\n` +
       `  data:               ${cfg.wal_directory}\n` +
       `  auth:               ${cfg.auth_enabled ? 'JWT (HS256) required: LOGIN is "user:token"' : 'off (dev): LOGIN is just the user name'}\n` +
       `iris: try it: node dist/bin/v1chat.js --port ${node.tcpPort} --user alice   (see README)`,
@@ -103,6 +83,8 @@ const USAGE = `usage: iris <command> [flags]
           --host ADDR        bind address (dev mode: loopback only)
           --set key=value    any other config key (repeatable)
           Environment: IRIS_<KEY> for any key, e.g. IRIS_JWT_SECRET.
+${TOKEN_USAGE}
+${GROUP_USAGE}
   demo    run the runtime demo application (supervised processes across threads)
           --schedulers N     scheduler threads in total (default: cores = ${availableParallelism()})
           --name NODE        node name used in pids (default iris@local)
@@ -110,7 +92,7 @@ const USAGE = `usage: iris <command> [flags]
 
 function fail(msg: string): never {
   console.error(`iris: ${msg}\n\n${USAGE}`);
-  process.exit(2);
+  process.exit(EXIT_USAGE);
 }
 
 function positiveInt(flag: string, v: string | undefined, dflt: number): number {
@@ -133,6 +115,9 @@ async function demo(argv: string[]): Promise<void> {
   }
   const schedulers = positiveInt('--schedulers', values['schedulers'] as string | undefined, availableParallelism());
   const heartbeatMs = positiveInt('--heartbeat-ms', values['heartbeat-ms'] as string | undefined, 5000);
+  const { RuntimeNode } = await import('../runtime/node/RuntimeNode.js');
+  const { startApplications } = await import('../actors/Application.js');
+  const { demoApplication } = await import('./demoApplication.js');
   const node = await RuntimeNode.start({ schedulers, name: (values['name'] as string | undefined) ?? 'iris@local' });
   const started = await startApplications([demoApplication({ schedulers, heartbeatMs })], node.main);
   if (!started.ok) {
@@ -171,6 +156,12 @@ switch (cmd) {
     break;
   case 'demo':
     await demo(rest);
+    break;
+  case 'token':
+    process.exitCode = await tokenCommand(rest);
+    break;
+  case 'group':
+    process.exitCode = await groupCommand(rest);
     break;
   case undefined:
   case 'help':
