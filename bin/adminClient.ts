@@ -8,9 +8,9 @@
 import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import type { IrisConfig } from '../core/Config.js';
+import type { IrisConfig } from '../server/NodeConfig.js';
 import { ADMIN_CLIENT_TIMEOUT_MS } from '../edge/admin/AdminSettings.js';
-import { readAdminToken } from './adminTokenFile.js';
+import { readAdminToken } from '../server/AdminTokenFile.js';
 import { CONFIG_FLAG_OPTIONS, type FlagValues } from './configLayers.js';
 import { EXIT_FAILURE, EXIT_REFUSED } from './exitCodes.js';
 

@@ -7,7 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { layerFromEnv, resolveConfig, type IrisConfig, type RawLayer } from '../core/Config.js';
+import { layerFromEnv, resolveConfig, type IrisConfig, type RawLayer } from '../server/NodeConfig.js';
 import { EXIT_USAGE } from './exitCodes.js';
 
 /** parseArgs options every config-reading command accepts. */

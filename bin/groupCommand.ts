@@ -1,9 +1,9 @@
 /**
  * `iris group add|remove|promote|demote|roster`: group administration through the running
- * node's admin API (v1 has no opcodes for it). Changes are made on the authority of one of
- * the group's admins (`--as`), under the same rules as in the protocol, and are answered once
- * durable; refusals print the groups service's code (not_admin, not_member, last_admin,
- * already_member, group_full, too_many_groups) and exit 3.
+ * node's admin API (v1 has no opcodes for it). A change is made as the operator, or with
+ * `--as` on the authority of one of the group's admins (the protocol's rules then apply); it
+ * is answered once durable. Refusals print the groups server's code (not_admin, not_member,
+ * last_admin, already_member, group_full, too_many_groups) and exit 3.
  */
 import { GROUP_MEMBER_OPS, type GroupMemberOp } from '../edge/admin/GroupsAdmin.js';
 import { ADMIN_CLIENT_FLAG_OPTIONS, ADMIN_CLIENT_SHORTCUTS, ADMIN_CLIENT_USAGE, adminTarget, callAdmin, reportRefusal } from './adminClient.js';
@@ -13,11 +13,10 @@ import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './exitCodes.js';
 export const GROUP_USAGE = `  group add|remove|promote|demote   change a member of a group (answered once durable)
           --gid G            the group id
           --user U           the member to add, remove, promote or demote
-          --as A             an admin of the group, on whose authority the change is made
+          --as A             make the change as admin A of the group (default: as the operator)
           --json             print the node's JSON answer
-  group roster  list the members of a group, one per line
+  group roster  list the members of a group, one per line: user, tab, role
           --gid G            the group id
-          --as A             a member of the group, as whom the roster is read
           --json             print the node's JSON answer
 ${ADMIN_CLIENT_USAGE}`;
 
@@ -29,22 +28,22 @@ export async function groupCommand(argv: readonly string[]): Promise<number> {
   const subs = [...GROUP_MEMBER_OPS, 'roster'];
   if (sub === undefined || !subs.includes(sub)) return usage(sub === undefined ? `missing subcommand: ${subs.join(', ')}` : `unknown subcommand '${sub}': ${subs.join(', ')}`);
   const isRoster = sub === 'roster';
-  const values = parseFlags(rest, { ...ADMIN_CLIENT_FLAG_OPTIONS, gid: { type: 'string' }, as: { type: 'string' }, json: { type: 'boolean' }, ...(isRoster ? {} : { user: { type: 'string' } }) });
+  const values = parseFlags(rest, { ...ADMIN_CLIENT_FLAG_OPTIONS, gid: { type: 'string' }, json: { type: 'boolean' }, ...(isRoster ? {} : { user: { type: 'string' }, as: { type: 'string' } }) });
   if (typeof values === 'string') return usage(values);
   const gid = values['gid'];
   if (typeof gid !== 'string' || gid === '') return usage('--gid is required: the group id');
-  const as = values['as'];
-  if (typeof as !== 'string' || as === '') return usage(isRoster ? '--as is required: a member of the group, as whom to read the roster' : '--as is required: an admin of the group, on whose authority the change is made');
   const user = values['user'];
   if (!isRoster && (typeof user !== 'string' || user === '')) return usage('--user is required: the member to change');
+  const as = values['as'];
+  if (as !== undefined && (typeof as !== 'string' || as === '')) return usage('--as: an admin of the group (or leave it out to act as the operator)');
   const cfg = resolveCliConfig(values, ADMIN_CLIENT_SHORTCUTS);
   if (!cfg.ok) return reportConfigProblems(cfg.problems);
   const target = adminTarget(values, cfg.config);
   if (!target.ok) return reportConfigProblems([target.message]);
   const path = `/admin/groups/${encodeURIComponent(gid)}`;
   const answer = isRoster
-    ? await callAdmin(target.target, 'GET', `${path}?as=${encodeURIComponent(as)}`)
-    : await callAdmin(target.target, 'POST', `${path}/members`, { op: sub, user, actor: as });
+    ? await callAdmin(target.target, 'GET', path)
+    : await callAdmin(target.target, 'POST', `${path}/members`, as === undefined ? { op: sub, user } : { op: sub, user, actor: as });
   if (!answer.ok) {
     console.error(`iris: ${answer.message}`);
     return EXIT_FAILURE;
@@ -52,8 +51,8 @@ export async function groupCommand(argv: readonly string[]): Promise<number> {
   const b = answer.body;
   if (answer.status !== 200) return reportRefusal(answer.status, b);
   if (values['json'] === true) console.log(JSON.stringify(b));
-  else if (isRoster) for (const m of (b['members'] as unknown[] | undefined) ?? []) console.log(String(m));
-  else console.log(`${PAST_TENSE[sub as GroupMemberOp]} ${String(user)} in group ${gid} (as ${as})`);
+  else if (isRoster) for (const m of (b['members'] as Array<{ user: string; role: string }> | undefined) ?? []) console.log(`${m.user}\t${m.role}`);
+  else console.log(`${PAST_TENSE[sub as GroupMemberOp]} ${String(user)} in group ${gid} (as ${typeof as === 'string' ? as : 'the operator'})`);
   return EXIT_OK;
 }
 

@@ -9,7 +9,6 @@
  */
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
-import { adminTokenConfigProblem } from './adminTokenFile.js';
 import { CONFIG_FLAG_OPTIONS, reportConfigProblems, resolveCliConfig } from './configLayers.js';
 import { EXIT_FAILURE, EXIT_USAGE } from './exitCodes.js';
 import { GROUP_USAGE, groupCommand } from './groupCommand.js';
@@ -19,7 +18,7 @@ import { TOKEN_USAGE, tokenCommand } from './tokenCommand.js';
 async function start(argv: string[]): Promise<void> {
   // The runtime, LMDB and uWS load only for the commands that run a node: the others start fast.
   const { isTmpfs } = await import('../runtime/node/LmdbStorage.js');
-  const { startIrisNode } = await import('./irisNode.js');
+  const { startIrisNode } = await import('../server/IrisNode.js');
   let values: Record<string, string | boolean | string[] | undefined>;
   try {
     ({ values } = parseArgs({
@@ -40,8 +39,6 @@ async function start(argv: string[]): Promise<void> {
   const shortcuts = [['mode', 'mode'], ['port', 'port'], ['http-port', 'http_port'], ['data', 'wal_directory'], ['host', 'host']] as const;
   const resolved = resolveCliConfig(values, shortcuts, isTmpfs);
   if (!resolved.ok) process.exit(reportConfigProblems(resolved.problems));
-  const adminProblem = adminTokenConfigProblem(resolved.config);
-  if (adminProblem !== undefined) process.exit(reportConfigProblems([adminProblem]));
   const cfg = resolved.config;
   for (const w of resolved.warnings) console.error(`iris: WARNING: ${w}`);
   const started = await startIrisNode(cfg);

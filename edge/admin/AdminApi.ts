@@ -8,11 +8,12 @@
  *        200 {"jti", "outcome": "revoked"|"already_revoked"|"already_expired",
  *             "revoked_until_ms": ms|null, "sessions_ended": n}
  *        answered once the revocation is durable; live sessions holding J are told to end.
- *   POST /admin/groups/<gid>/members   {"op": "add"|"remove"|"promote"|"demote", "user": U, "actor": A}
- *        200 {"gid", "op", "user", "actor"}, answered once the change is durable. `actor` must
- *        be an admin of the group: the groups service applies v1's rules, not an operator
- *        override.
- *   GET  /admin/groups/<gid>?as=<user> 200 {"gid", "members": [user, …]}, read as member `as`.
+ *   POST /admin/groups/<gid>/members   {"op": "add"|"remove"|"promote"|"demote", "user": U, "actor"?: A}
+ *        200 {"gid", "op", "user", "actor": A|null}, answered once the change is durable. With
+ *        `actor`, the change is made on that member's authority and only if A is an admin of
+ *        the group (the rules of the protocol); without it, as the operator (no membership
+ *        needed, the group must still keep an admin).
+ *   GET  /admin/groups/<gid>           200 {"gid", "members": [{"user", "role": "admin"|"member"}, …]}
  *
  * User ids are JSON strings (their UTF-8 bytes, 1..256); members whose bytes are not UTF-8
  * are shown as 0x-prefixed hex.
@@ -20,9 +21,9 @@
  * Errors: 401 unauthorized (checked before anything else, so unknown paths do not leak),
  * 404 not_found, 405 method_not_allowed (with `allow`), 413 body_too_large (the listener),
  * 400 bad_json / invalid_request (with `field`) / invalid_jti, 507 revocations_full,
- * 503 storage_failed / groups_unavailable, 504 groups_timeout, and the groups service's own
- * codes: 403 not_admin / not_member, 409 last_admin / already_member / group_full /
- * too_many_groups, 503 storage_failed.
+ * 503 storage_failed / groups_unavailable, 504 groups_timeout, and the groups server's own
+ * codes: 403 not_admin, 404 not_member (the group, the actor or the user), 409 last_admin /
+ * already_member / group_full / too_many_groups, 429 rate_limited, 503 storage_failed.
  */
 import type { UserKey } from '../../core/UserId.js';
 import { describeUser, userKey } from '../../core/UserId.js';
@@ -54,13 +55,13 @@ export type AdminErrorCode =
   | GroupsAdminError;
 
 const GROUP_ERROR_STATUS: Readonly<Record<GroupsAdminError, number>> = {
-  not_member: 403,
+  not_member: 404,
   not_admin: 403,
   last_admin: 409,
   already_member: 409,
   group_full: 409,
   too_many_groups: 409,
-  bad_header: 400,
+  rate_limited: 429,
   storage_failed: 503,
   groups_unavailable: 503,
   groups_timeout: 504,
@@ -78,7 +79,7 @@ export function adminRoutes(deps: AdminApiDeps): Record<string, HttpRoute> {
   const routes: readonly Route[] = [
     { pattern: /^\/admin\/tokens\/revoke$/, methods: { POST: (req) => revokeToken(deps, req) } },
     { pattern: /^\/admin\/groups\/([^/]+)\/members$/, methods: { POST: (req, gid) => changeMember(deps, req, gid!) } },
-    { pattern: /^\/admin\/groups\/([^/]+)$/, methods: { GET: (req, gid) => roster(deps, req, gid!) } },
+    { pattern: /^\/admin\/groups\/([^/]+)$/, methods: { GET: (_req, gid) => roster(deps, gid!) } },
   ];
   const handle = async (req: HttpRequest): Promise<HttpReply> => {
     if (!deps.auth.check(req.headers['authorization'])) {
@@ -126,22 +127,25 @@ async function changeMember(deps: AdminApiDeps, req: HttpRequest, rawGid: string
   if (typeof op !== 'string' || !(GROUP_MEMBER_OPS as readonly string[]).includes(op)) return invalid('op', `op: required, one of ${GROUP_MEMBER_OPS.join(', ')}`);
   const user = userField(body.value['user'], 'user', 'the member to change');
   if (!user.ok) return user.reply;
-  const actor = userField(body.value['actor'], 'actor', 'an admin of the group, on whose authority the change is made');
-  if (!actor.ok) return actor.reply;
-  const r = await deps.groups.change(op as GroupMemberOp, gid.value, user.value, actor.value);
+  let actor: UserKey | null = null;
+  if (body.value['actor'] !== undefined && body.value['actor'] !== null) {
+    const a = userField(body.value['actor'], 'actor', 'when given, an admin of the group on whose authority the change is made');
+    if (!a.ok) return a.reply;
+    actor = a.value;
+  }
+  const r = await deps.groups.change(op as GroupMemberOp, gid.value, user.value, actor);
   if (!r.ok) return groupError(r.code);
-  deps.log.info({ admin: 'group_member', op, gid: gid.value, user: describeUser(user.value), actor: describeUser(actor.value) }, 'group membership changed');
-  return reply(200, { gid: gid.value, op, user: describeUser(user.value), actor: describeUser(actor.value) });
+  const actorText = actor === null ? null : describeUser(actor);
+  deps.log.info({ admin: 'group_member', op, gid: gid.value, user: describeUser(user.value), actor: actorText ?? 'operator' }, 'group membership changed');
+  return reply(200, { gid: gid.value, op, user: describeUser(user.value), actor: actorText });
 }
 
-async function roster(deps: AdminApiDeps, req: HttpRequest, rawGid: string): Promise<HttpReply> {
+async function roster(deps: AdminApiDeps, rawGid: string): Promise<HttpReply> {
   const gid = groupId(rawGid);
   if (!gid.ok) return gid.reply;
-  const as = userField(new URLSearchParams(req.query).get('as') ?? undefined, 'as', 'a member of the group (query parameter), as whom the roster is read');
-  if (!as.ok) return as.reply;
-  const r = await deps.groups.roster(gid.value, as.value);
+  const r = await deps.groups.roster(gid.value);
   if (!r.ok) return groupError(r.code);
-  return reply(200, { gid: gid.value, members: r.value.map((m) => describeUser(userKey(m))) });
+  return reply(200, { gid: gid.value, members: r.value.map((m) => ({ user: describeUser(userKey(m.user)), role: m.role })) });
 }
 
 // ---- helpers -------------------------------------------------------------------------------
@@ -165,16 +169,16 @@ function invalid(field: string, message: string): HttpReply {
 
 function groupError(code: GroupsAdminError): HttpReply {
   const messages: Readonly<Record<GroupsAdminError, string>> = {
-    not_member: 'the actor (or the user the change names) is not a member of this group, or the group does not exist',
+    not_member: 'no such group, or the actor or the user the change names is not a member of it',
     not_admin: 'the actor is not an admin of this group',
     last_admin: 'the group would be left without an admin',
     already_member: 'the user is already a member',
     group_full: 'the group has reached its member limit',
     too_many_groups: 'the user is in the largest number of groups allowed',
-    bad_header: 'the groups service refused the request',
+    rate_limited: 'the groups server refused the request for now; retry later',
     storage_failed: 'the change could not be stored; nothing changed; retry',
-    groups_unavailable: 'the groups service is not running; retry shortly',
-    groups_timeout: 'the groups service did not answer in time; the change may still happen',
+    groups_unavailable: 'the groups server is not running; retry shortly',
+    groups_timeout: 'the groups server did not answer in time; the change may still happen',
   };
   return error(GROUP_ERROR_STATUS[code], code, messages[code]);
 }

@@ -3,7 +3,7 @@
  * compared with the node's admin token in constant time (both sides are hashed first, so
  * neither the contents nor the length of the token leak through timing). The token itself
  * comes from the config key `admin_token` or from the token file the node writes in its data
- * directory (bin/adminTokenFile.ts); this module only checks it.
+ * directory (server/AdminTokenFile.ts); this module only checks it.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { ADMIN_TOKEN_MIN_BYTES } from './AdminSettings.js';

@@ -114,9 +114,9 @@ test('iris token and iris group with bad flags or config exit 2 and name the fla
     [['group'], {}, /iris group: missing subcommand: add, remove, promote, demote, roster/],
     [['group', 'kick', '--gid', 'g'], {}, /unknown subcommand 'kick'/],
     [['group', 'add', '--user', 'u', '--as', 'a'], {}, /--gid is required/],
-    [['group', 'add', '--gid', 'g', '--user', 'u'], {}, /--as is required: an admin of the group/],
+    [['group', 'add', '--gid', 'g', '--user', 'u', '--as', ''], {}, /--as: an admin of the group \(or leave it out to act as the operator\)/],
     [['group', 'add', '--gid', 'g', '--as', 'a'], {}, /--user is required/],
-    [['group', 'roster', '--gid', 'g', '--as', 'a', '--user', 'u'], {}, /Unknown option '--user'/],
+    [['group', 'roster', '--gid', 'g', '--user', 'u'], {}, /Unknown option '--user'/],
   ];
   for (const [args, env, message] of cases) {
     const r = await iris(args, env);
@@ -180,7 +180,7 @@ test('iris token revoke exits 1 when the node cannot be reached and 3 when it re
   }
 });
 
-test('iris group adds, promotes, demotes and removes members as a group admin and lists the roster; refusals exit 3 with the service code', async () => {
+test('iris group adds, promotes, demotes and removes members as a group admin or as the operator and lists the roster; refusals exit 3 with the server code', async () => {
   const dir = tempDir('iris-cli-');
   const data = join(dir.path, 'data');
   const node = await startIrisChild(data);
@@ -194,9 +194,9 @@ test('iris group adds, promotes, demotes and removes members as a group admin an
     const add = await group('add', '--user', 'cli-bob', '--as', 'cli-owner');
     assert.equal(add.status, 0, add.stderr);
     assert.equal(add.stdout, `added cli-bob in group ${gid} (as cli-owner)\n`);
-    const roster = await group('roster', '--as', 'cli-bob');
+    const roster = await group('roster');
     assert.equal(roster.status, 0, roster.stderr);
-    assert.equal(roster.stdout, 'cli-owner\ncli-bob\n');
+    assert.equal(roster.stdout, 'cli-owner\tadmin\ncli-bob\tmember\n');
 
     const notAdmin = await group('add', '--user', 'cli-carol', '--as', 'cli-bob');
     assert.equal(notAdmin.status, 3);
@@ -204,21 +204,29 @@ test('iris group adds, promotes, demotes and removes members as a group admin an
     const again = await group('add', '--user', 'cli-bob', '--as', 'cli-owner');
     assert.equal(again.status, 3);
     assert.match(again.stderr, /^iris: already_member: /);
-    const last = await group('demote', '--user', 'cli-owner', '--as', 'cli-owner');
+    const last = await group('demote', '--user', 'cli-owner');
     assert.equal(last.status, 3);
     assert.match(last.stderr, /^iris: last_admin: /);
 
-    assert.equal((await group('promote', '--user', 'cli-bob', '--as', 'cli-owner')).status, 0);
+    const promote = await group('promote', '--user', 'cli-bob');
+    assert.equal(promote.status, 0, promote.stderr);
+    assert.equal(promote.stdout, `promoted cli-bob in group ${gid} (as the operator)\n`);
     assert.equal((await group('add', '--user', 'cli-carol', '--as', 'cli-bob')).status, 0);
     const demote = await group('demote', '--user', 'cli-bob', '--as', 'cli-owner', '--json');
     assert.equal(demote.status, 0, demote.stderr);
     assert.deepEqual(JSON.parse(demote.stdout), { gid, op: 'demote', user: 'cli-bob', actor: 'cli-owner' });
-    assert.equal((await group('remove', '--user', 'cli-carol', '--as', 'cli-owner')).status, 0);
-    const final = await group('roster', '--as', 'cli-owner', '--json');
-    assert.deepEqual(JSON.parse(final.stdout), { gid, members: ['cli-owner', 'cli-bob'] });
-    const outsider = await group('roster', '--as', 'cli-carol');
-    assert.equal(outsider.status, 3);
-    assert.match(outsider.stderr, /^iris: not_member: /);
+    assert.equal((await group('remove', '--user', 'cli-carol')).status, 0);
+    const final = await group('roster', '--json');
+    assert.deepEqual(JSON.parse(final.stdout), {
+      gid,
+      members: [
+        { user: 'cli-owner', role: 'admin' },
+        { user: 'cli-bob', role: 'member' },
+      ],
+    });
+    const unknown = await iris(['group', 'roster', '--gid', '00000000-0000-4000-8000-000000000000', '--data', data, '--http-port', String(node.httpPort)]);
+    assert.equal(unknown.status, 3);
+    assert.match(unknown.stderr, /^iris: not_member: /);
   } finally {
     owner.close();
     await node.kill();

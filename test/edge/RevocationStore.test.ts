@@ -148,18 +148,17 @@ test('a revocation ends the live session holding the jti: its process receives t
   try {
     const storage = openStorage(dir.path);
     const revocations = new Revocations({ clock: env.clock });
-    const live = new LiveTokens({ clock: env.clock, timers: env.timers, revocations, end: (pid, m) => s.send(pid, m, null) });
+    const live = new LiveTokens({ revocations, end: (pid, m) => s.send(pid, m, null) });
     const { store } = await RevocationStore.open({ storage, revocations, clock: env.clock, log: silentLogger, onRevoked: (jti) => live.revoked(jti) });
     const holder = spawnProbe(s);
     const bystander = spawnProbe(s);
-    live.register(holder.pid, { jti: 'live-jti', expiresAtMs: env.clock.wallMs() + 600_000 });
-    live.register(bystander.pid, { jti: 'other-jti', expiresAtMs: env.clock.wallMs() + 600_000 });
+    live.register(holder.pid, 'live-jti');
+    live.register(bystander.pid, 'other-jti');
     const r = await store.revoke('live-jti');
     assert.equal(r.ok && r.sessionsEnded, 1);
     assert.deepEqual(await holder.next<TokenEnded>(), { t: 'token_ended', code: 'token_revoked' });
     await bystander.nothing(undefined, 50);
     assert.equal(live.size, 1);
-    live.close();
     await storage.close();
   } finally {
     dir.remove();

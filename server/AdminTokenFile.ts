@@ -10,8 +10,8 @@
 import { closeSync, fsyncSync, lstatSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
-import type { IrisConfig } from '../core/Config.js';
-import { ADMIN_TOKEN_FILE_MODE, ADMIN_TOKEN_FILE_NAME, ADMIN_TOKEN_GENERATED_BYTES, ADMIN_TOKEN_MIN_BYTES } from '../edge/admin/AdminSettings.js';
+import type { IrisConfig } from './NodeConfig.js';
+import { ADMIN_TOKEN_FILE_MODE, ADMIN_TOKEN_FILE_NAME, ADMIN_TOKEN_GENERATED_BYTES, ADMIN_TOKEN_MIN_BYTES, adminTokenProblem } from '../edge/admin/AdminSettings.js';
 
 export type AdminTokenResult =
   | { readonly ok: true; readonly token: string; /** The file it came from; null when from admin_token. */ readonly file: string | null }
@@ -22,16 +22,9 @@ export function adminTokenFilePath(config: Pick<IrisConfig, 'wal_directory'>): s
   return join(resolve(config.wal_directory), ADMIN_TOKEN_FILE_NAME);
 }
 
-/** A problem with `admin_token` itself (naming the key and the fix), or undefined. */
-export function adminTokenConfigProblem(config: Pick<IrisConfig, 'admin_token'>): string | undefined {
-  const bytes = Buffer.byteLength(config.admin_token, 'utf8');
-  if (config.admin_token === '' || bytes >= ADMIN_TOKEN_MIN_BYTES) return undefined;
-  return `admin_token: needs at least ${ADMIN_TOKEN_MIN_BYTES} bytes (got ${bytes}); generate one with: openssl rand -base64 48, or leave it unset to use the generated ${ADMIN_TOKEN_FILE_NAME} file`;
-}
-
 /** For the node: admin_token, or the token file (created if missing). Call after the data directory exists. */
 export function ensureAdminToken(config: Pick<IrisConfig, 'admin_token' | 'wal_directory'>): AdminTokenResult {
-  const problem = adminTokenConfigProblem(config);
+  const problem = adminTokenProblem(config.admin_token);
   if (problem !== undefined) return { ok: false, message: problem };
   if (config.admin_token !== '') return { ok: true, token: config.admin_token, file: null };
   const file = adminTokenFilePath(config);
@@ -60,7 +53,7 @@ export function ensureAdminToken(config: Pick<IrisConfig, 'admin_token' | 'wal_d
 
 /** For the CLI: admin_token, or the token file of the node's data directory (never created here). */
 export function readAdminToken(config: Pick<IrisConfig, 'admin_token' | 'wal_directory'>): AdminTokenResult {
-  const problem = adminTokenConfigProblem(config);
+  const problem = adminTokenProblem(config.admin_token);
   if (problem !== undefined) return { ok: false, message: problem };
   if (config.admin_token !== '') return { ok: true, token: config.admin_token, file: null };
   const r = readTokenFile(adminTokenFilePath(config));

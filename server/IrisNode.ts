@@ -1,24 +1,26 @@
 /**
  * Assembles one Iris node from a validated config: the runtime (scheduler threads), durable
- * storage (LMDB in `wal_directory`), the messaging service on top (edge/IrisService.ts) and
- * the listeners (raw TCP for v1, uWebSockets.js for `/ws`, `/health` and the authenticated
- * admin API under `/admin/`, whose token is admin_token or the generated token file).
+ * storage (LMDB in `wal_directory`), the messaging service on top (server/IrisService.ts) and
+ * the listeners (raw TCP for v1, uWebSockets.js for `/ws`, `/health`, `/metrics` and the
+ * authenticated admin API under `/admin/`, whose token is admin_token or the generated token
+ * file, server/AdminTokenFile.ts).
  * Every startup failure is a typed result naming what to fix; `stop()` closes in reverse.
  */
 import { availableParallelism } from 'node:os';
 import { readFileSync } from 'node:fs';
-import type { IrisConfig } from '../core/Config.js';
+import type { IrisConfig } from './NodeConfig.js';
 import type { ClientListener } from '../edge/ClientLink.js';
 import { AdminAuth } from '../edge/admin/AdminAuth.js';
 import { adminRoutes } from '../edge/admin/AdminApi.js';
 import { ADMIN_MAX_REQUEST_BODY_BYTES, ADMIN_SERVICE_TIMEOUT_MS } from '../edge/admin/AdminSettings.js';
 import { groupsAdmin } from '../edge/admin/GroupsAdmin.js';
-import { GROUPS_NAME, startIrisService, type IrisService } from '../edge/IrisService.js';
+import { ensureAdminToken } from './AdminTokenFile.js';
+import { GROUPS_NAME, startIrisService, type IrisService } from './IrisService.js';
+import { metricsText } from './Metrics.js';
 import { listenTcp } from '../edge/listeners/TcpListener.js';
 import { listenUws, loadNativeUws } from '../edge/listeners/UwsServer.js';
 import { openLmdbStorage, type LmdbStorage } from '../runtime/node/LmdbStorage.js';
 import { RuntimeNode } from '../runtime/node/RuntimeNode.js';
-import { ensureAdminToken } from './adminTokenFile.js';
 
 export interface IrisNode {
   readonly runtime: RuntimeNode;
@@ -84,6 +86,7 @@ export async function startIrisNode(config: IrisConfig): Promise<StartIrisNodeRe
         maxRequestBodyBytes: ADMIN_MAX_REQUEST_BODY_BYTES,
         routes: {
           '/health': () => ({ status: 200, body: JSON.stringify({ ...health(), memory: memoryMb() }) }),
+          '/metrics': () => ({ status: 200, contentType: 'text/plain; version=0.0.4', body: metricsText(service) }),
           ...adminRoutes({
             auth: adminAuth.auth,
             revocations: service.revocations,
@@ -114,7 +117,6 @@ export async function startIrisNode(config: IrisConfig): Promise<StartIrisNodeRe
         stopped = true;
         await tcp.close(true);
         await http.close(true);
-        service.stop();
         await runtime.stop();
         await storage.close();
       },
