@@ -2,9 +2,10 @@
  * The messaging service of one node, assembled on a scheduler and an Env that carries
  * storage: the offline mailboxes, presence, the router shards, the groups and key-directory
  * servers, login rules and limits, durable token revocations with the registry of live token
- * sessions they end, and the function that turns each client link into a connection. It knows nothing of sockets, threads or files, so the production node
- * (server/IrisNode.ts, with LMDB and real listeners) and the simulator (sim/, with virtual
- * storage and links) run exactly this code.
+ * sessions they end, and the function that turns each client link into a connection. It
+ * knows nothing of sockets, threads or files, so the production node (server/IrisNode.ts,
+ * with LMDB and real listeners) and the simulator (sim/, with virtual storage and links) run
+ * exactly this code.
  */
 import * as Supervisor from '../actors/Supervisor.js';
 import { newCoreCounters, type CoreCounters } from '../core/CoreCounters.js';
