@@ -8,6 +8,7 @@ import type { Inbox } from '../core/Inbox.js';
 import type { PresenceTable } from '../core/Presence.js';
 import type { UserKey } from '../core/UserId.js';
 import type { Pid } from '../runtime/Pid.js';
+import type { LiveTokens } from './auth/LiveTokens.js';
 import type { ClientLink } from './ClientLink.js';
 import type { RateLimits } from './limits/RateLimits.js';
 import type { UserRates } from './limits/UserRates.js';
@@ -49,5 +50,7 @@ export interface ConnectionDeps {
   authenticate(user: Uint8Array, token: Uint8Array | null, link: ClientLink): LoginCheck;
   limits: RateLimits;
   rates: UserRates;
+  /** Where a session holding a token registers, so a revocation of its jti ends it. */
+  liveTokens: LiveTokens;
   settings: ConnectionSettings;
 }

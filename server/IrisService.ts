@@ -139,6 +139,7 @@ export async function startIrisService(s: Scheduler, env: Env, storage: StorageE
     authenticate: loginGate({ verifier, limits }),
     limits,
     rates,
+    liveTokens,
     settings: {
       loginTimeoutMs: config.login_timeout_ms,
       slowClientTimeoutMs: config.slow_client_timeout_ms,

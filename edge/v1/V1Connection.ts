@@ -29,6 +29,7 @@ import { describeUser, userKey, type UserKey } from '../../core/UserId.js';
 import { isExitMessage, type ExitReason } from '../../runtime/ExitReason.js';
 import type { Pid } from '../../runtime/Pid.js';
 import type { ProcessBody, ProcessContext } from '../../runtime/ProcessContext.js';
+import type { LiveToken, TokenEnded } from '../auth/LiveTokens.js';
 import type { ClientLink } from '../ClientLink.js';
 import type { ConnectionDeps } from '../ConnectionDeps.js';
 import type { LinkEvent } from '../EdgeAcceptor.js';
@@ -93,6 +94,8 @@ export class V1Conn {
   private pending: ClientPacket | null = null;
   /** Items of the pending BATCH_SEND already routed. */
   batchDone = 0;
+  /** The login token's entry in LiveTokens (a revocation of its jti ends this session). */
+  private liveToken: LiveToken | null = null;
   /** Actions for the StateMachine collected while handling one event (timers). */
   private actions: StateMachine.Action[] | null = null;
 
@@ -245,6 +248,8 @@ export class V1Conn {
     );
     this.decoder.setInputBufferCap(s.maxInputBufferBytes);
     if (check.expiresAtMs !== undefined) this.act({ genericTimeout: TOKEN_EXPIRY, ms: Math.max(0, check.expiresAtMs - ctx.env.clock.wallMs()) });
+    // Registered in the same turn as the login decision: a revocation in between still reaches it.
+    if (check.jti !== undefined) this.liveToken = deps.liveTokens.register(ctx.self, check.jti);
     ctx.env.log.debug(this.logContext({}), 'logged in');
     this.write(encodeLoginOkFrame());
     // The stored inbox comes first, page by page, before any live delivery.
@@ -331,6 +336,10 @@ export class V1Conn {
   close(reason: ExitReason, now = false): Result {
     if (!this.closed) {
       this.closed = true;
+      if (this.liveToken !== null) {
+        this.deps.liveTokens.unregister(this.liveToken);
+        this.liveToken = null;
+      }
       // A graceful end waits for queued output to flush, which never happens for a client
       // that does not read: such a link is destroyed.
       if (now) this.link.destroy();
@@ -375,7 +384,7 @@ function loginText(code: keyof typeof LOGIN_TEXT): Uint8Array {
   return out;
 }
 
-type Incoming = LinkEvent | SessionToConnection | RouteRefused | GroupsReply | KeyDirectoryReply;
+type Incoming = LinkEvent | SessionToConnection | RouteRefused | GroupsReply | KeyDirectoryReply | TokenEnded;
 
 const behaviour: StateMachine.Behaviour<State, V1Conn, Args> = {
   init: ({ link, deps }, ctx) => {
@@ -435,6 +444,10 @@ function info(ev: unknown, state: State, c: V1Conn): Result {
     case 'route_refused':
       c.refuse(m.code);
       return c.keep();
+    case 'token_ended':
+      // The token was revoked: the session ends now, not at its expiry.
+      c.refuse(m.code);
+      return c.close('normal');
     case 'prekeys':
       c.answered(m.tag, prekeysAnswer(m));
       return c.pump(state);
