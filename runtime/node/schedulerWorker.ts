@@ -5,6 +5,7 @@
  */
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import type { DirtyWork } from '../Env.js';
+import { Kind } from '../Envelope.js';
 import type { ExitReason } from '../ExitReason.js';
 import { Scheduler } from '../Scheduler.js';
 import { cryptoRandom, realClock, realTimers } from './ProductionEnv.js';
@@ -42,6 +43,8 @@ const sched = new Scheduler({
 });
 host.bind(sched);
 sched.installCanonicaliser();
+// Envelopes for other nodes go through the main thread, which holds the node's NATS link.
+host.remoteNode = (node, to, env) => host.route(data.node, 0, [Kind.Relay, node, null, to, env, env[5]]);
 
 const tick = setInterval(() => Atomics.add(hb, HB_TICKS, 1), HB_TICK_MS);
 
