@@ -47,6 +47,8 @@ export interface ClusterHarness {
   dropLink(node: HarnessNode, afterMs: number): Promise<void>;
   /** Resolve with `probe()`'s first truthy value; fail after `timeoutMs` (virtual in the sim). */
   waitFor<T>(what: string, probe: () => T | undefined | null | false, timeoutMs?: number): Promise<T>;
+  /** Await `p` while the cluster runs (in the sim, time only moves while someone waits). */
+  settle<T>(p: Promise<T>, timeoutMs?: number): Promise<T>;
   /** Let `ms` pass (for checks that something does not happen). */
   idle(ms: number): Promise<void>;
   /** Elapsed ms on the harness clock (virtual in the sim). */
@@ -160,6 +162,17 @@ export async function natsHarness(timing = { heartbeatMs: 150, downAfterMs: 1_20
         await new Promise((r) => setTimeout(r, 5));
       }
     },
+    async settle(p, timeoutMs = DEFAULT_WAIT_MS) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`not settled within ${timeoutMs} ms`)), timeoutMs);
+      });
+      try {
+        return await Promise.race([p, late]);
+      } finally {
+        clearTimeout(timer);
+      }
+    },
     idle: (ms) => new Promise((r) => setTimeout(r, ms)),
     now: () => performance.now(),
     async close() {
@@ -221,6 +234,26 @@ export function simHarness(seed = 7, timing = { heartbeatMs: 500, downAfterMs: 2
         if (world.now >= deadline) throw new Error(`timed out after ${timeoutMs} virtual ms waiting for ${what}`);
         await world.runUntil(Math.min(deadline, world.now + 5));
       }
+    },
+    async settle(p, timeoutMs = DEFAULT_WAIT_MS) {
+      let done = false;
+      let value: unknown;
+      let error: unknown;
+      let failed = false;
+      p.then(
+        (v) => {
+          done = true;
+          value = v;
+        },
+        (e: unknown) => {
+          done = true;
+          failed = true;
+          error = e;
+        },
+      );
+      await h.waitFor('a promise to settle', () => done, timeoutMs);
+      if (failed) throw error;
+      return value as Awaited<typeof p>;
     },
     async idle(ms) {
       await world.runUntil(world.now + ms);
