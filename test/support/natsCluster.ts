@@ -25,6 +25,8 @@ export interface NatsClusterOptions {
   routePingMs?: number;
   /** Enable JetStream (default true; stores live in the temp directory). */
   jetstream?: boolean;
+  /** Config text added to every server (client `authorization`, `tls`, …). */
+  extraConfig?: string;
 }
 
 interface ServerSlot {
@@ -90,7 +92,12 @@ export class NatsCluster {
   }
 
   static async start(opts: NatsClusterOptions = {}): Promise<NatsCluster> {
-    const o: Required<NatsClusterOptions> = { servers: opts.servers ?? 3, routePingMs: opts.routePingMs ?? 1000, jetstream: opts.jetstream ?? true };
+    const o: Required<NatsClusterOptions> = {
+      servers: opts.servers ?? 3,
+      routePingMs: opts.routePingMs ?? 1000,
+      jetstream: opts.jetstream ?? true,
+      extraConfig: opts.extraConfig ?? '',
+    };
     const dir = mkdtempSync(join(tmpdir(), 'iris-nats-'));
     const ports = await freePorts(o.servers * 3);
     const slots: ServerSlot[] = [];
@@ -220,13 +227,14 @@ export class NatsCluster {
       `listen: 127.0.0.1:${s.port}`,
       `http: 127.0.0.1:${s.httpPort}`,
       'max_pending: 256MB',
+      this.opts.extraConfig,
     ];
     if (this.opts.jetstream) {
       const store = join(this.dir, routed ? s.name : `${s.name}-isolated`);
       mkdirSync(store, { recursive: true });
       lines.push(`jetstream { store_dir: "${store}", max_memory_store: 64MB, max_file_store: 512MB }`);
     }
-    if (routed) {
+    if (routed && this.slots.length > 1) {
       const routes = this.slots.filter((o) => o !== s).map((o) => `nats-route://127.0.0.1:${o.clusterPort}`);
       lines.push(
         'cluster {',
