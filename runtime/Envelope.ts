@@ -29,6 +29,13 @@ export const enum Kind {
 }
 
 /**
+ * Added to the kind of a worker scheduler's envelope for another node when its `to` pid names
+ * the destination (everything but Spawn and Named): the main thread subtracts it and sends the
+ * envelope on. Flat, so its pids stay in the batch's pid table (a nested Relay would not).
+ */
+export const RELAYED = 32;
+
+/**
  * [kind, to, from, a, b, trace]
  * - Msg:        to pid, from pid|null, a = message
  * - Link/Unlink: to pid, from pid
@@ -40,6 +47,7 @@ export const enum Kind {
  * - SpawnReply: to = requester, from = child pid | null, a = request ref, b = error reason | null
  * - Named:      to = name (string), from pid|null, a = message
  * - Relay:      to = destination node (string), a = destination scheduler, b = the envelope
+ *               (Spawn and Named; the others travel flat as RELAYED + kind)
  * - NodeUp:     a = the member (runtime/Membership.ts NodeMember)
  * - NodeDown:   a = the member, b = why it is down (NodeDownCause)
  */

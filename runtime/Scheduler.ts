@@ -12,7 +12,7 @@
  * envelope it receives). A link, monitor or spawn aimed at a node that is not up is answered
  * at once with `noconnection`; a node going down fires every link and monitor to it.
  */
-import { Kind, setPidCanonicaliser, type Envelope } from './Envelope.js';
+import { Kind, RELAYED, setPidCanonicaliser, type Envelope } from './Envelope.js';
 import type { Env } from './Env.js';
 import { ProcessExit, crashReason, describeReason, isNormalExit, type ExitReason } from './ExitReason.js';
 import { Pid, Ref, pidEquals } from './Pid.js';
@@ -879,6 +879,12 @@ export class Scheduler {
         return;
       case Kind.NodeDown:
         this.nodeDown(e[3] as NodeMember, e[4] as NodeDownCause);
+        return;
+      default:
+        if (e[0] >= RELAYED) {
+          const to = e[1] as Pid;
+          this.host.route(to.node, to.sched, [(e[0] - RELAYED) as Kind, to, e[2], e[3], e[4], e[5]]);
+        }
         return;
     }
   }

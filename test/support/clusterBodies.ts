@@ -1,0 +1,55 @@
+/**
+ * Module-named process bodies for tests that run code in other node processes by remote
+ * spawn (a body must be importable where it runs).
+ */
+import * as GenServer from '../../actors/GenServer.js';
+import * as GlobalRegistry from '../../actors/GlobalRegistry.js';
+import * as ProcessGroups from '../../actors/ProcessGroups.js';
+import type { Pid } from '../../runtime/Pid.js';
+import type { ProcessBody } from '../../runtime/ProcessContext.js';
+
+export const CLUSTER_BODIES = new URL('./clusterBodies.js', import.meta.url).href;
+
+const echoBehaviour: GenServer.Behaviour<null> = {
+  init: () => ({ state: null }),
+  handleCall(req, _from, state, ctx) {
+    if (req === 'hang') return { noreply: true, state };
+    return { reply: { echo: req, node: ctx.node }, state };
+  },
+};
+
+/** Starts an echo GenServer (a call `hang` is never answered) and sends `{server}` to `replyTo`. */
+export function echoServer(replyTo: Pid): ProcessBody {
+  return async (ctx) => {
+    const r = await GenServer.start(ctx, echoBehaviour, undefined);
+    ctx.send(replyTo, r.ok ? { server: r.pid } : { failed: r });
+    return () => {};
+  };
+}
+
+/** Traps exits, links to and monitors `target`, and forwards every message it gets to `report`. */
+export function watcher(target: Pid, report: Pid): ProcessBody {
+  return (ctx) => {
+    ctx.trapExit(true);
+    ctx.link(target);
+    ctx.monitor(target);
+    ctx.send(report, { watching: target });
+    return (m) => ctx.send(report, { seen: m });
+  };
+}
+
+/** Answers `{name, pid}` with the global name's pid as this node reads it. */
+export function whereisGlobal(name: string, replyTo: Pid): ProcessBody {
+  return (ctx) => {
+    ctx.send(replyTo, { name, pid: GlobalRegistry.whereis(ctx, name) ?? null });
+  };
+}
+
+/** Joins itself to `group` of `scope` on its node and stays; answers `{joined}` to `replyTo`. */
+export function groupMember(scope: string, group: string, replyTo: Pid): ProcessBody {
+  return async (ctx) => {
+    const r = await ProcessGroups.join(ctx, scope, group, ctx.self);
+    ctx.send(replyTo, { joined: r.ok });
+    return () => {};
+  };
+}
