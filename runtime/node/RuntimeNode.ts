@@ -162,9 +162,10 @@ export class RuntimeNode {
       transport = r.transport;
     }
     const node = new RuntimeNode(opts, n, transport, log);
-    const ready: Promise<void>[] = [];
-    for (let id = 1; id < n; id++) ready.push(node.startWorker(id).ready);
+    for (let id = 1; id < n; id++) node.startWorker(id);
     for (let id = 1; id < n; id++) node.connectAll(id);
+    const ready: Promise<void>[] = [];
+    for (let id = 1; id < n; id++) ready.push(node.whenReady(id));
     await Promise.all(ready);
     if (c !== undefined && transport !== null) node.joinCluster(c, transport);
     return node;
@@ -212,6 +213,9 @@ export class RuntimeNode {
     worker.on('message', (m: ControlFromWorker) => {
       switch (m.t) {
         case 'ready':
+          // Watched from here on: a thread still loading its modules (slow under load) has no
+          // event loop to tick yet and must not be taken for a blocked one.
+          if (!slot.stopping && this.workers[id] === slot) this.watchdog.watch(id, slot.hb);
           onReady();
           break;
         case 'dirty':
@@ -241,8 +245,17 @@ export class RuntimeNode {
       if (!slot.stopping && !this.stopped && this.workers[id] === slot) void this.restartScheduler(id);
     });
     this.workers[id] = slot;
-    this.watchdog.watch(id, slot.hb);
     return slot;
+  }
+
+  /** Resolves once scheduler `id` runs, following it through restarts before it was ready. */
+  private async whenReady(id: number): Promise<void> {
+    for (;;) {
+      const slot = this.workers[id];
+      if (slot === undefined || this.stopped) return;
+      await slot.ready;
+      if (this.workers[id] === slot) return;
+    }
   }
 
   private post(slot: WorkerSlot, m: ControlToWorker): void {
