@@ -5,7 +5,8 @@
  * with timeout and `noconnection`, down detection in time after SIGKILL, links and monitors
  * firing `noconnection` from a worker scheduler, a restarted process being a new incarnation,
  * the loss of a node's NATS server (it reconnects elsewhere and comes back as a new view with
- * its processes alive), and global names and process groups across processes.
+ * its processes alive), a route cut between NATS servers (both sides see the other down, then
+ * up), and global names and process groups across processes.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -140,6 +141,22 @@ test('SIGKILL of a node process: down in time, a pending call and a worker-threa
   });
   await until(() => late.length === 1, 10_000, 'a call to a pid of the old life');
   assert.deepEqual(late, [{ ok: false, reason: 'noproc' }]);
+});
+
+test('a cut route between NATS servers partitions the cluster: both sides see the other down, and both are up again once the route is back', async () => {
+  const probe = spawnProbe(driver.main);
+  const onN1 = await spawnThere('n1', 0, { module: CLUSTER_BODIES, fn: 'nodeEvents' });
+  const from = events.length;
+  await nats.isolate(1);
+  await waitForMembers(driver.cluster!, 'n1 down behind the cut', (peers) => !isUp('n1')(peers), 10_000);
+  await nats.rejoin(1);
+  await waitForMembers(driver.cluster!, 'n1 back', isUp('n1'), 15_000);
+  const seq = events.slice(from).filter((e) => e.member.name === 'n1').map((e) => e.type);
+  assert.deepEqual(seq.slice(0, 2), ['down', 'up']);
+  driver.send(onN1, { report: probe.pid });
+  const r = await probe.next<{ nodeEvents: Array<{ type: string; node: string }> }>((m) => (m as { nodeEvents?: unknown }).nodeEvents !== undefined, 5_000);
+  const aboutDriver = r.nodeEvents.filter((e) => e.node === 'driver').map((e) => e.type);
+  assert.deepEqual(aboutDriver.slice(0, 2), ['NODE_DOWN', 'NODE_UP'], 'n1 saw the driver go down and come back');
 });
 
 test('losing its NATS server: the node fires noconnection, reconnects to another server, and comes back as a new view with its processes alive', async () => {

@@ -53,3 +53,16 @@ export function groupMember(scope: string, group: string, replyTo: Pid): Process
     return () => {};
   };
 }
+
+/** Records the NODE_UP/NODE_DOWN messages it gets (`{type, node}`); on `{report}` sends `{nodeEvents}`. */
+export function nodeEvents(): ProcessBody {
+  return (ctx) => {
+    ctx.monitorNodes(true);
+    const seen: Array<{ type: string; node: string }> = [];
+    return (msg) => {
+      const m = msg as { type?: string; node?: string; report?: Pid };
+      if (m.report !== undefined) ctx.send(m.report, { nodeEvents: seen });
+      else if (m.type !== undefined && m.node !== undefined) seen.push({ type: m.type, node: m.node });
+    };
+  };
+}
