@@ -396,7 +396,9 @@ export class Distribution implements Membership {
     const member = fromWire(msg[1]);
     if (member === null) return;
     if (member.name === this.self.name) {
-      if (member.incarnation !== this.self.incarnation && !this.duplicateNames.has(member.incarnation)) {
+      // A smaller incarnation is this node's previous life (late messages); a larger one is
+      // another process started under this name.
+      if (member.incarnation > this.self.incarnation && !this.duplicateNames.has(member.incarnation)) {
         this.duplicateNames.add(member.incarnation);
         this.env.log.error({ node: member.name, incarnation: member.incarnation }, 'another node process uses this node name');
       }
