@@ -145,7 +145,8 @@ test('SIGKILL of a node process: down in time, a pending call and a worker-threa
 
 test('a cut route between NATS servers partitions the cluster: both sides see the other down, and both are up again once the route is back', async () => {
   const probe = spawnProbe(driver.main);
-  const onN1 = await spawnThere('n1', 0, { module: CLUSTER_BODIES, fn: 'nodeEvents' });
+  const onN1 = await spawnThere('n1', 0, { module: CLUSTER_BODIES, fn: 'nodeEvents', args: [probe.pid] });
+  await probe.next((m) => (m as { monitoringNodes?: boolean }).monitoringNodes === true, 5_000);
   const from = events.length;
   await nats.isolate(1);
   await waitForMembers(driver.cluster!, 'n1 down behind the cut', (peers) => !isUp('n1')(peers), 10_000);
@@ -172,7 +173,8 @@ test('losing its NATS server: the node fires noconnection, reconnects to another
   // on the roamer: a recorder monitoring a driver process, asked for what it saw afterwards
   const recorder = await spawnThere('roamer', 1, { module: BODIES, fn: 'recorder' });
   const target = driver.spawn(() => () => {});
-  await spawnThere('roamer', 1, { module: CLUSTER_BODIES, fn: 'watcher', args: [target, recorder] });
+  await spawnThere('roamer', 1, { module: CLUSTER_BODIES, fn: 'watcher', args: [target, recorder, probe.pid] });
+  await probe.next((m) => (m as { watching?: Pid }).watching !== undefined, 5_000);
   driver.send(survivor, { replyTo: probe.pid, body: 'ready' });
   await probe.next((m) => (m as { echo?: string }).echo === 'ready', 5_000);
   const down = events.length;

@@ -27,13 +27,17 @@ export function echoServer(replyTo: Pid): ProcessBody {
   };
 }
 
-/** Traps exits, links to and monitors `target`, and forwards every message it gets to `report`. */
-export function watcher(target: Pid, report: Pid): ProcessBody {
+/**
+ * Traps exits, links to and monitors `target`, and forwards every message it gets to `report`;
+ * `{watching}` goes to `report` (and to `ready`, when given) once the link and monitor are set.
+ */
+export function watcher(target: Pid, report: Pid, ready?: Pid): ProcessBody {
   return (ctx) => {
     ctx.trapExit(true);
     ctx.link(target);
     ctx.monitor(target);
     ctx.send(report, { watching: target });
+    if (ready !== undefined) ctx.send(ready, { watching: target });
     return (m) => ctx.send(report, { seen: m });
   };
 }
@@ -54,10 +58,14 @@ export function groupMember(scope: string, group: string, replyTo: Pid): Process
   };
 }
 
-/** Records the NODE_UP/NODE_DOWN messages it gets (`{type, node}`); on `{report}` sends `{nodeEvents}`. */
-export function nodeEvents(): ProcessBody {
+/**
+ * Records the NODE_UP/NODE_DOWN messages it gets (`{type, node}`); on `{report}` sends
+ * `{nodeEvents}`. Tells `ready` `{monitoringNodes: true}` once it listens.
+ */
+export function nodeEvents(ready: Pid): ProcessBody {
   return (ctx) => {
     ctx.monitorNodes(true);
+    ctx.send(ready, { monitoringNodes: true });
     const seen: Array<{ type: string; node: string }> = [];
     return (msg) => {
       const m = msg as { type?: string; node?: string; report?: Pid };
