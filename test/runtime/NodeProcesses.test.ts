@@ -25,9 +25,9 @@ import { spawnProbe, until } from '../support/kernel.js';
 import { NatsCluster } from '../support/natsCluster.js';
 
 const CLUSTER = 'procs';
-const TIMING = { heartbeatMs: 200, downAfterMs: 1_000 };
+const TIMING = { heartbeatMs: 250, downAfterMs: 1_500 };
 /** Allowed on top of downAfterMs for detection on a loaded 2-core machine. */
-const DETECT_SLACK_MS = 1_000;
+const DETECT_SLACK_MS = 1_500;
 
 let nats: NatsCluster;
 let driver: RuntimeNode;
@@ -119,12 +119,14 @@ test('SIGKILL of a node process: down in time, a pending call and a worker-threa
   });
   await until(() => results.length === 2, 10_000, 'the first two calls');
   assert.deepEqual(results, [{ ok: true, value: { echo: 'hi', node: 'victim' } }, { ok: false, reason: 'timeout' }]);
+  const from = events.length;
   const killedAt = Date.now();
   await victim.kill();
   await waitForMembers(driver.cluster!, 'victim down', (peers) => !isUp('victim')(peers), 10_000);
   const took = Date.now() - killedAt;
   assert.ok(took <= TIMING.downAfterMs + DETECT_SLACK_MS, `down detected after ${took} ms (limit ${TIMING.downAfterMs} + ${DETECT_SLACK_MS})`);
-  assert.deepEqual(events.filter((e) => e.member.name === 'victim').map((e) => (e.type === 'down' ? `down:${e.cause}` : e.type)), ['up', 'down:silence']);
+  const first = events.slice(from).find((e) => e.member.name === 'victim');
+  assert.equal(first?.type === 'down' ? first.cause : first?.type, 'silence');
   await until(() => results.length === 3, 5_000, 'the pending call');
   assert.deepEqual(results[2], { ok: false, reason: 'noconnection' });
   const exit = await watch.next<{ seen: { reason: unknown } }>((m) => isExitMessage((m as { seen?: unknown }).seen), 5_000);

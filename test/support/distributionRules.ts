@@ -254,6 +254,8 @@ export function distributionRules(make: () => Promise<ClusterHarness> | ClusterH
       calls.push(await GenServer.call(ctx, srv, 'hang', 60_000));
     });
     await h.waitFor('the call to reach c', () => c.sched.info(started.pid)?.monitoredBy === 1);
+    const aFrom = a.events.length;
+    const cFrom = c.events.length;
     let downAt = -1;
     const stop = a.dist.subscribe((e) => {
       if (e.type === 'down' && e.member.name === 'c' && downAt < 0) downAt = h.now();
@@ -271,8 +273,11 @@ export function distributionRules(make: () => Promise<ClusterHarness> | ClusterH
     assert.equal((await h.waitFor('DOWN on c', () => watchFromC.find<DownMessage>(downOf(onA.pid)))).reason, 'noconnection');
     await h.heal(c);
     await h.waitFor('a and c up again', () => a.dist.peers().some((m) => m.name === 'c') && c.dist.peers().some((m) => m.name === 'a'), 15_000);
-    assert.deepEqual(a.events.filter((e) => e.member.name === 'c').map((e) => e.type), ['up', 'down', 'up']);
-    assert.deepEqual(c.events.filter((e) => e.member.name === 'a').map((e) => e.type), ['up', 'down', 'up']);
+    // A new view: down first, up last (a loaded machine may add a flap in between, never a stale up).
+    const onAView = a.events.slice(aFrom).filter((e) => e.member.name === 'c').map((e) => e.type);
+    const onCView = c.events.slice(cFrom).filter((e) => e.member.name === 'a').map((e) => e.type);
+    assert.deepEqual([onAView[0], onAView.at(-1)], ['down', 'up']);
+    assert.deepEqual([onCView[0], onCView.at(-1)], ['down', 'up']);
     assert.deepEqual(a.sched.info(onA.live)?.links, [], 'no link survives the cut on a');
     assert.deepEqual(c.sched.info(onC.live)?.links, [], 'no link survives the cut on c');
     a.sched.send(onC.pid, 'after-heal', null);
@@ -285,12 +290,14 @@ export function distributionRules(make: () => Promise<ClusterHarness> | ClusterH
     const w = recorder(a, { init: (ctx) => ctx.monitor(victim.pid) });
     await h.waitFor('the monitor in place on d', () => d.sched.info(victim.live)?.monitoredBy === 1);
     const crashAt = h.now();
+    const from = a.events.length;
     await h.crash(d);
     const dn = await h.waitFor('DOWN', () => w.find<DownMessage>(downOf(victim.pid)), h.downAfterMs * 3);
     const took = h.now() - crashAt;
     assert.equal(dn.reason, 'noconnection');
     assert.ok(took <= h.downAfterMs + h.detectSlackMs, `down after ${Math.round(took)} ms`);
-    assert.deepEqual(a.events.filter((e) => e.member.name === 'd').map((e) => (e.type === 'down' ? `down:${e.cause}` : e.type)), ['up', 'down:silence']);
+    const first = a.events.slice(from).find((e) => e.member.name === 'd');
+    assert.equal(first?.type === 'down' ? first.cause : first?.type, 'silence');
     const again = recorder(a, { init: (ctx) => ctx.monitor(victim.pid) });
     const d2 = await h.waitFor('DOWN at once', () => again.find<DownMessage>(downOf(victim.pid)), 200);
     assert.equal(d2.reason, 'noconnection');
