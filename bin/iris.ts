@@ -11,9 +11,9 @@ import { startApplications } from '../actors/Application.js';
 import { RuntimeNode } from '../runtime/node/RuntimeNode.js';
 import { demoApplication } from './demoApplication.js';
 import { readFileSync } from 'node:fs';
-import { layerFromEnv, resolveConfig, type RawLayer } from '../core/Config.js';
+import { layerFromEnv, resolveConfig, type RawLayer } from '../server/NodeConfig.js';
 import { isTmpfs } from '../runtime/node/LmdbStorage.js';
-import { startIrisNode } from './irisNode.js';
+import { startIrisNode } from '../server/IrisNode.js';
 
 /** `iris start`: resolve the config (defaults < file < environment < flags), start the node. */
 async function start(argv: string[]): Promise<void> {

@@ -1,14 +1,18 @@
 /**
- * Turns each new client link into a connection process on the scheduler that owns the
- * listeners, and forwards the link's events to it as messages (never blocking the socket).
+ * Turns each new client link into a connection process (protocol v1 today; v2 will be chosen
+ * per listener) on the scheduler that owns the listeners, and forwards the link's events to it as messages (never blocking the socket).
  * A link the node may not take (connection cap, per-address rate) gets the plain-text
  * `RATE_LIMITED` answer and is closed, never silently dropped.
  */
 import type { Scheduler } from '../runtime/Scheduler.js';
 import type { Pid } from '../runtime/Pid.js';
 import type { AcceptLink, ClientLink, ClientLinkHandlers } from './ClientLink.js';
-import { connectionActor, type ConnectionDeps, type LinkEvent } from './Connection.js';
+import type { ConnectionDeps } from './ConnectionDeps.js';
 import { encodeRateLimitedText } from './protocol/V1Encoder.js';
+import { v1Connection } from './v1/V1Connection.js';
+
+/** Link events, sent to the connection process (one message per event, never blocking the socket). */
+export type LinkEvent = { t: 'link_data'; bytes: Uint8Array } | { t: 'link_drain' } | { t: 'link_closed' };
 
 const DRAIN: LinkEvent = { t: 'link_drain' };
 const CLOSED: LinkEvent = { t: 'link_closed' };
@@ -28,7 +32,7 @@ export function acceptConnections(s: Scheduler, deps: ConnectionDeps, hooks: Acc
       link.end();
       return REFUSED;
     }
-    const pid = s.spawn(connectionActor(link, deps), { label: 'Connection' });
+    const pid = s.spawn(v1Connection(link, deps), { label: 'Connection' });
     hooks.opened?.();
     return new LinkEvents(s, pid, hooks);
   };

@@ -4,7 +4,8 @@
  * codes the connection turns into `AUTH_FAILED` or `RATE_LIMITED`.
  */
 import type { JwtVerifier } from './auth/JwtVerifier.js';
-import type { LoginCheck } from './Connection.js';
+import type { ClientLink } from './ClientLink.js';
+import type { LoginCheck } from './ConnectionDeps.js';
 import type { RateLimits } from './limits/RateLimits.js';
 
 export interface LoginGateOptions {
@@ -13,7 +14,7 @@ export interface LoginGateOptions {
   limits: RateLimits;
 }
 
-export function loginGate(opts: LoginGateOptions): (user: Uint8Array, token: Uint8Array | null) => LoginCheck {
+export function loginGate(opts: LoginGateOptions): (user: Uint8Array, token: Uint8Array | null, link: ClientLink) => LoginCheck {
   return (user, token) => {
     const allowed = opts.limits.loginAllowed(user);
     if (!allowed.ok) return { ok: false, code: 'rate_limited' };
@@ -21,9 +22,9 @@ export function loginGate(opts: LoginGateOptions): (user: Uint8Array, token: Uin
     const r = opts.verifier.verify(token ?? undefined, user);
     if (!r.ok) {
       opts.limits.loginFailed(user);
-      return { ok: false, code: r.code };
+      return { ok: false, code: 'auth_failed' };
     }
     opts.limits.loginSucceeded(user);
-    return { ok: true };
+    return r.jti !== undefined ? { ok: true, expiresAtMs: r.exp * 1000, jti: r.jti } : { ok: true, expiresAtMs: r.exp * 1000 };
   };
 }

@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DEFAULT_CONFIG, layerFromEnv, resolveConfig } from '../../core/Config.js';
+import { DEFAULT_CONFIG, layerFromEnv, resolveConfig } from '../../server/NodeConfig.js';
 
 const SECRET = 'x'.repeat(40);
 

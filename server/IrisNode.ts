@@ -1,14 +1,15 @@
 /**
  * Assembles one Iris node from a validated config: the runtime (scheduler threads), durable
- * storage (LMDB in `wal_directory`), the messaging service on top (edge/IrisService.ts) and
+ * storage (LMDB in `wal_directory`), the messaging service on top (server/IrisService.ts) and
  * the listeners (raw TCP for v1, uWebSockets.js for `/ws` and HTTP).
  * Every startup failure is a typed result naming what to fix; `stop()` closes in reverse.
  */
 import { availableParallelism } from 'node:os';
 import { readFileSync } from 'node:fs';
-import type { IrisConfig } from '../core/Config.js';
+import type { IrisConfig } from './NodeConfig.js';
 import type { ClientListener } from '../edge/ClientLink.js';
-import { startIrisService } from '../edge/IrisService.js';
+import { startIrisService } from './IrisService.js';
+import { metricsText } from './Metrics.js';
 import { listenTcp } from '../edge/listeners/TcpListener.js';
 import { listenUws, loadNativeUws } from '../edge/listeners/UwsServer.js';
 import { openLmdbStorage, type LmdbStorage } from '../runtime/node/LmdbStorage.js';
@@ -44,7 +45,8 @@ export async function startIrisNode(config: IrisConfig): Promise<StartIrisNodeRe
   };
   const started = await startIrisService(runtime.main, runtime.env, storage, config);
   if (!started.ok) return fail(started.message);
-  const { accept, health } = started.service;
+  const service = started.service;
+  const { accept, health } = service;
 
   const tls =
     config.tls_cert_file !== '' && config.tls_key_file !== ''
@@ -65,6 +67,7 @@ export async function startIrisNode(config: IrisConfig): Promise<StartIrisNodeRe
         tls: tls !== undefined ? { keyFile: config.tls_key_file, certFile: config.tls_cert_file } : undefined,
         routes: {
           '/health': () => ({ status: 200, body: JSON.stringify({ ...health(), memory: memoryMb() }) }),
+          '/metrics': () => ({ status: 200, contentType: 'text/plain; version=0.0.4', body: metricsText(service) }),
         },
       },
       accept,
