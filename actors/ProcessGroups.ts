@@ -36,11 +36,21 @@
  * already shows it. `demonitor(ctx, scope, ref)` ends a subscription (false if unknown); a
  * subscriber that exits is unsubscribed.
  *
- * Cluster scopes (members on other nodes) will fill `getMembers` beyond `getLocalMembers`;
- * on one node the two are equal.
+ * Across nodes (pg's protocol). A scope process talks to the scope processes of the same name
+ * on the same scheduler id of every other node that is up (start scopes on the same scheduler
+ * everywhere, normally 0). When it starts, and whenever a node comes up, it sends that node's
+ * scope a `discover`; scopes that find each other monitor each other and exchange a `sync`
+ * with their local memberships, then send every local join and leave to each other. So
+ * `getMembers` holds every node's members (each node's in the order it reported them) and
+ * `getLocalMembers` this node's; reads stay local. When a peer scope goes away (its node down
+ * or cut off: the monitor fires `noconnection`; or the scope exits), its node's members leave
+ * here, with leave notifications; when it is back, its sync brings them back. Notifications
+ * cover remote changes too. A membership seen here may lag the owning node's by the transit
+ * time of its messages; it never keeps a down node's members.
  */
 import { isDownMessage, type DownMessage } from '../runtime/ExitReason.js';
-import { refEquals, type Pid, type Ref } from '../runtime/Pid.js';
+import { isNodeUpMessage } from '../runtime/Membership.js';
+import { pidEquals, refEquals, type Pid, type Ref } from '../runtime/Pid.js';
 import type { ProcessContext } from '../runtime/ProcessContext.js';
 import { call, callFrom, isContext, type CallFailure, type CallResult, type From, type Sender } from './Call.js';
 import * as GenServer from './GenServer.js';
@@ -158,6 +168,16 @@ export async function demonitor(ctx: ProcessContext, scope: string, ref: Ref): P
 
 // ---- internal: the scope process -------------------------------------------------------
 
+/** Between the scope processes of one scope on different nodes (pg's discover/sync/join/leave). */
+type PeerMessage =
+  | { readonly $pg: 'discover'; readonly peer: Pid }
+  | { readonly $pg: 'sync'; readonly peer: Pid; readonly groups: ReadonlyArray<readonly [string, readonly Pid[]]> }
+  | { readonly $pg: 'join' | 'leave'; readonly peer: Pid; readonly group: string; readonly pids: readonly Pid[] };
+
+function isPeerMessage(m: unknown): m is PeerMessage {
+  return typeof m === 'object' && m !== null && typeof (m as { $pg?: unknown }).$pg === 'string';
+}
+
 type Request =
   | { op: 'join'; group: string; pids: readonly Pid[] }
   | { op: 'leave'; group: string; pids: readonly Pid[] }
@@ -190,11 +210,20 @@ interface Subscriber {
   readonly subs: Set<string>;
 }
 
+/** The scope process of another node (monitored) and that node's members as it reported them. */
+interface PeerScope {
+  readonly pid: Pid;
+  readonly ref: Ref;
+  readonly groups: Map<string, Pid[]>;
+}
+
 class ScopeState {
   readonly table = new ScopeTable();
   readonly members = new Map<string, Member>();
   readonly subs = new Map<string, Subscription>();
   readonly subscribers = new Map<string, Subscriber>();
+  /** Peer scopes by node name. */
+  readonly peers = new Map<string, PeerScope>();
 
   constructor(readonly scope: string) {}
 }
@@ -206,6 +235,8 @@ const scopeServer: GenServer.Behaviour<ScopeState, string, Request, unknown> = {
   init(scope, ctx) {
     const state = new ScopeState(scope);
     tables.set(ctx.self, state.table);
+    ctx.monitorNodes(true);
+    for (const n of ctx.nodes()) discover(ctx, state, n.name);
     return { state };
   },
 
@@ -224,6 +255,8 @@ const scopeServer: GenServer.Behaviour<ScopeState, string, Request, unknown> = {
 
   handleInfo(msg, state, ctx) {
     if (isDownMessage(msg)) onDown(ctx, state, msg);
+    else if (isPeerMessage(msg)) onPeer(ctx, state, msg);
+    else if (isNodeUpMessage(msg)) discover(ctx, state, msg.node);
     return { noreply: true, state };
   },
 };
@@ -246,6 +279,7 @@ function joinGroup(ctx: ProcessContext, state: ScopeState, group: string, pids: 
   t.members.set(group, [...(t.members.get(group) ?? NONE), ...pids]);
   t.local.set(group, [...(t.local.get(group) ?? NONE), ...pids]);
   notify(ctx, state, 'join', group, pids);
+  broadcast(ctx, state, { $pg: 'join', peer: ctx.self, group, pids: [...pids] });
   return { ok: true };
 }
 
@@ -265,6 +299,7 @@ function leaveGroup(ctx: ProcessContext, state: ScopeState, group: string, pids:
   setGroup(t.members, group, removeOnce(t.members.get(group) ?? NONE, left));
   setGroup(t.local, group, removeOnce(t.local.get(group) ?? NONE, left));
   notify(ctx, state, 'leave', group, left);
+  broadcast(ctx, state, { $pg: 'leave', peer: ctx.self, group, pids: left });
   return { ok: true };
 }
 
@@ -306,8 +341,15 @@ function onDown(ctx: ProcessContext, state: ScopeState, down: DownMessage): void
     for (const [group, n] of m.joins) {
       setGroup(t.members, group, (t.members.get(group) ?? NONE).filter((p) => p.key !== key));
       setGroup(t.local, group, (t.local.get(group) ?? NONE).filter((p) => p.key !== key));
-      notify(ctx, state, 'leave', group, new Array<Pid>(n).fill(m.pid));
+      const pids = new Array<Pid>(n).fill(m.pid);
+      notify(ctx, state, 'leave', group, pids);
+      broadcast(ctx, state, { $pg: 'leave', peer: ctx.self, group, pids });
     }
+    return;
+  }
+  const peer = state.peers.get(down.pid.node);
+  if (peer !== undefined && refEquals(peer.ref, down.ref)) {
+    dropPeer(ctx, state, down.pid.node, peer);
     return;
   }
   const s = state.subscribers.get(key);
@@ -329,6 +371,109 @@ function notify(ctx: ProcessContext, state: ScopeState, event: 'join' | 'leave',
     const msg: GroupNotification = { type: 'ProcessGroups', event, scope: state.scope, ref: sub.ref, group, pids };
     ctx.send(sub.pid, msg);
   }
+}
+
+// ---- internal: other nodes ---------------------------------------------------------------
+
+function discover(ctx: ProcessContext, state: ScopeState, node: string): void {
+  ctx.sendNamed(state.scope, ctx.schedulerId, { $pg: 'discover', peer: ctx.self } satisfies PeerMessage, node);
+}
+
+function broadcast(ctx: ProcessContext, state: ScopeState, msg: PeerMessage): void {
+  for (const p of state.peers.values()) ctx.send(p.pid, msg);
+}
+
+function localSync(ctx: ProcessContext, state: ScopeState): PeerMessage {
+  return { $pg: 'sync', peer: ctx.self, groups: [...state.table.local] };
+}
+
+/** The peer scope record for `pid`, added (and monitored) when new; a restarted peer replaces the old. */
+function peerFor(ctx: ProcessContext, state: ScopeState, pid: Pid): { peer: PeerScope; added: boolean } {
+  const known = state.peers.get(pid.node);
+  if (known !== undefined) {
+    if (pidEquals(known.pid, pid)) return { peer: known, added: false };
+    dropPeer(ctx, state, pid.node, known);
+  }
+  const peer: PeerScope = { pid, ref: ctx.monitor(pid), groups: new Map() };
+  state.peers.set(pid.node, peer);
+  return { peer, added: true };
+}
+
+function onPeer(ctx: ProcessContext, state: ScopeState, msg: PeerMessage): void {
+  if (msg.peer.node === ctx.node) return;
+  switch (msg.$pg) {
+    case 'discover': {
+      const { added } = peerFor(ctx, state, msg.peer);
+      ctx.send(msg.peer, localSync(ctx, state));
+      if (added) ctx.send(msg.peer, { $pg: 'discover', peer: ctx.self } satisfies PeerMessage);
+      return;
+    }
+    case 'sync': {
+      const { peer } = peerFor(ctx, state, msg.peer);
+      const incoming = new Map<string, readonly Pid[]>(msg.groups);
+      for (const group of new Set([...peer.groups.keys(), ...incoming.keys()])) {
+        const had = peer.groups.get(group) ?? [];
+        const has = incoming.get(group) ?? NONE;
+        const gone = minus(had, has);
+        const came = minus(has, had);
+        if (has.length === 0) peer.groups.delete(group);
+        else peer.groups.set(group, [...has]);
+        if (gone.length > 0) remoteLeave(ctx, state, group, gone);
+        if (came.length > 0) remoteJoin(ctx, state, group, came);
+      }
+      return;
+    }
+    case 'join':
+    case 'leave': {
+      const peer = state.peers.get(msg.peer.node);
+      // Only from the peer scope we know: anything else was sent before it went away here.
+      if (peer === undefined || !pidEquals(peer.pid, msg.peer)) return;
+      const list = peer.groups.get(msg.group) ?? [];
+      if (msg.$pg === 'join') {
+        peer.groups.set(msg.group, [...list, ...msg.pids]);
+        remoteJoin(ctx, state, msg.group, msg.pids);
+      } else {
+        const left = msg.pids.filter((p) => list.some((q) => q.key === p.key));
+        const rest = removeOnce(list, left);
+        if (rest.length === 0) peer.groups.delete(msg.group);
+        else peer.groups.set(msg.group, rest);
+        if (left.length > 0) remoteLeave(ctx, state, msg.group, left);
+      }
+      return;
+    }
+  }
+}
+
+/** A peer scope is gone (its node down, or it exited): its node's members leave. */
+function dropPeer(ctx: ProcessContext, state: ScopeState, node: string, peer: PeerScope): void {
+  state.peers.delete(node);
+  ctx.demonitor(peer.ref, { flush: true });
+  for (const [group, pids] of peer.groups) remoteLeave(ctx, state, group, pids);
+}
+
+function remoteJoin(ctx: ProcessContext, state: ScopeState, group: string, pids: readonly Pid[]): void {
+  const t = state.table;
+  t.members.set(group, [...(t.members.get(group) ?? NONE), ...pids]);
+  notify(ctx, state, 'join', group, pids);
+}
+
+function remoteLeave(ctx: ProcessContext, state: ScopeState, group: string, pids: readonly Pid[]): void {
+  const t = state.table;
+  setGroup(t.members, group, removeOnce(t.members.get(group) ?? NONE, pids));
+  notify(ctx, state, 'leave', group, pids);
+}
+
+/** `list` without one occurrence of each pid of `gone` that it holds (a multiset difference). */
+function minus(list: readonly Pid[], gone: readonly Pid[]): Pid[] {
+  const counts = new Map<string, number>();
+  for (const g of gone) counts.set(g.key, (counts.get(g.key) ?? 0) + 1);
+  const out: Pid[] = [];
+  for (const p of list) {
+    const n = counts.get(p.key) ?? 0;
+    if (n > 0) counts.set(p.key, n - 1);
+    else out.push(p);
+  }
+  return out;
 }
 
 // ---- internal: helpers -----------------------------------------------------------------

@@ -36,3 +36,35 @@ export function sink(notify: Pid): ProcessBody {
     };
   };
 }
+
+/** Answers every `{ping, from}` with `{pong}` to `from`. */
+export function ponger(): ProcessBody {
+  return (ctx) => (msg) => {
+    const m = msg as { ping: number; from: Pid };
+    ctx.send(m.from, { pong: m.ping });
+  };
+}
+
+/**
+ * Sends `count` pings to `target` one at a time (the next after the previous pong) and
+ * reports `{rttsMs}` (every round trip, in ms, measured on this node's clock) to `report`.
+ */
+export function pinger(target: Pid, count: number, report: Pid): ProcessBody {
+  return (ctx) => {
+    const rtts: number[] = [];
+    let sentAt = ctx.env.clock.monotonicMs();
+    ctx.send(target, { ping: 0, from: ctx.self });
+    return (msg) => {
+      const now = ctx.env.clock.monotonicMs();
+      rtts.push(now - sentAt);
+      const n = (msg as { pong: number }).pong + 1;
+      if (n === count) {
+        ctx.send(report, { rttsMs: rtts });
+        ctx.exit('normal');
+        return;
+      }
+      sentAt = now;
+      ctx.send(target, { ping: n, from: ctx.self });
+    };
+  };
+}

@@ -1,9 +1,11 @@
 /**
  * `npm run bench -- <suite>`: runs one bench suite and writes bench/results/<suite>.json.
  * Suites: runtime (actor runtime vs Erlang/OTP), service (v1 service processes vs uWS echo and raw
- * LMDB), sim (deterministic simulator speed).
+ * LMDB), sim (deterministic simulator speed), distribution (cross-node messaging vs raw NATS,
+ * round trips, node-down detection).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { distributionBench } from './distribution.js';
 import { runtimeBench } from './runtime.js';
 import { serviceBench } from './service.js';
 import { simBench } from './sim.js';
@@ -12,6 +14,7 @@ const SUITES: Record<string, () => Promise<object>> = {
   runtime: runtimeBench,
   service: serviceBench,
   sim: simBench,
+  distribution: distributionBench,
 };
 
 async function main(): Promise<void> {

@@ -46,6 +46,13 @@ export interface Logger {
  * Cluster messaging with NATS semantics (core NATS): at most once, order kept per publisher
  * and subscriber, subjects with `*` (one token) and `>` (the rest) wildcards, queue groups
  * (each message to one member of a group), request/reply through a reply subject.
+ *
+ * Link state. The transport reports whether its link to the NATS cluster is `up` (messages
+ * flow), `down` (lost; the transport reconnects by itself and reports `up` again) or
+ * `closed` (for good, after `close`). While `down`, publishes may be lost and nothing is
+ * received: whoever needs more than at-most-once must treat a `down` as losing everything in
+ * flight (the distribution layer fires `noconnection` for every link and monitor to other
+ * nodes). Subscriptions survive a reconnect.
  */
 export interface ClusterTransport {
   publish(subject: string, data: Uint8Array, reply?: string): void;
@@ -54,7 +61,15 @@ export interface ClusterTransport {
   request(subject: string, data: Uint8Array, timeoutMs: number): Promise<TransportReply>;
   flush(): Promise<void>;
   close(): Promise<void>;
+  /** The link to the cluster right now. */
+  readonly linkState: TransportLinkState;
+  /** Call `listener` on every change of link state; returns a function that stops it. */
+  onLinkState(listener: (state: TransportLinkState) => void): () => void;
+  /** Largest payload one publish may carry (the server's `max_payload`); bigger ones are dropped. */
+  readonly maxPayload: number;
 }
+
+export type TransportLinkState = 'up' | 'down' | 'closed';
 
 export type TransportReply = { ok: true; data: Uint8Array } | { ok: false; reason: 'timeout' | 'no_responders' | 'closed' };
 

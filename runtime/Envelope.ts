@@ -20,7 +20,20 @@ export const enum Kind {
   Spawn = 7,
   SpawnReply = 8,
   Named = 9,
+  /** Worker scheduler -> its node's main thread: an envelope for another node, to send on. */
+  Relay = 10,
+  /** Distribution -> every scheduler of its node: a node is up (joined or back). */
+  NodeUp = 11,
+  /** Distribution -> every scheduler of its node: a node is down; its links and monitors fire. */
+  NodeDown = 12,
 }
+
+/**
+ * Added to the kind of a worker scheduler's envelope for another node when its `to` pid names
+ * the destination (everything but Spawn and Named): the main thread subtracts it and sends the
+ * envelope on. Flat, so its pids stay in the batch's pid table (a nested Relay would not).
+ */
+export const RELAYED = 32;
 
 /**
  * [kind, to, from, a, b, trace]
@@ -33,6 +46,10 @@ export const enum Kind {
  * - Spawn:      to = null, from = requester, a = { spec, opts }, b = request ref
  * - SpawnReply: to = requester, from = child pid | null, a = request ref, b = error reason | null
  * - Named:      to = name (string), from pid|null, a = message
+ * - Relay:      to = destination node (string), a = destination scheduler, b = the envelope
+ *               (Spawn and Named; the others travel flat as RELAYED + kind)
+ * - NodeUp:     a = the member (runtime/Membership.ts NodeMember)
+ * - NodeDown:   a = the member, b = why it is down (NodeDownCause)
  */
 export type Envelope = [Kind, unknown, Pid | null, unknown, unknown, number];
 
@@ -74,6 +91,62 @@ const packr = new Packr({ moreTypes: true, useRecords: false, structuredClone: f
  * table: a batch usually repeats the same few pids thousands of times.
  */
 export function encodeBatch(batch: Envelope[]): Uint8Array {
+  return packFlat(null, null, batch, 0, batch.length);
+}
+
+export function decodeBatch(bytes: Uint8Array): Envelope[] {
+  const flat = packr.unpack(bytes) as unknown[];
+  return unflatten(flat, 1, 6, null);
+}
+
+/**
+ * Who sent a batch between nodes and to whom: the sending node's name and incarnation, and the
+ * incarnation of the receiving node it was meant for (a restarted node drops batches meant for
+ * its previous life).
+ */
+export interface NodeBatchHeader {
+  from: string;
+  fromInc: number;
+  toInc: number;
+}
+
+export interface NodeBatch {
+  header: NodeBatchHeader;
+  /** Destination scheduler of each envelope. */
+  scheds: number[];
+  envelopes: Envelope[];
+}
+
+/**
+ * Encode envelopes `start..end` of `batch` for another node: the same flat layout and pid
+ * table as between threads, plus a header and each envelope's destination scheduler.
+ */
+export function encodeNodeBatch(header: NodeBatchHeader, scheds: readonly number[], batch: readonly Envelope[], start = 0, end = batch.length): Uint8Array {
+  return packFlat([header.from, header.fromInc, header.toInc], scheds, batch, start, end);
+}
+
+/**
+ * Decode a batch from another node. `canonical` turns pids of the receiving node's live
+ * processes into their own objects (given explicitly, so several nodes can share a thread,
+ * as in the simulator and in tests).
+ */
+export function decodeNodeBatch(bytes: Uint8Array, canonical: PidCanonicaliser): NodeBatch {
+  const prev = canonicalise;
+  canonicalise = canonical;
+  let flat: unknown[];
+  try {
+    flat = packr.unpack(bytes) as unknown[];
+  } finally {
+    canonicalise = prev;
+  }
+  const h = flat[1] as [string, number, number];
+  const scheds: number[] = [];
+  const envelopes = unflatten(flat, 2, 7, scheds);
+  return { header: { from: h[0], fromInc: h[1], toInc: h[2] }, scheds, envelopes };
+}
+
+/** [pids, header?, (sched?, kind, to, from, a, b, trace)*] */
+function packFlat(header: unknown, scheds: readonly number[] | null, batch: readonly Envelope[], start: number, end: number): Uint8Array {
   const pids: Pid[] = [];
   const index = new Map<Pid, number>();
   const ix = (pid: Pid): number => {
@@ -85,11 +158,15 @@ export function encodeBatch(batch: Envelope[]): Uint8Array {
     }
     return i;
   };
-  const flat: unknown[] = new Array(1 + batch.length * 6);
+  const width = scheds === null ? 6 : 7;
+  const base = header === null ? 1 : 2;
+  const flat: unknown[] = new Array(base + (end - start) * width);
   flat[0] = pids;
-  let k = 1;
-  for (let i = 0; i < batch.length; i++) {
+  if (header !== null) flat[1] = header;
+  let k = base;
+  for (let i = start; i < end; i++) {
     const e = batch[i] as Envelope;
+    if (scheds !== null) flat[k++] = scheds[i];
     flat[k] = e[0];
     flat[k + 1] = e[1] instanceof Pid ? ix(e[1]) : e[1];
     flat[k + 2] = e[2] === null ? null : ix(e[2]);
@@ -104,13 +181,13 @@ export function encodeBatch(batch: Envelope[]): Uint8Array {
   return out;
 }
 
-export function decodeBatch(bytes: Uint8Array): Envelope[] {
-  const flat = packr.unpack(bytes) as unknown[];
+function unflatten(flat: unknown[], base: number, width: number, scheds: number[] | null): Envelope[] {
   const pids = flat[0] as Pid[];
-  const n = (flat.length - 1) / 6;
+  const n = (flat.length - base) / width;
   const out: Envelope[] = new Array(n);
-  let k = 1;
+  let k = base;
   for (let i = 0; i < n; i++) {
+    if (scheds !== null) scheds.push(flat[k++] as number);
     const to = flat[k + 1];
     const from = flat[k + 2];
     out[i] = [

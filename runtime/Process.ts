@@ -8,6 +8,7 @@
  */
 import type { Env } from './Env.js';
 import type { ExitReason } from './ExitReason.js';
+import type { NodeMember } from './Membership.js';
 import type { Pid, Ref } from './Pid.js';
 import type {
   MailboxLimit,
@@ -109,8 +110,8 @@ export class Process implements ProcessContext {
     const pid = this.s.spawn(body, { ...opts, monitor: true }, this);
     return [pid, this.s.lastSpawnMonitorRef as Ref];
   }
-  spawnOn(sched: number, spec: ModuleSpec, opts?: SpawnOptions): Promise<RemoteSpawnResult> {
-    return this.s.spawnOn(sched, spec, opts, this);
+  spawnOn(sched: number, spec: ModuleSpec, opts?: SpawnOptions, node?: string): Promise<RemoteSpawnResult> {
+    return this.s.spawnOn(sched, spec, opts, this, node);
   }
   link(pid: Pid): void {
     this.s.link(this, pid);
@@ -163,6 +164,12 @@ export class Process implements ProcessContext {
   }
   whereis(name: string): Pid | undefined {
     return this.s.whereis(name);
+  }
+  nodes(): NodeMember[] {
+    return this.s.nodes();
+  }
+  monitorNodes(on: boolean): void {
+    this.s.monitorNodes(this, on);
   }
   isAlive(pid: Pid): boolean {
     return this.s.isAlive(pid);

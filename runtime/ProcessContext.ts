@@ -8,6 +8,7 @@
  */
 import type { Env } from './Env.js';
 import type { ExitReason } from './ExitReason.js';
+import type { NodeMember } from './Membership.js';
 import type { Pid, Ref } from './Pid.js';
 
 /** Handles one message; returning a promise keeps the process busy until it settles. */
@@ -110,8 +111,12 @@ export interface ProcessContext {
   spawn(body: ProcessBody, opts?: SpawnOptions): Pid;
   spawnLink(body: ProcessBody, opts?: SpawnOptions): Pid;
   spawnMonitor(body: ProcessBody, opts?: SpawnOptions): [Pid, Ref];
-  /** Start a module-named body on scheduler `sched` of this node (any thread). */
-  spawnOn(sched: number, spec: ModuleSpec, opts?: SpawnOptions): Promise<RemoteSpawnResult>;
+  /**
+   * Start a module-named body on scheduler `sched` of this node (any thread), or of `node`
+   * (another node process: it imports the module by its URL). `link`/`monitor` are set up
+   * atomically, as for a local spawn; a node that is not up answers `noconnection`.
+   */
+  spawnOn(sched: number, spec: ModuleSpec, opts?: SpawnOptions, node?: string): Promise<RemoteSpawnResult>;
 
   link(pid: Pid): void;
   unlink(pid: Pid): void;
@@ -139,6 +144,13 @@ export interface ProcessContext {
   register(name: string): boolean;
   unregister(name: string): boolean;
   whereis(name: string): Pid | undefined;
+  /** The other nodes of the cluster that are up now (Erlang's `nodes()`), by name. */
+  nodes(): NodeMember[];
+  /**
+   * Receive a NODE_UP / NODE_DOWN message (runtime/Membership.ts) whenever another node comes
+   * up or goes down (net_kernel:monitor_nodes); `false` stops them.
+   */
+  monitorNodes(on: boolean): void;
   /** Whether a pid on this scheduler is alive (false for pids elsewhere: monitor them). */
   isAlive(pid: Pid): boolean;
   info(pid?: Pid): ProcessInfo | undefined;

@@ -6,8 +6,13 @@
  * SchedulerHost (envelopes to other schedulers and nodes), so the same code runs on a worker
  * thread in production and inside the deterministic simulator. It never blocks: sends only
  * enqueue, and the run loop yields to I/O after a bounded number of messages.
+ *
+ * Other nodes. The scheduler keeps its own copy of which other nodes are up, told by its
+ * node's distribution layer through NodeUp/NodeDown envelopes (in order with every other
+ * envelope it receives). A link, monitor or spawn aimed at a node that is not up is answered
+ * at once with `noconnection`; a node going down fires every link and monitor to it.
  */
-import { Kind, setPidCanonicaliser, type Envelope } from './Envelope.js';
+import { Kind, RELAYED, setPidCanonicaliser, type Envelope } from './Envelope.js';
 import type { Env } from './Env.js';
 import { ProcessExit, crashReason, describeReason, isNormalExit, type ExitReason } from './ExitReason.js';
 import { Pid, Ref, pidEquals } from './Pid.js';
@@ -33,6 +38,7 @@ import {
   type SpawnOptions,
 } from './ProcessContext.js';
 import { MAILBOX_HIGH_WATERMARK, MESSAGES_PER_TURN, REDUCTIONS_PER_SLICE } from './defaults.js';
+import type { NodeDownCause, NodeDownMessage, NodeMember, NodeUpMessage } from './Membership.js';
 import { SmallMap } from './SmallMap.js';
 
 /** Where envelopes for other schedulers and nodes go. The node (or simulator) provides it. */
@@ -137,6 +143,10 @@ export class Scheduler {
   readonly outsider: Pid;
   /** Set by spawn() when a monitor was requested; read right after by spawnMonitor. */
   lastSpawnMonitorRef: Ref | null = null;
+  /** Other nodes that are up, as this node's distribution reported them. */
+  private readonly peersUp = new Map<string, NodeMember>();
+  /** Processes that asked for NODE_UP/NODE_DOWN messages. */
+  private nodeWatchers: Set<Process> | null = null;
 
   private readonly m: SchedulerMetrics = {
     processes: 0,
@@ -238,6 +248,7 @@ export class Scheduler {
       return Promise.resolve(ref ? { ok: true, pid, ref } : { ok: true, pid });
     }
     if (parent === undefined) return Promise.resolve({ ok: false, reason: 'no_parent_process' });
+    if (!this.reachable(targetNode)) return Promise.resolve({ ok: false, reason: 'noconnection' });
     const reqRef = this.makeRef();
     return new Promise((resolve) => {
       const monitorRef = opts?.monitor === true ? this.makeRef() : null;
@@ -636,6 +647,11 @@ export class Scheduler {
       this.exitSignal(p, other, 'noproc', false);
       return;
     }
+    if (!this.reachable(other.node)) {
+      // A node that is not up: the link breaks at once, as a lost connection would break it.
+      this.exitSignal(p, other, 'noconnection', false);
+      return;
+    }
     (p.links ??= new SmallMap()).set(other.key, other);
     this.host.route(other.node, other.sched, [Kind.Link, other, p.self, null, null, p.traceId]);
   }
@@ -664,6 +680,9 @@ export class Scheduler {
     } else if (this.isLocalScheduler(pid)) {
       p.monitors.delete(ref.key);
       this.deliverSystem(p, { type: 'DOWN', ref, pid, reason: 'noproc' });
+    } else if (!this.reachable(pid.node)) {
+      p.monitors.delete(ref.key);
+      this.deliverSystem(p, { type: 'DOWN', ref, pid, reason: 'noconnection' });
     } else {
       this.host.route(pid.node, pid.sched, [Kind.Monitor, pid, p.self, ref, null, p.traceId]);
     }
@@ -751,6 +770,7 @@ export class Scheduler {
     p.q = null;
     p.qh = p.qt = 0;
     p.sig = null;
+    if (this.nodeWatchers !== null) this.nodeWatchers.delete(p);
     if (!isNormalExit(reason) && reason !== 'killed' && reason !== 'noconnection' && reason !== 'noproc') {
       this.m.crashed++;
       if (this.onCrash !== null && !(typeof reason === 'object' && reason !== null && 'shutdown' in reason)) {
@@ -868,6 +888,21 @@ export class Scheduler {
       case Kind.SpawnReply:
         this.spawnReply(e);
         return;
+      case Kind.Relay:
+        this.host.route(e[1] as string, e[3] as number, e[4] as Envelope);
+        return;
+      case Kind.NodeUp:
+        this.nodeUp(e[3] as NodeMember);
+        return;
+      case Kind.NodeDown:
+        this.nodeDown(e[3] as NodeMember, e[4] as NodeDownCause);
+        return;
+      default:
+        if (e[0] >= RELAYED) {
+          const to = e[1] as Pid;
+          this.host.route(to.node, to.sched, [(e[0] - RELAYED) as Kind, to, e[2], e[3], e[4], e[5]]);
+        }
+        return;
     }
   }
 
@@ -943,6 +978,43 @@ export class Scheduler {
         ps.resolve({ ok: false, reason });
       }
     }
+  }
+
+  // ---- other nodes ----------------------------------------------------------------------
+
+  /** Whether envelopes to `node` can arrive: this node, or another node that is up. */
+  reachable(node: string): boolean {
+    return node === this.node || this.peersUp.has(node);
+  }
+
+  /** The other nodes that are up (Erlang's `nodes()`), by name. */
+  nodes(): NodeMember[] {
+    return [...this.peersUp.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  /** Start (or stop) sending NODE_UP/NODE_DOWN messages to `p` (net_kernel:monitor_nodes). */
+  monitorNodes(p: Process, on: boolean): void {
+    if ((p.flags & F_DEAD) !== 0) return;
+    if (on) (this.nodeWatchers ??= new Set()).add(p);
+    else this.nodeWatchers?.delete(p);
+  }
+
+  /** Node `member` is up (joined, or back after being down). */
+  nodeUp(member: NodeMember): void {
+    this.peersUp.set(member.name, member);
+    if (this.nodeWatchers === null) return;
+    const msg: NodeUpMessage = { type: 'NODE_UP', node: member.name, member };
+    for (const p of this.nodeWatchers) this.deliver(p, msg, 0, null);
+  }
+
+  /** Node `member` is down: its links and monitors fire `noconnection`, then watchers hear of it. */
+  nodeDown(member: NodeMember, cause: NodeDownCause): void {
+    const known = this.peersUp.get(member.name);
+    if (known !== undefined && known.incarnation === member.incarnation) this.peersUp.delete(member.name);
+    this.peerDown(member.name, null, null, 'noconnection');
+    if (this.nodeWatchers === null) return;
+    const msg: NodeDownMessage = { type: 'NODE_DOWN', node: member.name, member, cause };
+    for (const p of this.nodeWatchers) this.deliver(p, msg, 0, null);
   }
 
   // ---- timers ---------------------------------------------------------------------------

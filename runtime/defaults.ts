@@ -30,3 +30,25 @@ export const ESTIMATED_SLOT_BYTES = 8;
 
 /** Named tables (LMDB databases) one storage environment can hold. */
 export const STORAGE_MAX_TABLES = 32;
+
+// ---- distribution (runtime/Distribution.ts, runtime/node/NatsTransport.ts) ----------------
+
+/** How often a node announces itself on the cluster's heartbeat subject. */
+export const CLUSTER_HEARTBEAT_MS = 500;
+/** A node heard nothing from for this long is declared down (RT11: at most 3 s). */
+export const CLUSTER_DOWN_AFTER_MS = 2_000;
+/** Most envelopes one NATS publish to another node carries (a turn's batch is split beyond it). */
+export const NODE_BATCH_MAX = 4_096;
+/** Down peers remembered (to recognise them when they come back with the same incarnation). */
+export const CLUSTER_MAX_DOWN_RECORDS = 1_024;
+/** Wait between reconnect attempts to NATS (plus up to the same again of jitter). */
+export const NATS_RECONNECT_WAIT_MS = 250;
+/** Time allowed for the first connection to NATS before a node start fails. */
+export const NATS_CONNECT_TIMEOUT_MS = 5_000;
+/** Client pings to the NATS server; two unanswered ones mark the link down (a silent server). */
+export const NATS_PING_INTERVAL_MS = 5_000;
+
+/** How long a global name registration keeps retrying while another node holds the name's lock. */
+export const GLOBAL_LOCK_DEADLINE_MS = 3_000;
+/** Upper bound of the random pause before a registration retries a contended lock. */
+export const GLOBAL_LOCK_BACKOFF_MS = 40;

@@ -2,10 +2,13 @@
  * Simulated NATS between the nodes of one simulation, behind the Env's ClusterTransport:
  * subjects with `*` and `>` wildcards, queue groups (one member per message, chosen by the
  * seeded stream), request/reply with reply subjects and `no_responders`, core NATS delivery
- * (at most once; order kept per publisher and subscriber). Faults: latency, and partitions
- * between nodes, symmetric or one-way, during which messages across the cut are lost.
+ * (at most once; order kept per publisher and subscriber), link state per node. Faults:
+ * latency, partitions between nodes (symmetric or one-way) during which messages across the
+ * cut are lost, and a node's link to NATS lost and regained (`disconnect`/`reconnect`): while
+ * down, it neither sends nor receives, and whatever was in flight to it is lost, as when a
+ * real client loses its server.
  */
-import type { ClusterTransport, TransportReply } from '../runtime/Env.js';
+import type { ClusterTransport, TransportLinkState, TransportReply } from '../runtime/Env.js';
 import type { SimOwner } from './EventQueue.js';
 import type { SimRandom } from './SimRandom.js';
 import type { SimWorld } from './SimWorld.js';
@@ -18,6 +21,18 @@ interface Subscription {
   onMessage: (data: Uint8Array, subject: string, reply: string | undefined) => void;
   active: boolean;
 }
+
+/** A node's link to the simulated NATS: its state, the listeners, and how often it was lost. */
+interface NodeLink {
+  state: TransportLinkState;
+  /** Incremented at every loss; a message published in an earlier epoch is not delivered. */
+  epoch: number;
+  readonly listeners: Set<(state: TransportLinkState) => void>;
+  owner: SimOwner;
+}
+
+/** The max_payload SimNats reports (nats-server's default, 1 MiB). */
+export const SIM_NATS_MAX_PAYLOAD = 1024 * 1024;
 
 /** Whether `subject` matches the pattern `tokens` (NATS wildcard rules). */
 export function subjectMatches(tokens: readonly string[], subject: string): boolean {
@@ -38,6 +53,7 @@ export class SimNats {
   /** Last delivery time per (publisher node, subscriber node), for FIFO. */
   private readonly lastAt = new Map<string, number>();
   private inboxes = 0;
+  private readonly links = new Map<string, NodeLink>();
   latencyMs: (r: SimRandom) => number = (r) => r.between(1, 3);
   stats = { published: 0, delivered: 0, dropped: 0 };
 
@@ -56,11 +72,49 @@ export class SimNats {
     this.cut.clear();
   }
 
+  /** Node `node` loses its link to NATS: link state `down`, messages in flight to it lost. */
+  disconnect(node: string): void {
+    const l = this.links.get(node);
+    if (l === undefined || l.state !== 'up') return;
+    l.state = 'down';
+    l.epoch++;
+    this.tellLink(l);
+  }
+
+  /** Node `node` gets its link back (its subscriptions are in place again). */
+  reconnect(node: string): void {
+    const l = this.links.get(node);
+    if (l === undefined || l.state !== 'down') return;
+    l.state = 'up';
+    this.tellLink(l);
+  }
+
+  private tellLink(l: NodeLink): void {
+    const state = l.state;
+    this.world.after(0, 'nats_link', () => {
+      for (const fn of [...l.listeners]) fn(state);
+    }, l.owner);
+  }
+
+  private linkUp(node: string): boolean {
+    return this.links.get(node)?.state === 'up';
+  }
+
   /** The transport of node `node`; its deliveries are `owner`'s events (lost if it crashes). */
   connect(node: string, owner: SimOwner): ClusterTransport {
     let closed = false;
     const mine: Subscription[] = [];
+    const link: NodeLink = { state: 'up', epoch: 0, listeners: new Set(), owner };
+    this.links.set(node, link);
     const transport: ClusterTransport = {
+      get linkState() {
+        return link.state;
+      },
+      onLinkState: (fn) => {
+        link.listeners.add(fn);
+        return () => link.listeners.delete(fn);
+      },
+      maxPayload: SIM_NATS_MAX_PAYLOAD,
       publish: (subject, data, reply) => {
         if (!closed) this.publish(node, subject, data.slice(), reply);
       },
@@ -98,6 +152,11 @@ export class SimNats {
       flush: () => Promise.resolve(),
       close: () => {
         closed = true;
+        if (this.links.get(node) === link) this.links.delete(node);
+        if (link.state !== 'closed') {
+          link.state = 'closed';
+          this.tellLink(link);
+        }
         for (const s of mine) {
           s.active = false;
           const i = this.subs.indexOf(s);
@@ -112,6 +171,10 @@ export class SimNats {
   /** Route one message; returns how many subscribers it was sent to (before losses). */
   private publish(from: string, subject: string, data: Uint8Array, reply: string | undefined): number {
     this.stats.published++;
+    if (!this.linkUp(from)) {
+      this.stats.dropped++;
+      return 0;
+    }
     const targets: Subscription[] = [];
     const groups = new Map<string, Subscription[]>();
     for (const s of this.subs) {
@@ -125,15 +188,21 @@ export class SimNats {
     }
     for (const g of groups.values()) targets.push(this.random.pick(g));
     for (const s of targets) {
-      if (this.cut.has(`${from}>${s.node}`)) {
+      const to = this.links.get(s.node);
+      if (this.cut.has(`${from}>${s.node}`) || to === undefined || to.state !== 'up') {
         this.stats.dropped++;
         continue;
       }
+      const epoch = to.epoch;
       const pair = `${from}>${s.node}`;
       const at = Math.max(this.world.now + this.latencyMs(this.random), this.lastAt.get(pair) ?? 0);
       this.lastAt.set(pair, at);
       this.world.schedule(at, 'nats', () => {
         if (!s.active) return;
+        if (to.state !== 'up' || to.epoch !== epoch) {
+          this.stats.dropped++;
+          return;
+        }
         this.stats.delivered++;
         s.onMessage(data.slice(), subject, reply);
       }, s.owner, data.length);

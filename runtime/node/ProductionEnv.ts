@@ -49,6 +49,15 @@ export function newIncarnation(): number {
   return randomInt(1, 0x7fffffff);
 }
 
+/**
+ * Incarnation of a node process start: larger than that of any earlier start of the same node
+ * (wall-clock milliseconds, times 1,024, plus random low bits), so peers can tell a restarted
+ * node from a late message of its previous life. Exact below 2^53 until the year 2250.
+ */
+export function newNodeIncarnation(): number {
+  return Date.now() * 1024 + randomInt(0, 1024);
+}
+
 export interface ProductionEnvOptions {
   log: Logger;
   dirty: DirtyWork;

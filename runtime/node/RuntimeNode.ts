@@ -5,16 +5,26 @@
  * The node owns the dirty pool and the watchdog, restarts a scheduler thread that stays
  * blocked (its processes exit `killed`, so their supervisors restart them), and answers
  * introspection (process lists and metrics of every scheduler).
+ *
+ * With `cluster` options the node joins a cluster over NATS (runtime/Distribution.ts on the
+ * main thread, runtime/node/NatsTransport.ts): pids of other node processes work like local
+ * ones. Worker schedulers relay envelopes for other nodes to the main thread (one port per
+ * pair keeps per-pair order), which batches them per destination node. Without `cluster` the
+ * node is the embedded single node, as before.
  */
 import { availableParallelism } from 'node:os';
 import { MessageChannel, Worker } from 'node:worker_threads';
 import type { Env, Logger } from '../Env.js';
+import { Kind } from '../Envelope.js';
+import { Distribution } from '../Distribution.js';
 import type { ExitReason } from '../ExitReason.js';
+import { validNodeName, type Membership } from '../Membership.js';
 import type { Pid } from '../Pid.js';
 import type { ModuleSpec, ProcessBody, RemoteSpawnResult, SpawnOptions } from '../ProcessContext.js';
 import { Scheduler, type SchedulerMetrics } from '../Scheduler.js';
 import { DirtyPool } from './DirtyPool.js';
-import { cryptoRandom, newIncarnation, realClock, realTimers } from './ProductionEnv.js';
+import { connectNats, type NatsTlsOptions, type NatsTransport } from './NatsTransport.js';
+import { cryptoRandom, newIncarnation, newNodeIncarnation, realClock, realTimers } from './ProductionEnv.js';
 import { ThreadHost } from './ThreadHost.js';
 import { HB_CELLS, HB_TICKS, HB_TICK_MS, Watchdog } from './Watchdog.js';
 import type { ControlFromWorker, ControlToWorker, SchedulerWorkerData } from './control.js';
@@ -35,6 +45,41 @@ export interface RuntimeNodeOptions {
   /** Watchdog overrides (defaults in runtime/defaults.ts). */
   handlerBudgetMs?: number;
   hardLimitMs?: number;
+  /** Join a cluster over NATS; absent: a single node. */
+  cluster?: ClusterOptions;
+}
+
+/**
+ * How a node joins its cluster. Node names must be unique within a cluster (`name` of the
+ * node options); defaults of the timings are in runtime/defaults.ts.
+ */
+export interface ClusterOptions {
+  /** Cluster name: subjects are `iris.<cluster>.…`, so clusters can share NATS servers. */
+  cluster: string;
+  /** NATS servers (`nats://host:port`); the client also learns the cluster's other servers. */
+  servers: readonly string[];
+  /** Roles this node announces (for example `edge`, `core`). */
+  roles?: readonly string[];
+  /** Addresses this node announces (for example `{tcp: '10.0.0.5:8085'}`). */
+  addresses?: Readonly<Record<string, string>>;
+  user?: string;
+  pass?: string;
+  token?: string;
+  /** A NATS `.creds` file. */
+  credsFile?: string;
+  tls?: NatsTlsOptions;
+  /** Heartbeat interval (CLUSTER_HEARTBEAT_MS). */
+  heartbeatMs?: number;
+  /** Silence after which a node is down (CLUSTER_DOWN_AFTER_MS). */
+  downAfterMs?: number;
+  /** Wait between NATS reconnect attempts (NATS_RECONNECT_WAIT_MS). */
+  reconnectWaitMs?: number;
+  /** Client ping interval to the NATS server (NATS_PING_INTERVAL_MS). */
+  pingIntervalMs?: number;
+  /** Use only `servers`, ignoring the servers the NATS cluster advertises. */
+  ignoreClusterUpdates?: boolean;
+  /** Try `servers` in order rather than shuffled. */
+  noRandomize?: boolean;
 }
 
 interface WorkerSlot {
@@ -63,12 +108,24 @@ export class RuntimeNode {
   private stopped = false;
   /** Schedulers restarted by the watchdog, for metrics and tests. */
   restarts = 0;
+  /** The distribution layer when the node is part of a cluster (membership API included). */
+  readonly cluster: Distribution | null = null;
+  /** The NATS transport when the node is part of a cluster. */
+  readonly transport: NatsTransport | null;
 
-  private constructor(private readonly opts: RuntimeNodeOptions, readonly schedulerCount: number) {
+  private constructor(private readonly opts: RuntimeNodeOptions, readonly schedulerCount: number, transport: NatsTransport | null, log: Logger) {
     this.name = opts.name ?? 'iris@local';
-    this.log = opts.logger ?? createLogger({ node: this.name, sched: 0 }, opts.logLevel);
+    this.log = log;
+    this.transport = transport;
     this.dirty = new DirtyPool(opts.dirtyThreads);
-    this.env = { clock: realClock, timers: realTimers, random: cryptoRandom(), log: this.log, dirty: this.dirty };
+    this.env = {
+      clock: realClock,
+      timers: realTimers,
+      random: cryptoRandom(),
+      log: this.log,
+      dirty: this.dirty,
+      ...(transport !== null ? { transport } : {}),
+    };
     this.host = new ThreadHost(this.name);
     this.mainHb = new Int32Array(new SharedArrayBuffer(HB_CELLS * 4));
     this.main = new Scheduler({ node: this.name, id: 0, inc: newIncarnation(), env: this.env, host: this.host, heartbeat: this.mainHb });
@@ -87,14 +144,63 @@ export class RuntimeNode {
     });
   }
 
+  /**
+   * Start the node. With `cluster`, it connects to NATS first and throws when the cluster
+   * cannot be reached or the options are wrong (a node that cannot join is a start-up error).
+   */
   static async start(opts: RuntimeNodeOptions = {}): Promise<RuntimeNode> {
     const n = Math.max(1, opts.schedulers ?? availableParallelism());
-    const node = new RuntimeNode(opts, n);
-    const ready: Promise<void>[] = [];
-    for (let id = 1; id < n; id++) ready.push(node.startWorker(id).ready);
+    const name = opts.name ?? 'iris@local';
+    const log = opts.logger ?? createLogger({ node: name, sched: 0 }, opts.logLevel);
+    let transport: NatsTransport | null = null;
+    const c = opts.cluster;
+    if (c !== undefined) {
+      if (!validNodeName(name)) throw new Error(`cluster: node name ${JSON.stringify(name)} must be 1-255 printable characters without spaces`);
+      if (!validNodeName(c.cluster)) throw new Error(`cluster: cluster name ${JSON.stringify(c.cluster)} must be 1-255 printable characters without spaces`);
+      const r = await connectNats({ ...c, name, log });
+      if (!r.ok) throw new Error(`cluster: cannot connect (${r.error}): ${r.message}`);
+      transport = r.transport;
+    }
+    const node = new RuntimeNode(opts, n, transport, log);
+    for (let id = 1; id < n; id++) node.startWorker(id);
     for (let id = 1; id < n; id++) node.connectAll(id);
+    const ready: Promise<void>[] = [];
+    for (let id = 1; id < n; id++) ready.push(node.whenReady(id));
     await Promise.all(ready);
+    if (c !== undefined && transport !== null) node.joinCluster(c, transport);
     return node;
+  }
+
+  private joinCluster(c: ClusterOptions, transport: NatsTransport): void {
+    const dist = new Distribution({
+      env: this.env,
+      transport,
+      cluster: c.cluster,
+      self: {
+        name: this.name,
+        incarnation: newNodeIncarnation(),
+        roles: c.roles ?? [],
+        addresses: c.addresses ?? {},
+        schedulers: this.schedulerCount,
+      },
+      local: {
+        deliver: (sched, env) => {
+          if (sched === 0) this.main.receiveEnvelope(env);
+          else this.host.route(this.name, sched, env);
+        },
+        canonical: (pid) => this.main.canonical(pid),
+      },
+      heartbeatMs: c.heartbeatMs,
+      downAfterMs: c.downAfterMs,
+    });
+    (this as { cluster: Distribution | null }).cluster = dist;
+    this.host.remoteNode = (node, sched, env) => dist.route(node, sched, env);
+    dist.start();
+  }
+
+  /** The cluster's membership (null on a single node). */
+  get membership(): Membership | null {
+    return this.cluster;
   }
 
   private startWorker(id: number): WorkerSlot {
@@ -107,6 +213,9 @@ export class RuntimeNode {
     worker.on('message', (m: ControlFromWorker) => {
       switch (m.t) {
         case 'ready':
+          // Watched from here on: a thread still loading its modules (slow under load) has no
+          // event loop to tick yet and must not be taken for a blocked one.
+          if (!slot.stopping && this.workers[id] === slot) this.watchdog.watch(id, slot.hb);
           onReady();
           break;
         case 'dirty':
@@ -136,8 +245,17 @@ export class RuntimeNode {
       if (!slot.stopping && !this.stopped && this.workers[id] === slot) void this.restartScheduler(id);
     });
     this.workers[id] = slot;
-    this.watchdog.watch(id, slot.hb);
     return slot;
+  }
+
+  /** Resolves once scheduler `id` runs, following it through restarts before it was ready. */
+  private async whenReady(id: number): Promise<void> {
+    for (;;) {
+      const slot = this.workers[id];
+      if (slot === undefined || this.stopped) return;
+      await slot.ready;
+      if (this.workers[id] === slot) return;
+    }
   }
 
   private post(slot: WorkerSlot, m: ControlToWorker): void {
@@ -188,6 +306,8 @@ export class RuntimeNode {
     }
     const fresh = this.startWorker(id);
     this.connectAll(id);
+    // The new thread's view of the cluster starts empty: tell it who is up.
+    for (const m of this.cluster?.peers() ?? []) this.host.route(this.name, id, [Kind.NodeUp, null, null, m, null, 0]);
     await fresh.ready;
     this.restarting.delete(id);
     this.log.warn({ sched: id, inc: fresh.inc }, 'scheduler restarted');
@@ -211,14 +331,18 @@ export class RuntimeNode {
     return id;
   }
 
-  /** Start a module-named body on scheduler `sched` ('any' = round robin). */
-  spawnOn(sched: number | 'any', spec: ModuleSpec, opts?: SpawnOptions): Promise<RemoteSpawnResult> {
-    const target = sched === 'any' ? this.place() : sched;
-    if (target === 0) return this.main.spawnOn(0, spec, opts, undefined);
+  /**
+   * Start a module-named body on scheduler `sched` ('any' = round robin) of this node, or of
+   * another node of the cluster (`node`; 'any' is then scheduler 0).
+   */
+  spawnOn(sched: number | 'any', spec: ModuleSpec, opts?: SpawnOptions, node?: string): Promise<RemoteSpawnResult> {
+    const remote = node !== undefined && node !== this.name;
+    const target = sched === 'any' ? (remote ? 0 : this.place()) : sched;
+    if (target === 0 && !remote) return this.main.spawnOn(0, spec, opts, undefined);
     return new Promise((resolve) => {
       // A short-lived requester process carries the request (link/monitor options apply to it).
       this.main.spawn(async (ctx) => {
-        resolve(await ctx.spawnOn(target, spec, { ...opts, link: false, monitor: false }));
+        resolve(await ctx.spawnOn(target, spec, { ...opts, link: false, monitor: false }, node));
       });
     });
   }
@@ -262,12 +386,21 @@ export class RuntimeNode {
     return mainList.concat(...lists.map((l) => l ?? []));
   }
 
+  /**
+   * Stop the node: processes on the main scheduler exit `shutdown` (their exit signals still
+   * reach other nodes), the node says goodbye to its cluster, then threads and NATS close.
+   */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     this.watchdog.stop();
     clearInterval(this.mainTick);
     this.main.shutdown('shutdown');
+    if (this.cluster !== null) {
+      await this.cluster.stop();
+      this.host.remoteNode = null;
+    }
+    await this.transport?.close();
     const exits: Promise<unknown>[] = [];
     for (const slot of this.workers) {
       if (slot === undefined) continue;

@@ -5,6 +5,8 @@
  */
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import type { DirtyWork } from '../Env.js';
+import { Kind, RELAYED, type Envelope } from '../Envelope.js';
+import { Pid } from '../Pid.js';
 import type { ExitReason } from '../ExitReason.js';
 import { Scheduler } from '../Scheduler.js';
 import { cryptoRandom, realClock, realTimers } from './ProductionEnv.js';
@@ -42,6 +44,15 @@ const sched = new Scheduler({
 });
 host.bind(sched);
 sched.installCanonicaliser();
+// Envelopes for other nodes go through the main thread, which holds the node's NATS link.
+host.remoteNode = (node, to, env) => {
+  const target = env[1];
+  if (target instanceof Pid && target.node === node && target.sched === to) {
+    host.route(data.node, 0, [(env[0] + RELAYED) as Kind, target, env[2], env[3], env[4], env[5]] as Envelope);
+  } else {
+    host.route(data.node, 0, [Kind.Relay, node, null, to, env, env[5]]);
+  }
+};
 
 const tick = setInterval(() => Atomics.add(hb, HB_TICKS, 1), HB_TICK_MS);
 
