@@ -43,6 +43,8 @@ export interface IrisService {
   readonly counters: CoreCounters;
   readonly limits: RateLimits;
   readonly rates: UserRates;
+  /** Read receipts for offline users dropped because their receipt store was full. */
+  droppedReceipts(): number;
   /** Open client connections. */
   connections(): number;
   /** The body of `/health`. */
@@ -157,6 +159,7 @@ export async function startIrisService(s: Scheduler, env: Env, storage: StorageE
       counters,
       limits,
       rates,
+      droppedReceipts: () => plain.droppedNotices,
       connections: () => connections,
       health: () => ({ status: 'ok', node: config.node_name, mode: config.mode, connections, online_users: presence.onlineCount() }),
     },
