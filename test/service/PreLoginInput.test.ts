@@ -48,6 +48,23 @@ test('before login, an almost complete BATCH_SEND of a declared 1 MiB is answere
   assert.deepEqual(c.unconsumed(), []);
 });
 
+test('before login, with max_input_buffer_bytes (4 KiB) below the largest LOGIN, the smaller cap applies: 6,000 bytes of an unfinished packet are refused input_buffer_overflow', async () => {
+  const small = await startTestNode({ max_input_buffer_bytes: 4096 });
+  const own = new ClientSet(
+    () => small.node.tcpPort,
+    () => small.node.httpPort,
+  );
+  try {
+    const c = await own.tcp();
+    c.raw(batchHead('pl-target', 6000 - 13));
+    assert.deepEqual(await c.next(), { kind: 'error', reason: 'input_buffer_overflow' });
+    await c.closedByServer();
+  } finally {
+    own.closeAll();
+    await small.stop();
+  }
+});
+
 test(`before login, a LOGIN of exactly ${V1_MAX_LOGIN_BYTES} bytes (the largest legal) arriving in pieces is still answered`, async () => {
   const c = await clients.tcp();
   const login = encodeLoginPacket(new Uint8Array(256).fill(0x6c), new Uint8Array(V1_MAX_LOGIN_BYTES - 1 - 256 - 1).fill(0x74));
