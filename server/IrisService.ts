@@ -51,6 +51,8 @@ export interface IrisService {
   readonly revocations: RevocationStore;
   /** Sessions a revocation of their token's jti ends (edge/auth/LiveTokens.ts). */
   readonly liveTokens: LiveTokens;
+  /** Read receipts for offline users dropped because their receipt store was full. */
+  droppedReceipts(): number;
   /** Open client connections. */
   connections(): number;
   /** The body of `/health`. */
@@ -172,6 +174,7 @@ export async function startIrisService(s: Scheduler, env: Env, storage: StorageE
       rates,
       revocations,
       liveTokens,
+      droppedReceipts: () => plain.droppedNotices,
       connections: () => connections,
       health: () => ({ status: 'ok', node: config.node_name, mode: config.mode, connections, online_users: presence.onlineCount() }),
     },

@@ -92,6 +92,15 @@ export class V1Conn {
   private linkPaused = false;
   /** A packet read but not yet allowed by its budget (handled first when reading resumes). */
   private pending: ClientPacket | null = null;
+  /** The decoder has answered need_more since its last push: it may take the next chunk. */
+  private decoderIdle = true;
+  /**
+   * Input that arrived while the decoder still held undecoded packets (reading was held), oldest
+   * first: legal traffic the connection itself is slowing, decoded once reading resumes and never
+   * counted against the input cap, which bounds a packet being assembled.
+   */
+  private queued: Uint8Array[] | null = null;
+  private queuedBytes = 0;
   /** Items of the pending BATCH_SEND already routed. */
   batchDone = 0;
   /** The login token's entry in LiveTokens (a revocation of its jti ends this session). */
@@ -136,8 +145,14 @@ export class V1Conn {
     this.updateReading();
   }
 
+  /** An ERROR not tied to a request's turn (the login timed out, a message was refused later). */
   refuse(code: ClientErrorCode): void {
     this.write(encodeErrorFrame(code));
+  }
+
+  /** Refuse the request just read: its ERROR waits for the answers to earlier requests (request order). */
+  refuseRequest(code: ClientErrorCode): void {
+    this.replies.now(encodeErrorFrame(code));
   }
 
   /** The link drained below its low-water mark. */
@@ -150,6 +165,31 @@ export class V1Conn {
   }
 
   // ---- input --------------------------------------------------------------------------
+
+  /**
+   * Bytes from the link. While the decoder still holds packets not yet handled (reading is held:
+   * output backed up, a budget spent, answers outstanding) they wait in arrival order. A link
+   * that pauses (TCP, TLS, simulated) delivers no more once paused, so what waits is what was on
+   * its way; one that cannot (a uWS WebSocket) keeps delivering, and may queue at most the input
+   * cap. Returns false when that is exceeded (the connection must close).
+   */
+  input(bytes: Uint8Array): boolean {
+    if (this.decoderIdle && this.queued === null) {
+      this.decoderIdle = false;
+      this.decoder.push(bytes);
+      return true;
+    }
+    (this.queued ??= []).push(bytes);
+    this.queuedBytes += bytes.length;
+    return linkPauses(this.link) || this.queuedBytes <= this.deps.settings.maxInputBufferBytes;
+  }
+
+  /** Input overflowed while reading was held on a link that cannot pause. */
+  overflow(): Result {
+    this.refuse('input_buffer_overflow');
+    this.ctx.env.log.info(this.logContext({ code: 'input_buffer_overflow', queued: this.queuedBytes }), 'closing connection on unrecoverable input');
+    return this.close('normal');
+  }
 
   /** Pause or resume reading from the link to match why it must wait. */
   private updateReading(): void {
@@ -175,18 +215,31 @@ export class V1Conn {
       this.pending = null;
       if (p === null) {
         const r = this.decoder.next();
-        if (r.kind === 'need_more') return this.keep();
+        if (r.kind === 'need_more') {
+          const q = this.queued;
+          if (q === null) {
+            this.decoderIdle = true;
+            return this.keep();
+          }
+          const chunk = q.shift()!;
+          this.queuedBytes -= chunk.length;
+          if (q.length === 0) this.queued = null;
+          this.decoder.push(chunk);
+          continue;
+        }
         if (r.kind === 'error') {
           if (r.opcode === 0x01 && state === 'login') {
             this.write(loginText('auth_failed'));
             return this.close('normal');
           }
-          this.refuse(r.code);
-          if (r.fatal) {
-            this.ctx.env.log.info(this.logContext({ code: r.code }), 'closing connection on unrecoverable input');
-            return this.close('normal');
+          if (!r.fatal) {
+            // A refused packet is a request answered ERROR: in its turn.
+            this.refuseRequest(r.code);
+            continue;
           }
-          continue;
+          this.refuse(r.code);
+          this.ctx.env.log.info(this.logContext({ code: r.code }), 'closing connection on unrecoverable input');
+          return this.close('normal');
         }
         p = r.packet;
       }
@@ -226,7 +279,7 @@ export class V1Conn {
   private loginPacket(p: ClientPacket): Step {
     if (p.op === 'get_status' && this.deps.settings.statusBeforeLogin) return this.status(p.target, this.link.remoteAddress);
     if (p.op !== 'login') {
-      this.refuse('not_logged_in');
+      this.refuseRequest('not_logged_in');
       return 'next';
     }
     const { ctx, deps } = this;
@@ -275,6 +328,7 @@ export class V1Conn {
     const w = this.window;
     if (w.behind) return;
     if (this.outputBlocked || !w.fits(bytes)) {
+      if (!this.outputBlocked) w.blocked(bytes);
       w.behind = true;
       return;
     }
@@ -299,6 +353,7 @@ export class V1Conn {
         continue;
       }
       if (!w.fits(it.bytes)) {
+        w.blocked(it.bytes);
         stopped = true;
         break;
       }
@@ -324,9 +379,13 @@ export class V1Conn {
     this.fetchIfBehind();
   }
 
-  /** A notice: written only while the client keeps up (notices are the first to drop). */
-  notice(rec: Notice): void {
-    if (this.outputBlocked || this.link.bufferedBytes() > NOTICE_DROP_BUFFERED_BYTES) return;
+  /**
+   * A notice. A live one is written only while the client keeps up (notices are the first to
+   * drop); one kept while the user was offline has left storage already and is written (there
+   * are at most receipt_inbox_cap of them per login).
+   */
+  notice(rec: Notice, stored: boolean): void {
+    if (!stored && (this.outputBlocked || this.link.bufferedBytes() > NOTICE_DROP_BUFFERED_BYTES)) return;
     this.write(v1NoticeFrame(rec));
   }
 
@@ -377,6 +436,11 @@ export class V1Conn {
   }
 }
 
+/** Whether pausing the link stops its input (uWS 20.30 cannot pause WebSocket reads). */
+function linkPauses(link: ClientLink): boolean {
+  return link.transport !== 'ws' && link.transport !== 'wss';
+}
+
 function loginText(code: keyof typeof LOGIN_TEXT): Uint8Array {
   const t = LOGIN_TEXT[code];
   const out = new Uint8Array(t.length);
@@ -425,8 +489,7 @@ function info(ev: unknown, state: State, c: V1Conn): Result {
   const m = ev as Incoming;
   switch (m.t) {
     case 'link_data':
-      c.decoder.push(m.bytes);
-      return c.pump(state);
+      return c.input(m.bytes) ? c.pump(state) : c.overflow();
     case 'link_drain':
       c.drained();
       return c.pump(state);
@@ -439,7 +502,7 @@ function info(ev: unknown, state: State, c: V1Conn): Result {
       c.page(m.items, m.more);
       return c.keep();
     case 'notice':
-      c.notice(m.rec);
+      c.notice(m.rec, m.stored);
       return c.keep();
     case 'route_refused':
       c.refuse(m.code);

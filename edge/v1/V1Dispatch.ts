@@ -58,7 +58,7 @@ export function dispatchV1(c: V1Conn, p: ClientPacket): Step {
   const { ctx, deps } = c;
   switch (p.op) {
     case 'login':
-      c.refuse('already_logged_in');
+      c.refuseRequest('already_logged_in');
       return 'next';
     case 'send':
       return charge(c, me, 1) ?? (route(c, p.target, { k: 'direct', from: me, body: p.msg, format: 'opaque' }), 'next');
@@ -81,7 +81,7 @@ export function dispatchV1(c: V1Conn, p: ClientPacket): Step {
       const wait = charge(c, me, 1);
       if (wait !== null) return wait;
       const check = checkCborContent(p.cbor);
-      if (check !== 'ok') c.refuse(check);
+      if (check !== 'ok') c.refuseRequest(check);
       else route(c, p.target, { k: 'direct', from: me, body: p.cbor, format: 'cbor' });
       return 'next';
     }
@@ -89,7 +89,7 @@ export function dispatchV1(c: V1Conn, p: ClientPacket): Step {
       const wait = charge(c, me, 1);
       if (wait !== null) return wait;
       const check = checkCborContent(p.header);
-      if (check !== 'ok') c.refuse(check);
+      if (check !== 'ok') c.refuseRequest(check);
       else route(c, p.recipient, { k: 'e2ee', from: me, header: p.header, ciphertext: p.ciphertext });
       return 'next';
     }
