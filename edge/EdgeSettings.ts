@@ -37,6 +37,13 @@ export const EDGE_SETTINGS = {
     max: 3_600_000,
     doc: 'A client whose output stays backed up (not reading) this long is disconnected; its messages stay stored.',
   },
+  request_timeout_ms: {
+    kind: 'int',
+    default: 10_000,
+    min: 100,
+    max: 600_000,
+    doc: 'A request waiting this long for its service (groups, keys) is answered ERROR request_timeout in its turn, so later answers are not held back.',
+  },
   delivery_window_messages: {
     kind: 'int',
     default: 10_000,

@@ -151,6 +151,7 @@ export async function startIrisService(s: Scheduler, env: Env, storage: StorageE
       pageMessages: config.inbox_page_messages,
       pageBytes: config.inbox_page_bytes,
       noticeLimit: config.receipt_inbox_cap,
+      requestTimeoutMs: config.request_timeout_ms,
       statusBeforeLogin: config.mode !== 'production',
     },
   };

@@ -60,6 +60,7 @@ const PUMP = { t: 'pump' } as const;
 const SLOW_CLIENT = 'slow_client';
 const SHAPED = 'shaped';
 const TOKEN_EXPIRY = 'token_expiry';
+const REQUEST_DEADLINE = 'request_deadline';
 
 /** The body of a v1 connection process for `link`; spawn it with label 'Connection'. */
 export function v1Connection(link: ClientLink, deps: ConnectionDeps): ProcessBody {
@@ -265,6 +266,26 @@ export class V1Conn {
   unshape(): void {
     this.shaped = false;
     this.updateReading();
+  }
+
+  /** A tag for a request answered later by a service; the first one waiting arms its deadline. */
+  openRequest(): number {
+    const now = this.ctx.env.clock.monotonicMs();
+    if (this.replies.oldestWaiting() === null) this.act({ genericTimeout: REQUEST_DEADLINE, ms: this.deps.settings.requestTimeoutMs });
+    return this.replies.open(now);
+  }
+
+  /** The request deadline: answer what waited too long, in turn, and watch the next one. */
+  requestDeadline(): void {
+    const now = this.ctx.env.clock.monotonicMs();
+    const timeout = this.deps.settings.requestTimeoutMs;
+    const wasFull = this.replies.full;
+    if (this.replies.expire(now - timeout + 1, encodeErrorFrame('request_timeout')) > 0) {
+      this.ctx.env.log.warn(this.logContext({}), 'a request got no answer in time');
+    }
+    const next = this.replies.oldestWaiting();
+    if (next !== null) this.act({ genericTimeout: REQUEST_DEADLINE, ms: Math.max(1, next + timeout - now) });
+    if (wasFull && !this.replies.full) this.updateReading();
   }
 
   /** An answer's turn may have come: reading may resume. */
@@ -475,6 +496,9 @@ const behaviour: StateMachine.Behaviour<State, V1Conn, Args> = {
         case TOKEN_EXPIRY:
           c.refuse('token_expired');
           return c.close('normal');
+        case REQUEST_DEADLINE:
+          c.requestDeadline();
+          return c.pump(state);
       }
     }
     return KEEP;
