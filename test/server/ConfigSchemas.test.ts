@@ -1,6 +1,6 @@
 /**
  * Each configuration key is declared once, documented, and is what the code uses: no key is
- * declared by two layers' schemas (NODE_SETTINGS, CORE_SETTINGS, EDGE_SETTINGS), every key has
+ * declared by two layers' schemas (NODE_SETTINGS, CORE_SETTINGS, EDGE_SETTINGS, ADMIN_SETTINGS), every key has
  * a one-line doc and a default inside its own bounds, the node's defaults are exactly the
  * layers' defaults, every core and edge key is read by some code (none is declared and then
  * ignored), and the defaults the code falls back on (OfflineMailbox's caps, the rate limiter's
@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { CONFIG_SCHEMA, DEFAULT_CONFIG, NODE_SETTINGS } from '../../server/NodeConfig.js';
 import { CORE_DEFAULTS, CORE_SETTINGS } from '../../core/CoreSettings.js';
 import { EDGE_DEFAULTS, EDGE_SETTINGS } from '../../edge/EdgeSettings.js';
+import { ADMIN_SETTINGS } from '../../edge/admin/AdminSettings.js';
 import { defaultsOf, type SettingSpec } from '../../runtime/Settings.js';
 import { OfflineMailbox } from '../../core/OfflineMailbox.js';
 import { RATE_LIMITS_DEFAULT } from '../../edge/limits/defaults.js';
@@ -24,9 +25,10 @@ const LAYERS: Array<[string, Readonly<Record<string, SettingSpec>>]> = [
   ['node', NODE_SETTINGS],
   ['core', CORE_SETTINGS],
   ['edge', EDGE_SETTINGS],
+  ['admin', ADMIN_SETTINGS],
 ];
 
-test('no key is declared in two layers, and the node schema is exactly the union of the three', () => {
+test('no key is declared in two layers, and the node schema is exactly the union of all the layer schemas', () => {
   const owners = new Map<string, string[]>();
   for (const [layer, schema] of LAYERS) for (const key of Object.keys(schema)) owners.set(key, [...(owners.get(key) ?? []), layer]);
   assert.deepEqual(
@@ -49,7 +51,7 @@ test('every key has a one-line doc and a default inside its bounds', () => {
 });
 
 test("the node's defaults are the layers' defaults", () => {
-  assert.deepEqual({ ...DEFAULT_CONFIG }, { ...defaultsOf(NODE_SETTINGS), ...CORE_DEFAULTS, ...EDGE_DEFAULTS });
+  assert.deepEqual({ ...DEFAULT_CONFIG }, { ...defaultsOf(NODE_SETTINGS), ...CORE_DEFAULTS, ...EDGE_DEFAULTS, ...defaultsOf(ADMIN_SETTINGS) });
 });
 
 function sources(dir: string): string[] {
