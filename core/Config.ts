@@ -6,10 +6,13 @@
  * Pure: reading files and the environment is the caller's job (bin/), so this runs anywhere.
  */
 
+import { LISTENER_DEFAULTS, LISTENER_SCHEMA, applyListenerModeDefaults, checkListenerSettings, type ListenerSettings } from '../edge/listeners/ListenerSettings.js';
+
 export type Mode = 'dev' | 'production';
 export type ConsistencyMode = 'ap' | 'hardened_ap' | 'cp';
 
-export interface IrisConfig {
+/** The listener keys (ws_*, tcp_keepalive_idle_s, tls_client_*) are declared in edge/listeners/ListenerSettings.ts. */
+export interface IrisConfig extends ListenerSettings {
   /** `dev` (default): loopback only, tokenless logins unless a secret is set. `production`: auth required, safety checks enforced. */
   mode: Mode;
   /** Node name used in pids and logs. */
@@ -97,6 +100,7 @@ export const DEFAULT_CONFIG: Readonly<IrisConfig> = Object.freeze({
   region_id: 'local',
   allow_table_nuke: false,
   log_level: 'info',
+  ...LISTENER_DEFAULTS,
 });
 
 /** Minimum HS256 secret length in bytes (seeds' deployment guide). */
@@ -142,6 +146,7 @@ const SCHEMA: Record<keyof IrisConfig, KeySpec> = {
   region_id: { kind: 'string' },
   allow_table_nuke: { kind: 'bool' },
   log_level: { kind: 'enum', values: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] },
+  ...LISTENER_SCHEMA,
 };
 
 export interface ConfigProblem {
@@ -245,6 +250,10 @@ export function resolveConfig(layers: Array<[string, RawLayer]>, storageOnTmpfs?
     }
     if (!c.auth_enabled) warnings.push('AUTH DISABLED (dev mode): any client can log in as any user without a token; never expose this node');
   }
+  applyListenerModeDefaults(c, c.mode, explicit);
+  const listeners = checkListenerSettings(c, c.mode, c.tls_cert_file !== '' && c.tls_key_file !== '');
+  problems.push(...listeners.problems);
+  warnings.push(...listeners.warnings);
   if (c.allow_table_nuke) warnings.push('allow_table_nuke is on: corrupted tables may be deleted instead of refusing to start');
   if (c.port !== 0 && c.port === c.http_port) problems.push({ key: 'http_port', message: `http_port: must differ from port (both ${c.port})` });
   return problems.length > 0 ? { ok: false, problems } : { ok: true, config: c, warnings };

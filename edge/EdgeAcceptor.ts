@@ -8,6 +8,7 @@ import type { Scheduler } from '../runtime/Scheduler.js';
 import type { Pid } from '../runtime/Pid.js';
 import type { AcceptLink, ClientLink, ClientLinkHandlers } from './ClientLink.js';
 import { connectionActor, type ConnectionDeps, type LinkEvent } from './Connection.js';
+import type { LoginDecision } from './LoginGate.js';
 import { encodeRateLimitedText } from './protocol/V1Encoder.js';
 
 const DRAIN: LinkEvent = { t: 'link_drain' };
@@ -20,7 +21,16 @@ export interface AcceptHooks {
   closed?(): void;
 }
 
-export function acceptConnections(s: Scheduler, deps: ConnectionDeps, hooks: AcceptHooks = {}): AcceptLink {
+/** The connection's dependencies, with logins decided on everything the link proved. */
+export interface EdgeDeps extends Omit<ConnectionDeps, 'authenticate'> {
+  authenticate: LoginDecision;
+}
+
+export function acceptConnections(s: Scheduler, deps: EdgeDeps, hooks: AcceptHooks = {}): AcceptLink {
+  // A connection asks to authenticate with the link's address only, so the client
+  // certificate is bound here: links without one share one set of dependencies, a link with
+  // one gets its own copy (TLS client authentication only).
+  const shared: ConnectionDeps = { ...deps, authenticate: (user, token, remoteAddress) => deps.authenticate(user, token, remoteAddress, null) };
   return (link) => {
     const admitted = hooks.admit?.(link) ?? { ok: true };
     if (!admitted.ok) {
@@ -28,7 +38,9 @@ export function acceptConnections(s: Scheduler, deps: ConnectionDeps, hooks: Acc
       link.end();
       return REFUSED;
     }
-    const pid = s.spawn(connectionActor(link, deps), { label: 'Connection' });
+    const peer = link.peerCertificate ?? null;
+    const linkDeps: ConnectionDeps = peer === null ? shared : { ...shared, authenticate: (user, token, remoteAddress) => deps.authenticate(user, token, remoteAddress, peer) };
+    const pid = s.spawn(connectionActor(link, linkDeps), { label: 'Connection' });
     hooks.opened?.();
     return new LinkEvents(s, pid, hooks);
   };

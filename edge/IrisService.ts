@@ -97,7 +97,11 @@ export async function startIrisService(s: Scheduler, env: Env, storage: StorageE
     if (!v.ok) return { ok: false, message: `jwt_secret: ${JSON.stringify(v.error)}` };
     verifier = v.verifier;
   }
-  const authenticate = loginGate({ verifier, limits });
+  const authenticate = loginGate({
+    verifier,
+    limits,
+    clientCertificate: { required: config.tls_client_auth === 'required', userMatch: config.tls_client_cert_user_match },
+  });
 
   const deps = {
     shardFor: router.shardFor,
