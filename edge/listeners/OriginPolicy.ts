@@ -25,7 +25,7 @@ const DEFAULT_PORTS: Readonly<Record<string, string>> = { http: '80', https: '44
 
 /** `scheme://host[:port]` split into lowercase parts, or null when it is not an origin. */
 function splitOrigin(text: string): { scheme: string; host: string; port: string } | null {
-  const m = /^([a-z][a-z0-9+.-]*):\/\/(\[[0-9a-f:.]+\]|[^\s/:[\]@?#]+)(?::(\d{1,5}|\*))?$/i.exec(text);
+  const m = /^([a-z][a-z0-9+.-]*):\/\/(\[[0-9a-f:.]+\]|[a-z0-9._-]+)(?::(\d{1,5}|\*))?$/i.exec(text);
   if (m === null) return null;
   return { scheme: m[1]!.toLowerCase(), host: m[2]!.toLowerCase(), port: m[3] ?? '' };
 }

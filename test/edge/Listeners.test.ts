@@ -7,7 +7,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -20,6 +19,7 @@ import { listenTcp } from '../../edge/listeners/TcpListener.js';
 import { CLOSE_PAUSED_INPUT_OVER_LIMIT, listenUws, loadNativeUws } from '../../edge/listeners/UwsServer.js';
 import { rawWebSocket } from '../support/RawWebSocket.js';
 import { keepaliveTimers } from '../support/socketTimers.js';
+import { selfSigned } from '../support/TestPki.js';
 
 /** Echoes every chunk back, prefixed with the transport name's first byte. */
 function echoAccept(closed: string[]): AcceptLink {
@@ -232,9 +232,7 @@ test('a WebSocket link whose output passes its limit is closed (the frame cannot
 
 test('TCP and TLS sockets carry a keepalive timer of keepAliveIdleSec', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'iris-ka-'));
-  const cert = join(dir, 'cert.pem');
-  const key = join(dir, 'key.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost'], { stdio: 'ignore' });
+  const { cert, key } = selfSigned(dir);
   const plain = await listenTcp({ host: '127.0.0.1', port: 0, keepAliveIdleSec: 37 }, echoAccept([]));
   const tls = await listenTcp({ host: '127.0.0.1', port: 0, keepAliveIdleSec: 23, tls: { cert: readFileSync(cert), key: readFileSync(key) } }, echoAccept([]));
   try {
@@ -254,5 +252,11 @@ test('TCP and TLS sockets carry a keepalive timer of keepAliveIdleSec', async ()
     await plain.close(true);
     await tls.close(true);
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('an idle timeout uWS would abort the process for is refused by the listener', async () => {
+  for (const idleTimeoutSec of [0, 4, 961]) {
+    await assert.rejects(listenUws({ host: '127.0.0.1', port: 0, idleTimeoutSec }, echoAccept([])), /idle timeout .* is outside 8\.\.960 s/);
   }
 });

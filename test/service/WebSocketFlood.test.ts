@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeGetStatusPacket } from '../../edge/protocol/V1Encoder.js';
 import { startIrisChild } from '../support/irisChild.js';
+import { startTestNode } from '../support/irisNode.js';
 import { maskedFrame, rawWebSocket } from '../support/RawWebSocket.js';
 import { roundTrip } from '../support/serviceKit.js';
 import { V1TestClient, utf8 } from '../support/V1TestClient.js';
@@ -98,5 +99,31 @@ test('a WebSocket client that floods GET_STATUS without reading is closed, and s
   } finally {
     await node.stop();
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a WebSocket client that writes 1000 SENDs of 1 KB back to back, one frame each, has every one delivered in order and stays connected', async () => {
+  // 1 MB of input at loopback speed: more than INPUT_BACKLOG_BYTES, so the link is paused
+  // for its connection to catch up, and less than the paused-input limit.
+  const t = await startTestNode();
+  try {
+    const sender = await V1TestClient.ws(t.node.httpPort);
+    assert.equal((await sender.login('burst-sender')).kind, 'login_ok');
+    const receiver = await V1TestClient.ws(t.node.httpPort);
+    assert.equal((await receiver.login('burst-receiver')).kind, 'login_ok');
+    const n = 1000;
+    const pad = 'p'.repeat(1000);
+    for (let i = 0; i < n; i++) sender.send('burst-receiver', `${i}:${pad}`);
+    const got = await receiver.receiveAndAck(n, 20_000);
+    assert.deepEqual(
+      got.map((m) => Number(m.split(':')[0])),
+      Array.from({ length: n }, (_, i) => i),
+    );
+    await roundTrip(sender);
+    assert.equal(sender.closed, false);
+    sender.close();
+    receiver.close();
+  } finally {
+    await t.stop();
   }
 });
