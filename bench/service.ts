@@ -23,7 +23,7 @@ import {
   tcpSockstat,
   type ServerHandle,
 } from './serviceProcesses.js';
-import type { NodeMemoryMb } from '../bin/irisNode.js';
+import type { NodeMemoryMb } from '../server/IrisNode.js';
 import { measureOfflineStore } from './storage.js';
 
 export interface ServiceBenchOptions {

@@ -4,7 +4,7 @@
  * all tracked so that `stopAll()` stops every one by pid; plus /proc readings (RSS, fds, sockets).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import type { NodeMemoryMb } from '../bin/irisNode.js';
+import type { NodeMemoryMb } from '../server/IrisNode.js';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { LoadgenConfig, LoadgenResult } from './loadgen/types.js';

@@ -11,9 +11,9 @@ import { startApplications } from '../actors/Application.js';
 import { RuntimeNode } from '../runtime/node/RuntimeNode.js';
 import { demoApplication } from './demoApplication.js';
 import { readFileSync } from 'node:fs';
-import { layerFromEnv, resolveConfig, type RawLayer } from '../core/Config.js';
+import { layerFromEnv, resolveConfig, type RawLayer } from '../server/NodeConfig.js';
 import { isTmpfs } from '../runtime/node/LmdbStorage.js';
-import { startIrisNode } from './irisNode.js';
+import { startIrisNode } from '../server/IrisNode.js';
 
 /** `iris start`: resolve the config (defaults < file < environment < flags), start the node. */
 async function start(argv: string[]): Promise<void> {
@@ -76,7 +76,7 @@ async function start(argv: string[]): Promise<void> {
       `  v1 over TCP:        ${cfg.host}:${node.tcpPort}\n` +
       `  v1 over WebSocket:  ws://${cfg.host}:${node.httpPort}/ws  (binary frames)\n` +
       `  health:             http://${cfg.host}:${node.httpPort}/health\n` +
-      `  browser origins:    ${cfg.ws_allowed_origins.trim() === '' ? 'none: only clients that send no Origin (set ws_allowed_origins)' : cfg.ws_allowed_origins}\n` +
+      `  browser origins:    ${cfg.ws_allowed_origins.length === 0 ? 'none: only clients that send no Origin (set ws_allowed_origins)' : cfg.ws_allowed_origins.join(', ')}\n` +
       `  data:               ${cfg.wal_directory}\n` +
       `  auth:               ${cfg.auth_enabled ? 'JWT (HS256) required: LOGIN is "user:token"' : 'off (dev): LOGIN is just the user name'}\n` +
       `iris: try it: node dist/bin/v1chat.js --port ${node.tcpPort} --user alice   (see README)`,

@@ -19,7 +19,7 @@
  *   keeps ids unguessable and distinct even if a directory is restored from an old backup.
  * - `list(user, {afterId, limit})` reads stored messages oldest first; `ack(user, id)` removes
  *   one durably; acking an unknown or already removed id is a no-op that succeeds.
- * - Capacity: at most `capacityPerUser` (OFFLINE_MAILBOX_CAPACITY, 10,000) messages per user,
+ * - Capacity: at most `capacityPerUser` (config key inbox_cap, default 10,000) messages per user,
  *   counting appends still being written. Policy when full: the new message is refused with
  *   `inbox_full` and nothing already stored is dropped; the caller tells the sender (v1 ERROR
  *   frame, v2 error code) so the loss is never silent. Space frees up as the user ACKs.
@@ -33,19 +33,14 @@
  * 'id_limit') → the reserved counter limit, 8 bytes big-endian.
  */
 import type { Env, StorageEngine, StorageOp, StorageTable, StorageWriteResult } from '../runtime/Env.js';
-import {
-  OFFLINE_MAILBOX_CAPACITY,
-  OFFLINE_MAILBOX_COUNT_CACHE_USERS,
-  OFFLINE_MAILBOX_ID_BLOCK,
-  OFFLINE_MAILBOX_KNOWN_IDS,
-  OFFLINE_MAILBOX_MAX_USER_BYTES,
-} from '../runtime/defaults.js';
+import { CORE_DEFAULTS } from './CoreSettings.js';
+import { OFFLINE_MAILBOX_COUNT_CACHE_USERS, OFFLINE_MAILBOX_ID_BLOCK, OFFLINE_MAILBOX_KNOWN_IDS, OFFLINE_MAILBOX_MAX_USER_BYTES } from './defaults.js';
 
 /** Bytes in a mailbox message id (also the v1 RELIABLE_MSG id length). */
 export const MAILBOX_ID_BYTES = 16;
 
 export interface OfflineMailboxOptions {
-  /** Messages one user may have stored (default OFFLINE_MAILBOX_CAPACITY). */
+  /** Messages one user may have stored (default: config key inbox_cap's default). */
   capacityPerUser?: number;
   /** Table of the messages (default `inbox`). */
   table?: string;
@@ -195,7 +190,7 @@ export class OfflineMailbox {
     limit: number,
     opts: OfflineMailboxOptions,
   ) {
-    this.capacityPerUser = opts.capacityPerUser ?? OFFLINE_MAILBOX_CAPACITY;
+    this.capacityPerUser = opts.capacityPerUser ?? CORE_DEFAULTS.inbox_cap;
     this.idBlock = opts.idBlock ?? OFFLINE_MAILBOX_ID_BLOCK;
     this.countCacheUsers = opts.countCacheUsers ?? OFFLINE_MAILBOX_COUNT_CACHE_USERS;
     let ring = 1;

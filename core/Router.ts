@@ -8,6 +8,7 @@ import * as Supervisor from '../actors/Supervisor.js';
 import type { Pid } from '../runtime/Pid.js';
 import type { Scheduler } from '../runtime/Scheduler.js';
 import { HashRing } from './HashRing.js';
+import { CORE_SUPERVISOR_INTENSITY, CORE_SUPERVISOR_PERIOD_S } from './defaults.js';
 import { routerShard, type RouterShardDeps } from './RouterShard.js';
 import type { UserKey } from './UserId.js';
 
@@ -27,7 +28,7 @@ export async function startRouter(s: Scheduler, shards: number, deps: RouterShar
   const sup = await Supervisor.start(
     s,
     {
-      flags: { strategy: 'one_for_one', intensity: 10, period: 10 },
+      flags: { strategy: 'one_for_one', intensity: CORE_SUPERVISOR_INTENSITY, period: CORE_SUPERVISOR_PERIOD_S },
       children: names.map((name) => ({
         id: name,
         start: (ctx) => ({ ok: true as const, pid: ctx.spawnLink(routerShard(deps), { name, label: 'RouterShard' }) }),

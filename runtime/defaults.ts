@@ -30,17 +30,3 @@ export const ESTIMATED_SLOT_BYTES = 8;
 
 /** Named tables (LMDB databases) one storage environment can hold. */
 export const STORAGE_MAX_TABLES = 32;
-/** Stored messages one user's offline mailbox may hold; an append beyond it is refused `inbox_full`. */
-export const OFFLINE_MAILBOX_CAPACITY = 10_000;
-/** Longest user id (raw bytes) an offline mailbox accepts; protocol v1 allows 256. */
-export const OFFLINE_MAILBOX_MAX_USER_BYTES = 512;
-/** Message ids reserved per durable write of the mailbox id counter (a restart skips the rest). */
-export const OFFLINE_MAILBOX_ID_BLOCK = 65_536;
-/** Users whose mailbox size is cached in memory; idle entries beyond it are dropped and recounted. */
-export const OFFLINE_MAILBOX_COUNT_CACHE_USERS = 100_000;
-/**
- * Latest appends an offline mailbox remembers until acked (a power of two), so the ACK of a
- * message delivered live needs no storage read to know it is stored: a ring of 25 bytes per
- * slot, allocated when the mailbox opens (1.6 MB).
- */
-export const OFFLINE_MAILBOX_KNOWN_IDS = 65_536;

@@ -6,9 +6,9 @@
  * unflushed writes) and every client link; a restart boots a new incarnation on the same
  * disk, the way `iris start` after SIGKILL does.
  */
-import type { IrisConfig } from '../core/Config.js';
+import type { IrisConfig } from '../server/NodeConfig.js';
 import type { Inbox } from '../core/Inbox.js';
-import { startIrisService, type IrisService } from '../edge/IrisService.js';
+import { startIrisService, type IrisService } from '../server/IrisService.js';
 import { describeReason } from '../runtime/ExitReason.js';
 import { Scheduler } from '../runtime/Scheduler.js';
 import { domainHost } from './DomainHost.js';

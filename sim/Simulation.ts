@@ -6,7 +6,7 @@
  * the trace hash that a replay of the same scenario must reproduce exactly.
  */
 import { plantCanary } from '../core/Canaries.js';
-import { DEFAULT_CONFIG, type IrisConfig } from '../core/Config.js';
+import { DEFAULT_CONFIG, type IrisConfig } from '../server/NodeConfig.js';
 import type { Inbox } from '../core/Inbox.js';
 import { userBytes, userKey, type UserKey } from '../core/UserId.js';
 import { encodeKey } from '../runtime/StorageKey.js';
@@ -66,7 +66,6 @@ export function simConfig(s: Scenario): IrisConfig {
   return {
     ...DEFAULT_CONFIG,
     node_name: 'n0',
-    retransmit_ms: 1000,
     router_pool_size: 4,
     schedulers: s.schedulers,
     auth_enabled: false,

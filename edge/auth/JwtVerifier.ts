@@ -22,20 +22,20 @@
 import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { SignJWT } from 'jose';
 import type { Clock } from '../../runtime/Env.js';
-import { DEFAULT_CONFIG, MIN_JWT_SECRET_BYTES } from '../../core/Config.js';
+import { EDGE_DEFAULTS } from '../EdgeSettings.js';
 
 // ---------------------------------------------------------------------------------------------
 // Limits and defaults. The configurable ones are the config keys jwt_issuer, jwt_max_lifetime_s
-// (core/Config.ts holds their defaults); these names only re-export them for callers here.
+// (edge/EdgeSettings.ts holds their defaults); these names only re-export them for callers here.
 
 /** The only signature algorithm accepted. */
 export const JWT_ALGORITHM = 'HS256';
 /** Shortest accepted HMAC secret, in bytes (deployment guide: 32+ bytes, same on every node). */
-export const JWT_MIN_SECRET_BYTES = MIN_JWT_SECRET_BYTES;
+export const JWT_MIN_SECRET_BYTES = 32;
 /** Issuer expected in `iss` unless configured otherwise ("iris"). */
-export const JWT_DEFAULT_ISSUER = DEFAULT_CONFIG.jwt_issuer;
+export const JWT_DEFAULT_ISSUER = EDGE_DEFAULTS.jwt_issuer;
 /** Longest accepted token lifetime (24 hours). */
-export const JWT_DEFAULT_MAX_LIFETIME_SECONDS = DEFAULT_CONFIG.jwt_max_lifetime_s;
+export const JWT_DEFAULT_MAX_LIFETIME_SECONDS = EDGE_DEFAULTS.jwt_max_lifetime_s;
 /** Leeway for clock differences between the issuer and this node when checking exp and nbf. */
 export const JWT_DEFAULT_CLOCK_TOLERANCE_SECONDS = 0;
 /** Tokens longer than this are refused before any decoding (bounds the work per login). */

@@ -3,25 +3,25 @@
 // (protocol-v1.md §5); stricter limits are configuration. Nothing else repeats these numbers;
 // the connection cap is the node config key max_connections and is only re-exported here.
 
-import { DEFAULT_CONFIG } from '../../core/Config.js';
+import { EDGE_DEFAULTS } from '../EdgeSettings.js';
 import type { RateLimitsConfig } from './RateLimits.js';
 import type { TokenBucketRate } from './TokenBucket.js';
 
 /** Per user (config keys rate_limit_messages_*): bursts of 1000, then 200 messages/s sustained. */
-export const MESSAGE_RATE_DEFAULT: TokenBucketRate = { burst: DEFAULT_CONFIG.rate_limit_messages_burst, refill: DEFAULT_CONFIG.rate_limit_messages_per_s, intervalMs: 1000 };
+export const MESSAGE_RATE_DEFAULT: TokenBucketRate = { burst: EDGE_DEFAULTS.rate_limit_messages_burst, refill: EDGE_DEFAULTS.rate_limit_messages_per_s, intervalMs: 1000 };
 
 /** Per client IP (IPv6 per /64) (rate_limit_connections_per_ip_*): NAT and reconnect-storm friendly. */
 export const CONNECTION_RATE_PER_IP_DEFAULT: TokenBucketRate = {
-  burst: DEFAULT_CONFIG.rate_limit_connections_per_ip_burst,
-  refill: DEFAULT_CONFIG.rate_limit_connections_per_ip_per_s,
+  burst: EDGE_DEFAULTS.rate_limit_connections_per_ip_burst,
+  refill: EDGE_DEFAULTS.rate_limit_connections_per_ip_per_s,
   intervalMs: 1000,
 };
 
 /** Per account (rate_limit_failed_logins): 10 failed logins, then one more per minute. */
-export const FAILED_LOGINS_PER_ACCOUNT_DEFAULT: TokenBucketRate = { burst: DEFAULT_CONFIG.rate_limit_failed_logins, refill: 1, intervalMs: 60_000 };
+export const FAILED_LOGINS_PER_ACCOUNT_DEFAULT: TokenBucketRate = { burst: EDGE_DEFAULTS.rate_limit_failed_logins, refill: EDGE_DEFAULTS.rate_limit_failed_logins_per_min, intervalMs: 60_000 };
 
-/** Open client connections per node: the config key max_connections (its default lives in core/Config.ts). */
-export const MAX_CONNECTIONS_PER_NODE_DEFAULT = DEFAULT_CONFIG.max_connections;
+/** Open client connections per node: the config key max_connections (its default lives in edge/EdgeSettings.ts). */
+export const MAX_CONNECTIONS_PER_NODE_DEFAULT = EDGE_DEFAULTS.max_connections;
 
 /** retry_after_ms suggested when the node is at its connection cap (no bucket says when a slot frees). */
 export const CONNECTION_CAP_RETRY_AFTER_MS = 1_000;

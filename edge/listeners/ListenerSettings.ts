@@ -1,8 +1,8 @@
 /**
- * The client listeners' settings (raw TCP/TLS and uWebSockets.js): one typed record, its
- * defaults written down once, the type and range of every key, and the checks that span keys.
- * core/Config.ts merges these keys into the node's configuration (file, IRIS_<KEY>, flags);
- * bin/irisNode.ts hands them to the listeners. Pure: no file is read here.
+ * The client listeners' settings (raw TCP/TLS and uWebSockets.js): their keys, bounds and
+ * defaults declared once, and the checks that span keys. edge/EdgeSettings.ts takes these keys
+ * into the edge layer's schema, server/NodeConfig.ts applies the mode defaults and the checks,
+ * server/IrisNode.ts hands the values to the listeners. Pure: no file is read here.
  *
  * Bounds these settings give a client that stops reading (WebSocket; TCP is bounded by the
  * kernel's socket buffers): at most `ws_output_limit_bytes` plus one frame of output and
@@ -15,82 +15,99 @@
  *   unacknowledged output is dropped by TCP retransmission (tcp_retries2) or earlier by the
  *   connection's slow_client_timeout_ms.
  */
+import { defaultsOf, type SettingsOf, type SettingsSchema } from '../../runtime/Settings.js';
 import { OriginPolicy } from './OriginPolicy.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 
-export type TlsClientAuth = 'none' | 'optional' | 'required';
-
-export interface ListenerSettings {
-  /** Largest WebSocket message accepted; a bigger one closes the link (code 1009). Room for v1's largest packet (BATCH_SEND: 1 MiB blob plus header). */
-  ws_max_frame_bytes: number;
-  /** WebSocket output above which `write` reports backpressure (the connection stops reading and holds deliveries). */
-  ws_output_high_water_bytes: number;
-  /** WebSocket output above which a frame is refused and the link closed (uWS maxBackpressure); above the high water by room for replies to input already taken. */
-  ws_output_limit_bytes: number;
-  /** Input a paused WebSocket link holds (uWS cannot stop reading); more closes the link with 1008. At least ws_max_frame_bytes. */
-  ws_paused_input_limit_bytes: number;
-  /** Seconds without any frame (pings included) before a WebSocket is closed as vanished; 8..960. */
-  ws_idle_timeout_s: number;
-  /** Ping idle WebSocket clients so a live one always answers within ws_idle_timeout_s. */
-  ws_auto_ping: boolean;
-  /** Browser origins allowed to open a WebSocket (OriginPolicy.ts syntax); requests without Origin are allowed. Dev default: loopback pages; production default: none. */
-  ws_allowed_origins: string;
-  /** Seconds a TCP connection is idle before the kernel starts keepalive probes. */
-  tcp_keepalive_idle_s: number;
-  /** Client certificates on the TLS ports: `none`, `optional` (a presented one must chain to tls_client_ca_file) or `required`. */
-  tls_client_auth: TlsClientAuth;
-  /** PEM file of the CA(s) that sign client certificates. */
-  tls_client_ca_file: string;
-  /** A login's user must be a name in the client certificate (subject CN or a DNS/email/URI subjectAltName). */
-  tls_client_cert_user_match: boolean;
-}
-
 /** Loopback pages on any port, over http and https: what a developer's own pages use. */
-export const DEV_WS_ALLOWED_ORIGINS = 'http://localhost:*, http://127.0.0.1:*, http://[::1]:*, https://localhost:*, https://127.0.0.1:*, https://[::1]:*';
+export const DEV_WS_ALLOWED_ORIGINS: readonly string[] = Object.freeze([
+  'http://localhost:*',
+  'http://127.0.0.1:*',
+  'http://[::1]:*',
+  'https://localhost:*',
+  'https://127.0.0.1:*',
+  'https://[::1]:*',
+]);
 /** No browser origin until the operator names one. */
-export const PRODUCTION_WS_ALLOWED_ORIGINS = '';
-
-/** The largest WebSocket message accepted by default: a full BATCH_SEND (1 MiB blob) and its header. */
-const WS_MAX_FRAME_BYTES = MiB + KiB;
-const WS_OUTPUT_HIGH_WATER_BYTES = 256 * KiB;
-
-export const LISTENER_DEFAULTS: Readonly<ListenerSettings> = Object.freeze({
-  ws_max_frame_bytes: WS_MAX_FRAME_BYTES,
-  ws_output_high_water_bytes: WS_OUTPUT_HIGH_WATER_BYTES,
-  // Replies to input the connection took before it paused, plus one large delivery (~257 KiB).
-  ws_output_limit_bytes: WS_OUTPUT_HIGH_WATER_BYTES + 512 * KiB,
-  ws_paused_input_limit_bytes: WS_MAX_FRAME_BYTES + 256 * KiB,
-  ws_idle_timeout_s: 60,
-  ws_auto_ping: true,
-  ws_allowed_origins: DEV_WS_ALLOWED_ORIGINS,
-  tcp_keepalive_idle_s: 60,
-  tls_client_auth: 'none',
-  tls_client_ca_file: '',
-  tls_client_cert_user_match: false,
-});
+export const PRODUCTION_WS_ALLOWED_ORIGINS: readonly string[] = Object.freeze([]);
 
 /** uWebSockets.js 20.30 aborts the process for an idle timeout outside 8..960 s (0 would disable it). */
 export const WS_IDLE_TIMEOUT_MIN_S = 8;
 export const WS_IDLE_TIMEOUT_MAX_S = 960;
 
-/** The type and range of each key, in the shape core/Config.ts validates. */
-export type ListenerKeySpec = { kind: 'int'; min: number; max: number } | { kind: 'bool' } | { kind: 'string' } | { kind: 'enum'; values: readonly string[] };
+/** The largest WebSocket message accepted by default: a full BATCH_SEND (1 MiB blob) and its header. */
+const WS_MAX_FRAME_BYTES = MiB + KiB;
+const WS_OUTPUT_HIGH_WATER_BYTES = 256 * KiB;
 
-export const LISTENER_SCHEMA: Readonly<Record<keyof ListenerSettings, ListenerKeySpec>> = {
-  ws_max_frame_bytes: { kind: 'int', min: 4 * KiB, max: 64 * MiB },
-  ws_output_high_water_bytes: { kind: 'int', min: 4 * KiB, max: 64 * MiB },
-  ws_output_limit_bytes: { kind: 'int', min: 8 * KiB, max: 256 * MiB },
-  ws_paused_input_limit_bytes: { kind: 'int', min: 4 * KiB, max: 256 * MiB },
-  ws_idle_timeout_s: { kind: 'int', min: WS_IDLE_TIMEOUT_MIN_S, max: WS_IDLE_TIMEOUT_MAX_S },
-  ws_auto_ping: { kind: 'bool' },
-  ws_allowed_origins: { kind: 'string' },
-  tcp_keepalive_idle_s: { kind: 'int', min: 1, max: 7200 },
-  tls_client_auth: { kind: 'enum', values: ['none', 'optional', 'required'] },
-  tls_client_ca_file: { kind: 'string' },
-  tls_client_cert_user_match: { kind: 'bool' },
-};
+export const LISTENER_SETTINGS = {
+  ws_max_frame_bytes: {
+    kind: 'int',
+    default: WS_MAX_FRAME_BYTES,
+    min: 4 * KiB,
+    max: 64 * MiB,
+    doc: "Largest WebSocket message accepted; a bigger one closes the link (1009). Default: v1's largest packet (BATCH_SEND, 1 MiB blob) and its header.",
+  },
+  ws_output_high_water_bytes: {
+    kind: 'int',
+    default: WS_OUTPUT_HIGH_WATER_BYTES,
+    min: 4 * KiB,
+    max: 64 * MiB,
+    doc: 'WebSocket output above which a write reports backpressure (the connection stops reading and holds deliveries).',
+  },
+  ws_output_limit_bytes: {
+    kind: 'int',
+    // Replies to input the connection took before it paused, plus one large delivery (~257 KiB).
+    default: WS_OUTPUT_HIGH_WATER_BYTES + 512 * KiB,
+    min: 8 * KiB,
+    max: 256 * MiB,
+    doc: 'WebSocket output above which a frame is refused and the link closed (uWS maxBackpressure); must be above ws_output_high_water_bytes.',
+  },
+  ws_paused_input_limit_bytes: {
+    kind: 'int',
+    default: WS_MAX_FRAME_BYTES + 256 * KiB,
+    min: 4 * KiB,
+    max: 256 * MiB,
+    doc: 'Input a paused WebSocket link holds (uWS cannot stop reading); more closes the link with 1008. At least ws_max_frame_bytes.',
+  },
+  ws_idle_timeout_s: {
+    kind: 'int',
+    default: 60,
+    min: WS_IDLE_TIMEOUT_MIN_S,
+    max: WS_IDLE_TIMEOUT_MAX_S,
+    doc: 'Seconds without any frame (pongs included) before a WebSocket is closed as vanished (uWS checks every 4 s).',
+  },
+  ws_auto_ping: { kind: 'bool', default: true, doc: 'Ping idle WebSocket clients, so a live one always answers within ws_idle_timeout_s.' },
+  ws_allowed_origins: {
+    kind: 'list',
+    default: DEV_WS_ALLOWED_ORIGINS,
+    doc: 'Browser origins allowed to open a WebSocket (scheme://host[:port], scheme://host:*, or *); requests without Origin are allowed. Dev default: loopback pages; production default: none.',
+  },
+  tcp_keepalive_idle_s: {
+    kind: 'int',
+    default: 60,
+    min: 1,
+    max: 7200,
+    doc: 'Seconds a TCP connection is silent before the kernel probes it (then net.ipv4.tcp_keepalive_intvl × tcp_keepalive_probes until it is dropped).',
+  },
+  tls_client_auth: {
+    kind: 'enum',
+    default: 'none',
+    values: ['none', 'optional', 'required'],
+    doc: 'Client certificates on the TLS ports: none, optional (one presented must chain to tls_client_ca_file) or required.',
+  },
+  tls_client_ca_file: { kind: 'string', default: '', doc: 'PEM file of the CA(s) that sign client certificates.' },
+  tls_client_cert_user_match: {
+    kind: 'bool',
+    default: false,
+    doc: 'A login user must be a name in the client certificate (subject CN or a DNS/email/URI subjectAltName); such logins are refused over WSS.',
+  },
+} as const satisfies SettingsSchema;
+
+export type ListenerSettings = SettingsOf<typeof LISTENER_SETTINGS>;
+export type TlsClientAuth = ListenerSettings['tls_client_auth'];
+export const LISTENER_DEFAULTS: Readonly<ListenerSettings> = defaultsOf(LISTENER_SETTINGS);
 
 /** A problem with the listener settings: the key and one sentence saying what to change. */
 export interface ListenerSettingsProblem {

@@ -5,7 +5,7 @@
  * are allowed (a browser always sends one on a WebSocket upgrade). Pure: parsing and matching
  * only; the uWS listener applies it and answers a refused upgrade with HTTP 403.
  *
- * List syntax (`ws_allowed_origins`): entries separated by commas or spaces, each one of
+ * Entries (`ws_allowed_origins`, a list: a JSON array or comma-separated text), each one of
  * - `scheme://host` or `scheme://host:port`: exactly that origin (a default port, 80 for http
  *   and 443 for https, may be written or left out: browsers leave it out);
  * - `scheme://host:*`: that scheme and host on any port, e.g. `http://localhost:*`;
@@ -43,9 +43,9 @@ export class OriginPolicy {
   ) {}
 
   /** Parse an allow-list; the error names the bad entry and what an entry looks like. */
-  static parse(list: string): ParseOriginsResult {
+  static parse(list: readonly string[]): ParseOriginsResult {
     const rules: OriginRule[] = [];
-    const entries = list.split(/[\s,]+/).filter((e) => e !== '');
+    const entries = list.map((e) => e.trim()).filter((e) => e !== '');
     for (const entry of entries) {
       if (entry === '*') {
         rules.push({ kind: 'any' });

@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { StorageEngine, StorageOp, StorageWriteResult } from '../../runtime/Env.js';
 import { OfflineMailbox, type MailboxMeta, type OfflineMailboxOptions } from '../../core/OfflineMailbox.js';
-import { OFFLINE_MAILBOX_CAPACITY } from '../../runtime/defaults.js';
+import { CORE_DEFAULTS } from '../../core/CoreSettings.js';
 import { compareBytes } from '../../runtime/StorageKey.js';
 import type { LmdbStorage } from '../../runtime/node/LmdbStorage.js';
 import { openStorage, storageEnv, tempDir } from '../support/storage.js';
@@ -143,7 +143,7 @@ test('startAppend assigns the id at once and settles durable after the write', (
 test('a full inbox refuses the new message with inbox_full, keeps what it has, and reopens full', () =>
   withMailbox(
     async ({ mailbox, reopen }) => {
-      assert.equal(OFFLINE_MAILBOX_CAPACITY, 10_000);
+      assert.equal(CORE_DEFAULTS.inbox_cap, 10_000);
       const user = text('bob');
       // In flight counts: the fourth append in the same turn is already refused.
       const rs = await Promise.all([0, 1, 2, 3].map((i) => mailbox.append(user, b(i), meta(i))));

@@ -8,8 +8,9 @@ import assert from 'node:assert/strict';
 import { OriginPolicy } from '../../edge/listeners/OriginPolicy.js';
 import { DEV_WS_ALLOWED_ORIGINS } from '../../edge/listeners/ListenerSettings.js';
 
-function policy(list: string): OriginPolicy {
-  const r = OriginPolicy.parse(list);
+/** A policy from comma-separated text, as the environment or a flag gives the list. */
+function policy(list: string | readonly string[]): OriginPolicy {
+  const r = OriginPolicy.parse(typeof list === 'string' ? list.split(',') : list);
   assert.ok(r.ok, r.ok ? '' : `${r.entry}: ${r.reason}`);
   return r.policy;
 }
@@ -61,7 +62,7 @@ test('the opaque origin null, malformed headers and pattern-like headers are ref
 
 test('a bad entry is reported with what an entry looks like', () => {
   for (const bad of ['chat.example.com', 'https://chat.example.com/', 'https://chat.example.com/app', 'https://*.example.com', 'https://x.example:70000']) {
-    const r = OriginPolicy.parse(`http://localhost:*, ${bad}`);
+    const r = OriginPolicy.parse(['http://localhost:*', bad]);
     assert.equal(r.ok, false, bad);
     if (!r.ok) {
       assert.equal(r.entry, bad);
@@ -72,6 +73,7 @@ test('a bad entry is reported with what an entry looks like', () => {
 
 test('the description lists the entries for the startup log, or says none', () => {
   assert.equal(policy('https://a.example,  http://localhost:*').description, 'https://a.example, http://localhost:*');
+  assert.equal(policy(['https://a.example', ' http://localhost:* ']).description, 'https://a.example, http://localhost:*');
   assert.equal(policy(' ').description, '(none)');
   assert.equal(policy('').allowsBrowsers, false);
 });

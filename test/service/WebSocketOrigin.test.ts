@@ -62,7 +62,7 @@ test('dev defaults: loopback pages and clients without an Origin get a WebSocket
 test('production defaults allow no browser origin until ws_allowed_origins names one, which is then matched exactly', async () => {
   const closed = await startTestNode({ mode: 'production', jwt_secret: SECRET });
   try {
-    assert.equal(closed.node.config.ws_allowed_origins, '');
+    assert.deepEqual(closed.node.config.ws_allowed_origins, []);
     assert.deepEqual(await upgradeFrom(closed.node.httpPort, 'http://localhost:5173'), { opened: false, status: 403 });
     // A non-browser client still connects (and, auth being on, needs a token to log in).
     assert.deepEqual(await upgradeFrom(closed.node.httpPort, undefined), { opened: true, firstReply: [...utf8('AUTH_FAILED')] });

@@ -5,8 +5,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { resolveConfig, type RawLayer } from '../../core/Config.js';
-import { startIrisNode, type IrisNode } from '../../bin/irisNode.js';
+import { resolveConfig, type RawLayer } from '../../server/NodeConfig.js';
+import { startIrisNode, type IrisNode } from '../../server/IrisNode.js';
 
 export interface TestNode {
   node: IrisNode;

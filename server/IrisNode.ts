@@ -7,9 +7,9 @@
 import { availableParallelism } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
-import type { IrisConfig } from '../core/Config.js';
+import type { IrisConfig } from './NodeConfig.js';
 import type { ClientListener } from '../edge/ClientLink.js';
-import { startIrisService } from '../edge/IrisService.js';
+import { startIrisService } from './IrisService.js';
 import { listenTcp } from '../edge/listeners/TcpListener.js';
 import { listenUws, loadNativeUws } from '../edge/listeners/UwsServer.js';
 import { OriginPolicy } from '../edge/listeners/OriginPolicy.js';

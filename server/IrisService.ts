@@ -7,7 +7,8 @@
  * storage and links) run exactly this code.
  */
 import * as Supervisor from '../actors/Supervisor.js';
-import type { IrisConfig } from '../core/Config.js';
+import type { IrisConfig } from './NodeConfig.js';
+import { CORE_SUPERVISOR_INTENSITY, CORE_SUPERVISOR_PERIOD_S } from '../core/defaults.js';
 import { groupsService } from '../core/Groups.js';
 import type { Inbox } from '../core/Inbox.js';
 import { keyDirectory } from '../core/KeyDirectory.js';
@@ -19,12 +20,12 @@ import type { UserKey } from '../core/UserId.js';
 import type { Env, StorageEngine } from '../runtime/Env.js';
 import type { Pid } from '../runtime/Pid.js';
 import type { Scheduler } from '../runtime/Scheduler.js';
-import { JwtVerifier } from './auth/JwtVerifier.js';
-import { Revocations } from './auth/Revocations.js';
-import type { AcceptLink } from './ClientLink.js';
-import { acceptConnections } from './EdgeAcceptor.js';
-import { RateLimits } from './limits/RateLimits.js';
-import { loginGate } from './LoginGate.js';
+import { JwtVerifier } from '../edge/auth/JwtVerifier.js';
+import { Revocations } from '../edge/auth/Revocations.js';
+import type { AcceptLink } from '../edge/ClientLink.js';
+import { acceptConnections } from '../edge/EdgeAcceptor.js';
+import { RateLimits } from '../edge/limits/RateLimits.js';
+import { loginGate } from '../edge/LoginGate.js';
 
 export const GROUPS_NAME = 'groups';
 export const KEYS_NAME = 'key_directory';
@@ -52,7 +53,7 @@ async function startServices(s: Scheduler, storage: StorageEngine, shardFor: (u:
   const sup = await Supervisor.start(
     s,
     {
-      flags: { strategy: 'one_for_one', intensity: 10, period: 10 },
+      flags: { strategy: 'one_for_one', intensity: CORE_SUPERVISOR_INTENSITY, period: CORE_SUPERVISOR_PERIOD_S },
       children: [
         { id: GROUPS_NAME, start: (ctx) => ({ ok: true as const, pid: ctx.spawnLink(groupsService({ storage, shardFor }), { name: GROUPS_NAME, label: 'Groups' }) }) },
         { id: KEYS_NAME, start: (ctx) => ({ ok: true as const, pid: ctx.spawnLink(keyDirectory(storage), { name: KEYS_NAME, label: 'KeyDirectory' }) }) },
@@ -81,7 +82,7 @@ export async function startIrisService(s: Scheduler, env: Env, storage: StorageE
     maxConnections: config.max_connections,
     messages: { burst: config.rate_limit_messages_burst, refill: config.rate_limit_messages_per_s, intervalMs: 1000 },
     connectionsPerIp: { burst: config.rate_limit_connections_per_ip_burst, refill: config.rate_limit_connections_per_ip_per_s, intervalMs: 1000 },
-    failedLogins: { burst: config.rate_limit_failed_logins, refill: 1, intervalMs: 60_000 },
+    failedLogins: { burst: config.rate_limit_failed_logins, refill: config.rate_limit_failed_logins_per_min, intervalMs: 60_000 },
   });
   if (!limitsR.ok) return { ok: false, message: `rate limits: ${limitsR.error.key}: ${limitsR.error.reason}` };
   const limits = limitsR.limits;
@@ -111,7 +112,7 @@ export async function startIrisService(s: Scheduler, env: Env, storage: StorageE
     inbox,
     authenticate,
     messageAllowed: (user: Uint8Array, n: number) => limits.message(user, n),
-    retransmitMs: config.retransmit_ms,
+    retransmitMs: 5_000,
     loginTimeoutMs: config.login_timeout_ms,
     slowClientTimeoutMs: config.slow_client_timeout_ms,
     maxInputBufferBytes: config.max_input_buffer_bytes,

@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DEFAULT_CONFIG, layerFromEnv, resolveConfig } from '../../core/Config.js';
+import { DEFAULT_CONFIG, layerFromEnv, resolveConfig } from '../../server/NodeConfig.js';
 import { DEV_WS_ALLOWED_ORIGINS, LISTENER_DEFAULTS } from '../../edge/listeners/ListenerSettings.js';
 
 const SECRET = 'x'.repeat(40);
@@ -100,28 +100,31 @@ function refused(layer: Record<string, unknown>): Array<[string, string]> {
 test('the listener keys default to their declared values, and the WebSocket limits are sized in KiB', () => {
   const r = resolveConfig([]);
   assert.ok(r.ok);
-  for (const [k, v] of Object.entries(LISTENER_DEFAULTS)) assert.equal(r.config[k as keyof typeof LISTENER_DEFAULTS], v, k);
+  for (const [k, v] of Object.entries(LISTENER_DEFAULTS)) assert.deepEqual(r.config[k as keyof typeof LISTENER_DEFAULTS], v, k);
   assert.equal(r.config.ws_output_high_water_bytes, 256 * 1024);
   assert.equal(r.config.ws_output_limit_bytes, 768 * 1024);
   assert.equal(r.config.ws_paused_input_limit_bytes, 1024 * 1024 + 1024 + 256 * 1024);
-  assert.equal(r.config.ws_allowed_origins, DEV_WS_ALLOWED_ORIGINS);
+  assert.deepEqual(r.config.ws_allowed_origins, DEV_WS_ALLOWED_ORIGINS);
   assert.equal(r.config.tls_client_auth, 'none');
 });
 
 test('production mode allows no browser origin unless ws_allowed_origins is set, and warns about *', () => {
   const quiet = resolveConfig([['file', { mode: 'production', jwt_secret: SECRET }]], () => false);
   assert.ok(quiet.ok);
-  assert.equal(quiet.config.ws_allowed_origins, '');
+  assert.deepEqual(quiet.config.ws_allowed_origins, []);
   const set = resolveConfig([['file', { mode: 'production', jwt_secret: SECRET, ws_allowed_origins: 'https://chat.example.com' }]], () => false);
   assert.ok(set.ok);
-  assert.equal(set.config.ws_allowed_origins, 'https://chat.example.com');
-  const star = resolveConfig([['file', { mode: 'production', jwt_secret: SECRET, ws_allowed_origins: '*' }]], () => false);
+  assert.deepEqual(set.config.ws_allowed_origins, ['https://chat.example.com']);
+  const env = resolveConfig([['env', layerFromEnv({ IRIS_MODE: 'production', IRIS_JWT_SECRET: SECRET, IRIS_WS_ALLOWED_ORIGINS: 'https://a.example, http://localhost:*' })]], () => false);
+  assert.ok(env.ok);
+  assert.deepEqual(env.config.ws_allowed_origins, ['https://a.example', 'http://localhost:*']);
+  const star = resolveConfig([['file', { mode: 'production', jwt_secret: SECRET, ws_allowed_origins: ['*'] }]], () => false);
   assert.ok(star.ok);
   assert.ok(star.warnings.some((w) => w.startsWith('ws_allowed_origins is *')));
 });
 
 test('a malformed ws_allowed_origins entry is refused naming the entry and the syntax', () => {
-  assert.deepEqual(refused({ ws_allowed_origins: 'http://localhost:*, chat.example.com' }), [
+  assert.deepEqual(refused({ ws_allowed_origins: ['http://localhost:*', 'chat.example.com'] }), [
     [
       'ws_allowed_origins',
       "ws_allowed_origins: 'chat.example.com' is not an origin: write scheme://host, scheme://host:port or scheme://host:* (no path, no trailing slash); separate entries with commas, e.g. https://chat.example.com, http://localhost:*",

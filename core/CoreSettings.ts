@@ -1,0 +1,26 @@
+/**
+ * The configuration keys of the core layer (what holds state: mailboxes, router, groups, key
+ * directory), with their bounds and defaults declared here once. The composition root merges
+ * them into the node configuration; core code reads defaults from CORE_DEFAULTS, never a copy.
+ */
+import { defaultsOf, type SettingsOf } from '../runtime/Settings.js';
+
+export const CORE_SETTINGS = {
+  inbox_cap: { kind: 'int', default: 10_000, min: 1, max: 10_000_000, doc: 'Messages one user may have stored; a message beyond it is refused inbox_full (the sender hears).' },
+  inbox_max_bytes: {
+    kind: 'int',
+    default: 64 * 1024 * 1024,
+    min: 64 * 1024,
+    max: 64 * 1024 * 1024 * 1024,
+    doc: 'Payload bytes one user may have stored; a message beyond it is refused inbox_full.',
+  },
+  receipt_inbox_cap: { kind: 'int', default: 1_000, min: 1, max: 1_000_000, doc: 'Read receipts kept per offline user, apart from messages; further receipts are dropped and counted.' },
+  router_pool_size: { kind: 'int', default: 8, min: 1, max: 4096, doc: 'Router shards on this node.' },
+  inbox_page_messages: { kind: 'int', default: 256, min: 1, max: 100_000, doc: 'Stored messages read per page when a session loads its inbox.' },
+  inbox_page_bytes: { kind: 'int', default: 1024 * 1024, min: 64 * 1024, max: 256 * 1024 * 1024, doc: 'Payload bytes read per page when a session loads its inbox (at least one message per page).' },
+  group_fanout_per_s: { kind: 'int', default: 2_000, min: 1, max: 100_000_000, doc: 'Group deliveries (message × recipients) one sender may cause per second, sustained.' },
+  group_fanout_burst: { kind: 'int', default: 10_000, min: 1, max: 100_000_000, doc: 'Group deliveries one sender may cause in a burst.' },
+} as const;
+
+export type CoreSettings = SettingsOf<typeof CORE_SETTINGS>;
+export const CORE_DEFAULTS = defaultsOf(CORE_SETTINGS);

@@ -1,0 +1,135 @@
+/**
+ * The node's configuration: the node's own keys (below) merged with the keys each layer
+ * declares (core/CoreSettings.ts, edge/EdgeSettings.ts), validated with messages that name the
+ * key and the fix. Values come from (lowest to highest) the defaults, a JSON config file,
+ * `IRIS_<KEY>` environment variables and command-line flags. Keys keep the seeds' snake_case
+ * names so an operator who knows the runbooks finds them. Pure: reading files and the
+ * environment is the caller's job (bin/), so this runs anywhere, the simulator included.
+ */
+import { CORE_SETTINGS } from '../core/CoreSettings.js';
+import { EDGE_SETTINGS } from '../edge/EdgeSettings.js';
+import { JWT_MIN_SECRET_BYTES } from '../edge/auth/JwtVerifier.js';
+import { applyListenerModeDefaults, checkListenerSettings } from '../edge/listeners/ListenerSettings.js';
+import { coerceSetting, defaultsOf, type SettingProblem, type SettingSpec, type SettingsOf, type SettingsSchema } from '../runtime/Settings.js';
+
+export type Mode = 'dev' | 'production';
+export type ConsistencyMode = 'ap' | 'hardened_ap' | 'cp';
+
+/** Keys that belong to the node as a whole (its identity, storage, threads, cluster). */
+export const NODE_SETTINGS = {
+  mode: { kind: 'enum', default: 'dev', values: ['dev', 'production'], doc: 'dev: loopback only, tokenless logins unless a secret is set. production: auth required, safety checks enforced.' },
+  node_name: { kind: 'string', default: 'iris@local', doc: 'Node name used in pids and logs; unique in a cluster.' },
+  host: { kind: 'string', default: '127.0.0.1', doc: 'Address the listeners bind to (dev mode forces loopback).' },
+  wal_directory: { kind: 'string', default: './data', doc: 'Storage directory (the LMDB environment); never on tmpfs in production.' },
+  schedulers: { kind: 'int', default: 0, min: 0, max: 256, doc: 'Scheduler threads (0 = one per core).' },
+  log_level: { kind: 'enum', default: 'info', values: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], doc: 'Lowest log level written.' },
+  expected_cluster_nodes: { kind: 'int', default: 1, min: 1, max: 1000, doc: 'Nodes the cluster should have; fewer than a majority puts a node in safe mode.' },
+  replication_factor: { kind: 'int', default: 1, min: 1, max: 5, doc: 'Copies of each shard group (3 for quorum durability).' },
+  consistency_mode: { kind: 'enum', default: 'hardened_ap', values: ['ap', 'hardened_ap', 'cp'], doc: 'ap, hardened_ap (quorum + partition guard) or cp.' },
+  region_id: { kind: 'string', default: 'local', doc: 'This node’s region.' },
+  allow_table_nuke: { kind: 'bool', default: false, doc: 'Never delete tables to "repair" storage unless this is on.' },
+} as const;
+
+/** Every key of the node configuration: the node's own and each layer's. */
+export const CONFIG_SCHEMA = { ...NODE_SETTINGS, ...CORE_SETTINGS, ...EDGE_SETTINGS } as const satisfies SettingsSchema;
+
+export type IrisConfig = SettingsOf<typeof CONFIG_SCHEMA>;
+
+export const DEFAULT_CONFIG: Readonly<IrisConfig> = defaultsOf(CONFIG_SCHEMA);
+
+/**
+ * Keys an older release knew that mean nothing now: accepted with a warning that says why,
+ * so an existing config file keeps working.
+ */
+const RETIRED_KEYS: Readonly<Record<string, string>> = {
+  retransmit_ms:
+    'retransmit_ms is no longer used: a delivery is written once per connection, and what a client has not acknowledged comes back at its next login; remove the key',
+};
+
+export type ConfigProblem = SettingProblem;
+
+export type ConfigResult = { ok: true; config: IrisConfig; warnings: string[] } | { ok: false; problems: ConfigProblem[] };
+
+/** A layer of raw settings: values may be strings (environment, flags) or JSON values (file). */
+export type RawLayer = Record<string, unknown>;
+
+/** Environment variables `IRIS_<KEY>` as a raw layer (e.g. IRIS_JWT_SECRET). */
+export function layerFromEnv(env: Record<string, string | undefined>): RawLayer {
+  const out: RawLayer = {};
+  for (const key of Object.keys(CONFIG_SCHEMA)) {
+    const v = env[`IRIS_${key.toUpperCase()}`];
+    if (v !== undefined) out[key] = v;
+  }
+  return out;
+}
+
+/**
+ * Merge layers over the defaults, validate every key, apply the mode's rules and the
+ * production safety checks. `layers` are [name, values] from lowest to highest precedence.
+ * `storageOnTmpfs` reports whether wal_directory is on tmpfs (checked by the caller).
+ */
+export function resolveConfig(layers: Array<[string, RawLayer]>, storageOnTmpfs?: (dir: string) => boolean): ConfigResult {
+  const problems: ConfigProblem[] = [];
+  const warnings: string[] = [];
+  const merged: Record<string, unknown> = { ...DEFAULT_CONFIG };
+  const explicit = new Set<string>();
+  const schema: Readonly<Record<string, SettingSpec | undefined>> = CONFIG_SCHEMA;
+  for (const [source, layer] of layers) {
+    for (const [key, raw] of Object.entries(layer)) {
+      if (raw === undefined) continue;
+      const retired = RETIRED_KEYS[key];
+      if (retired !== undefined) {
+        warnings.push(`${retired} (from ${source})`);
+        continue;
+      }
+      const spec = schema[key];
+      if (spec === undefined) {
+        problems.push({ key, message: `${key} (from ${source}): unknown key; known keys are ${Object.keys(CONFIG_SCHEMA).join(', ')}` });
+        continue;
+      }
+      const r = coerceSetting(key, spec, raw, source);
+      if (!r.ok) problems.push(r.problem);
+      else {
+        merged[key] = r.value;
+        explicit.add(key);
+      }
+    }
+  }
+  if (problems.length > 0) return { ok: false, problems };
+  const c = merged as unknown as IrisConfig;
+  const secretBytes = new TextEncoder().encode(c.jwt_secret).length;
+
+  if (c.mode === 'production') {
+    if (!explicit.has('auth_enabled')) c.auth_enabled = true;
+    if (!c.auth_enabled) problems.push({ key: 'auth_enabled', message: 'auth_enabled: must be true in production mode; set mode=dev for tokenless logins' });
+    if (secretBytes < JWT_MIN_SECRET_BYTES) {
+      problems.push({ key: 'jwt_secret', message: `jwt_secret: needs at least ${JWT_MIN_SECRET_BYTES} bytes in production mode (got ${secretBytes}); generate one with: openssl rand -base64 48` });
+    }
+    if ((c.tls_cert_file === '') !== (c.tls_key_file === '')) {
+      problems.push({ key: 'tls_cert_file', message: 'tls_cert_file and tls_key_file: set both to enable TLS, or neither' });
+    }
+    if (storageOnTmpfs?.(c.wal_directory) === true) {
+      problems.push({ key: 'wal_directory', message: `wal_directory: ${c.wal_directory} is on tmpfs, which loses every message at reboot; point it at a persistent disk` });
+    }
+    if (c.expected_cluster_nodes > 1 && c.replication_factor < 3 && c.consistency_mode !== 'ap') {
+      warnings.push('replication_factor < 3 with a multi-node cluster: quorum durability needs 3 replicas');
+    }
+  } else {
+    if (c.host !== '127.0.0.1' && c.host !== 'localhost' && c.host !== '::1') {
+      warnings.push(`dev mode binds to loopback only; host ${c.host} ignored (set mode=production to listen on other addresses)`);
+      c.host = '127.0.0.1';
+    }
+    if (!explicit.has('auth_enabled')) c.auth_enabled = secretBytes > 0;
+    if (c.auth_enabled && secretBytes < JWT_MIN_SECRET_BYTES) {
+      problems.push({ key: 'jwt_secret', message: `jwt_secret: needs at least ${JWT_MIN_SECRET_BYTES} bytes when auth_enabled is true (got ${secretBytes})` });
+    }
+    if (!c.auth_enabled) warnings.push('AUTH DISABLED (dev mode): any client can log in as any user without a token; never expose this node');
+  }
+  applyListenerModeDefaults(c, c.mode, explicit);
+  const listeners = checkListenerSettings(c, c.mode, c.tls_cert_file !== '' && c.tls_key_file !== '');
+  problems.push(...listeners.problems);
+  warnings.push(...listeners.warnings);
+  if (c.allow_table_nuke) warnings.push('allow_table_nuke is on: corrupted tables may be deleted instead of refusing to start');
+  if (c.port !== 0 && c.port === c.http_port) problems.push({ key: 'http_port', message: `http_port: must differ from port (both ${c.port})` });
+  return problems.length > 0 ? { ok: false, problems } : { ok: true, config: c, warnings };
+}
