@@ -17,7 +17,7 @@ import type { AcceptLink, ClientLink } from '../../edge/ClientLink.js';
 import { LISTENER_DEFAULTS } from '../../edge/listeners/ListenerSettings.js';
 import { listenTcp } from '../../edge/listeners/TcpListener.js';
 import { CLOSE_PAUSED_INPUT_OVER_LIMIT, listenUws, loadNativeUws } from '../../edge/listeners/UwsServer.js';
-import { rawWebSocket } from '../support/RawWebSocket.js';
+import { rawWebSocket, type RawWebSocket } from '../support/RawWebSocket.js';
 import { keepaliveTimers } from '../support/socketTimers.js';
 import { selfSigned } from '../support/TestPki.js';
 
@@ -137,21 +137,23 @@ test('a paused WebSocket link hands over nothing until resume, then every held f
     links.push(link);
     return { data: (b) => data.push(b), drain: () => {}, close: () => {} };
   });
+  let c: Awaited<ReturnType<typeof wsClient>> | null = null;
   try {
-    const c = await wsClient(l.port);
+    c = await wsClient(l.port);
     const n = 300;
     for (let i = 0; i < n; i++) c.ws.send(numberedFrame(i));
     // uWS answers a ping after the frames before it: once the pong is back, all 300 were read.
     c.ws.ping();
-    await waitFor(() => c.pongs === 1, 5000, 'pong');
+    const client = c;
+    await waitFor(() => client.pongs === 1, 5000, 'pong');
     assert.equal(data.length, 0, 'frames were handed over while the link was paused');
     links[0]!.resume();
     c.ws.send(numberedFrame(n));
     await waitFor(() => data.length === n + 1, 5000, 'held frames after resume');
     for (let i = 0; i <= n; i++) assert.deepEqual([...data[i]!], [...numberedFrame(i)], `frame ${i}`);
     assert.equal(c.close, null);
-    c.ws.close();
   } finally {
+    c?.ws.terminate();
     await l.close(true);
   }
 });
@@ -163,19 +165,21 @@ test('a paused WebSocket link closes with 1008 once its held input passes the li
     link.pause();
     return { data: (b) => data.push(b), drain: () => {}, close: () => closes++ };
   });
+  let c: Awaited<ReturnType<typeof wsClient>> | null = null;
   try {
-    const c = await wsClient(l.port);
+    c = await wsClient(l.port);
     const frame = new Uint8Array(64 * 1024).fill(7);
     const frames = Math.ceil((2 * LISTENER_DEFAULTS.ws_paused_input_limit_bytes) / frame.length);
     for (let i = 0; i < frames; i++) c.ws.send(frame);
     c.ws.ping();
-    await waitFor(() => c.close !== null || c.pongs > 0, 10_000, 'a close or the pong');
-    await waitFor(() => c.close !== null, 5000, 'the close');
-    assert.deepEqual(c.close, { code: CLOSE_PAUSED_INPUT_OVER_LIMIT.code, reason: CLOSE_PAUSED_INPUT_OVER_LIMIT.reason });
+    const client = c;
+    await waitFor(() => client.close !== null || client.pongs > 0, 10_000, 'a close or the pong');
+    assert.deepEqual(client.close, { code: CLOSE_PAUSED_INPUT_OVER_LIMIT.code, reason: CLOSE_PAUSED_INPUT_OVER_LIMIT.reason });
     assert.equal(data.length, 0);
     await waitFor(() => closes > 0, 2000, 'server-side close');
     assert.equal(closes, 1);
   } finally {
+    c?.ws.terminate();
     await l.close(true);
   }
 });
@@ -187,8 +191,9 @@ test('WebSocket write reports backpressure past the high-water mark, and drain c
     link = k;
     return { data: () => {}, drain: () => drains++, close: () => {} };
   });
+  let c: RawWebSocket | null = null;
   try {
-    const c = await rawWebSocket(l.port);
+    c = await rawWebSocket(l.port);
     await waitFor(() => link !== null, 2000, 'link');
     const frame = new Uint8Array(16 * 1024);
     let written = 0;
@@ -199,8 +204,8 @@ test('WebSocket write reports backpressure past the high-water mark, and drain c
     assert.equal(drains, 0);
     c.socket.resume();
     await waitFor(() => drains === 1, 10_000, 'drain');
-    c.socket.destroy();
   } finally {
+    c?.socket.destroy();
     await l.close(true);
   }
 });
@@ -212,8 +217,9 @@ test('a WebSocket link whose output passes its limit is closed (the frame cannot
     link = k;
     return { data: () => {}, drain: () => {}, close: () => closes++ };
   });
+  let c: RawWebSocket | null = null;
   try {
-    const c = await rawWebSocket(l.port);
+    c = await rawWebSocket(l.port);
     await waitFor(() => link !== null, 2000, 'link');
     const frame = new Uint8Array(256 * 1024);
     // Ignoring write()'s answer, as a connection must not: far past the kernel's buffers and the limit.
@@ -224,8 +230,8 @@ test('a WebSocket link whose output passes its limit is closed (the frame cannot
     }
     await waitFor(() => closes === 1, 5000, 'close over the output limit');
     assert.equal(link!.write(frame), false);
-    c.socket.destroy();
   } finally {
+    c?.socket.destroy();
     await l.close(true);
   }
 });
@@ -235,9 +241,11 @@ test('TCP and TLS sockets carry a keepalive timer of keepAliveIdleSec', async ()
   const { cert, key } = selfSigned(dir);
   const plain = await listenTcp({ host: '127.0.0.1', port: 0, keepAliveIdleSec: 37 }, echoAccept([]));
   const tls = await listenTcp({ host: '127.0.0.1', port: 0, keepAliveIdleSec: 23, tls: { cert: readFileSync(cert), key: readFileSync(key) } }, echoAccept([]));
+  const a = connect(plain.port, '127.0.0.1');
+  const b = tlsConnect({ host: '127.0.0.1', port: tls.port, rejectUnauthorized: false });
+  a.on('error', () => {});
+  b.on('error', () => {});
   try {
-    const a = connect(plain.port, '127.0.0.1');
-    const b = tlsConnect({ host: '127.0.0.1', port: tls.port, rejectUnauthorized: false });
     await new Promise<void>((r) => a.once('connect', () => r()));
     await new Promise<void>((r) => b.once('secureConnect', () => r()));
     await waitFor(() => keepaliveTimers(plain.port).length === 1 && keepaliveTimers(tls.port).length === 1, 2000, 'both sockets in ss');
@@ -246,9 +254,9 @@ test('TCP and TLS sockets carry a keepalive timer of keepAliveIdleSec', async ()
     // The timer counts down from the idle delay; ss shows whole seconds.
     assert.ok(p !== null && p !== undefined && p > 37 - 10 && p <= 37, `plain TCP keepalive timer: ${p}`);
     assert.ok(t !== null && t !== undefined && t > 23 - 10 && t <= 23, `TLS keepalive timer: ${t}`);
+  } finally {
     a.destroy();
     b.destroy();
-  } finally {
     await plain.close(true);
     await tls.close(true);
     rmSync(dir, { recursive: true, force: true });
