@@ -1,12 +1,16 @@
 /**
  * Single-scheduler figures of the runtime bench (P1): ring, ping-pong, spawn time and idle
  * process memory, measured on one Scheduler in this thread with the production Env.
- * Each mirrors bench/erlang/iris_bench.erl so the two can be compared in one run.
+ * Each mirrors bench/erlang/iris_bench.erl so the two can be compared in one run. The
+ * StateMachine figures (idle memory, events per second) have no Erlang counterpart: they
+ * track the cost of one machine per connection (P3, P4).
  */
 import { performance } from 'node:perf_hooks';
+import * as StateMachine from '../actors/StateMachine.js';
 import { Scheduler } from '../runtime/Scheduler.js';
 import type { Pid } from '../runtime/Pid.js';
 import type { Env } from '../runtime/Env.js';
+import type { ProcessBody } from '../runtime/ProcessContext.js';
 
 function bestOf(rounds: number[]): number {
   return Math.max(...rounds);
@@ -91,8 +95,60 @@ export async function spawnMicros(env: Env, count = 100_000): Promise<number> {
   return ((t1 - t0) * 1000) / count;
 }
 
-/** Heap bytes per idle handler-style process (needs --expose-gc for a precise figure). */
-export async function idleProcessBytes(env: Env, count = 100_000): Promise<number> {
+const pingHandler = (): ProcessBody => (ctx) => (msg) => {
+  ctx.send(msg as Pid, 'pong');
+};
+
+/** A machine that stays in its state: what an idle connection's machine costs at least. */
+const idleMachine: StateMachine.Behaviour<'open', null> = {
+  init: () => ({ state: 'open', data: null }),
+  handleEvent: () => ({ keepState: true }),
+};
+
+/** Heap bytes per idle StateMachine process started with `body` (needs --expose-gc). */
+export function idleMachineBytes(env: Env, count = 100_000): Promise<number> {
+  return idleProcessBytes(env, count, () => StateMachine.body(idleMachine, undefined));
+}
+
+/**
+ * Events a StateMachine handles per second when a plain process and the machine bounce a
+ * counter `total` times: each bounce is one info event returning `{keepState: true}`.
+ */
+export async function machineEventsPerSecond(env: Env, total = 1_000_000): Promise<number> {
+  const s = newScheduler(env);
+  let done!: (t: number) => void;
+  const finished = new Promise<number>((r) => (done = r));
+  const peer = s.spawn((ctx) => {
+    let machine: Pid | null = null;
+    return (msg) => {
+      if (machine === null) {
+        machine = msg as Pid;
+        return;
+      }
+      const n = msg as number;
+      if (n === 0) done(performance.now());
+      else ctx.send(machine, n - 1);
+    };
+  });
+  const bouncer: StateMachine.Behaviour<'open', Pid, Pid> = {
+    init: (to) => ({ state: 'open', data: to }),
+    handleEvent: (_type, event, _state, to, ctx) => {
+      ctx.send(to, event);
+      return { keepState: true };
+    },
+  };
+  const machine = s.spawn(StateMachine.body(bouncer, peer));
+  s.send(peer, machine, null);
+  await new Promise((r) => setImmediate(r));
+  const t0 = performance.now();
+  s.send(machine, total, null);
+  const t1 = await finished;
+  s.shutdown();
+  return total / ((t1 - t0) / 1000);
+}
+
+/** Heap bytes per idle process started from `body` (default: a handler-style process; needs --expose-gc for a precise figure). */
+export async function idleProcessBytes(env: Env, count = 100_000, body: () => ProcessBody = pingHandler): Promise<number> {
   const gc = (globalThis as { gc?: () => void }).gc;
   const s = newScheduler(env);
   const settle = async () => {
@@ -104,11 +160,7 @@ export async function idleProcessBytes(env: Env, count = 100_000): Promise<numbe
   await settle();
   const before = process.memoryUsage().heapUsed;
   const pids: Pid[] = new Array(count);
-  for (let i = 0; i < count; i++) {
-    pids[i] = s.spawn((ctx) => (msg) => {
-      ctx.send(msg as Pid, 'pong');
-    });
-  }
+  for (let i = 0; i < count; i++) pids[i] = s.spawn(body());
   while (s.metrics().runQueue > 0) await new Promise((r) => setImmediate(r));
   await settle();
   const after = process.memoryUsage().heapUsed;

@@ -8,7 +8,7 @@ import { inlineDirtyWork } from '../runtime/InlineDirtyWork.js';
 import { cryptoRandom, realClock, realTimers } from '../runtime/node/ProductionEnv.js';
 import { measureErlang } from './erlang-reference.js';
 import { describeMachine } from './machine.js';
-import { idleProcessBytes, pingPongPerSecond, ringHopsPerSecond, spawnMicros } from './runtime-local.js';
+import { idleMachineBytes, idleProcessBytes, machineEventsPerSecond, pingPongPerSecond, ringHopsPerSecond, spawnMicros } from './runtime-local.js';
 import { crossSchedulerPerSecond, naivePostMessagePerSecond } from './runtime-threads.js';
 
 const ROUNDS = 3;
@@ -30,6 +30,8 @@ export async function runtimeBench(): Promise<object> {
     pingpong_msgs_per_s: await best(ROUNDS, () => pingPongPerSecond(env), 'max'),
     spawn_us: await best(ROUNDS, () => spawnMicros(env), 'min'),
     idle_process_bytes: await best(ROUNDS, () => idleProcessBytes(env), 'median'),
+    idle_state_machine_bytes: await best(ROUNDS, () => idleMachineBytes(env), 'median'),
+    state_machine_events_per_s: await best(ROUNDS, () => machineEventsPerSecond(env), 'max'),
     cross_scheduler_msgs_per_s: await best(ROUNDS, () => crossSchedulerPerSecond(), 'max'),
     naive_postmessage_msgs_per_s: await best(ROUNDS, () => naivePostMessagePerSecond(), 'max'),
   };
@@ -58,6 +60,8 @@ export async function runtimeBench(): Promise<object> {
       pingpong: '2 processes, 1,000,000 messages, one scheduler; best of 3',
       spawn: '100,000 spawns of a process that starts and waits; best of 3 (Erlang: best of 3)',
       idle_process: 'heap bytes per idle handler process over 100,000, after GC; median of 3 (Erlang: erlang:memory(processes), median of 3)',
+      idle_state_machine: 'heap bytes per idle StateMachine process (spawned with StateMachine.body, no timeout armed) over 100,000, after GC; median of 3; no Erlang figure',
+      state_machine_events: 'a plain process and a StateMachine bounce a counter 1,000,000 times (info event, keepState, no actions); machine events per second; best of 3; no Erlang figure',
       cross_scheduler: '1,000,000 messages, worker scheduler 1 -> worker scheduler 2, order checked; best of 3',
       naive_postmessage: '300,000 messages, one postMessage each, thread -> thread; best of 3',
       erlang: 'erl +S 1 running bench/erlang/iris_bench.erl in the same run',

@@ -1,46 +1,69 @@
 /**
- * Groups: durable membership (admins and members), group message fan-out with the sender
- * stamped into the header, and sender-key distribution. One process owns all group state and
- * is its only writer, so membership changes are serialised; every change is answered only
- * after it is durable. Reads for fan-out come from its in-memory copy (loaded lazily).
+ * Groups: durable membership (admins and members), group message fan-out and sender-key
+ * distribution. A GenServer that owns all group state and is its only writer, so membership
+ * changes are serialised; every change is answered only after it is durable. Members' requests
+ * arrive as casts (the answer goes to `replyTo` with the request's `tag`, so a connection can
+ * answer its client in request order); administration (add, remove, promote, demote, roster)
+ * arrives as calls, from the admin API and tools, answered after the write is durable.
  *
  * Rules: the creator is the first admin; at most MAX_GROUP_MEMBERS members and
  * MAX_GROUPS_PER_USER groups per user; the last admin cannot leave while others remain
  * (`last_admin`); only admins add, remove, promote and demote (`not_admin`); everything on a
- * group one is not in answers `not_member` (also for unknown groups: no existence leak).
+ * group one is not in answers `not_member` (also for unknown groups: no existence leak). A
+ * group message costs its sender one fan-out token per recipient (`fanoutAllowed`); without
+ * enough the message is refused `rate_limited`, never dropped silently. A member whose inbox
+ * is full is reported to the sender by its router shard (`inbox_full`) and counted.
+ *
+ * Memory: groups read from storage are cached, at most STATE_CACHE_ENTRIES, least recently
+ * used first out; a miss (an unknown group) costs nothing. Storage is the truth.
  *
  * Tables: `groups` (gid) → record; `members` (user, gid) → role byte; `sender_keys`
  * (gid, user) → the sender's last distributed key data.
  */
+import * as GenServer from '../actors/GenServer.js';
 import { decodeValue, encodeValue } from '../runtime/Envelope.js';
 import type { StorageEngine, StorageOp } from '../runtime/Env.js';
 import type { Pid } from '../runtime/Pid.js';
-import type { ProcessBody, ProcessContext } from '../runtime/ProcessContext.js';
-import { encodeGroupMsgFrame, encodeSenderKeyDistFrame, groupHeaderWithSender } from '../edge/protocol/V1Encoder.js';
+import type { ProcessContext } from '../runtime/ProcessContext.js';
+import type { CoreCounters } from './CoreCounters.js';
+import { STATE_CACHE_ENTRIES } from './defaults.js';
+import type { GroupMessage, SenderKey } from './Delivery.js';
+import { LruCache } from './LruCache.js';
 import type { RouterRoute } from './RouterShard.js';
 import { userBytes, userKey, type UserKey } from './UserId.js';
 
 export const MAX_GROUP_MEMBERS = 256;
 export const MAX_GROUPS_PER_USER = 100;
+/** Registered name of the groups server. */
+export const GROUPS_NAME = 'groups';
 
 export type Role = 'admin' | 'member';
 
-export type GroupError = 'not_member' | 'not_admin' | 'last_admin' | 'too_many_groups' | 'group_full' | 'already_member' | 'bad_header' | 'storage_failed';
+export type GroupError = 'not_member' | 'not_admin' | 'last_admin' | 'too_many_groups' | 'group_full' | 'already_member' | 'storage_failed' | 'rate_limited';
 
+/** A member's request, sent as a cast; the answer (if any) goes to `replyTo` with `tag`. */
 export type GroupsRequest =
-  | { t: 'create'; user: UserKey; name: Uint8Array; replyTo: Pid }
-  | { t: 'leave'; user: UserKey; gid: string; replyTo: Pid }
-  | { t: 'roster'; user: UserKey; gid: string; replyTo: Pid }
-  | { t: 'msg'; user: UserKey; gid: string; header: Uint8Array; ciphertext: Uint8Array; replyTo: Pid }
-  | { t: 'sender_key'; user: UserKey; gid: string; keydata: Uint8Array; replyTo: Pid }
-  | { t: 'admin'; op: 'add' | 'remove' | 'promote' | 'demote'; actor: UserKey; gid: string; user: UserKey; replyTo: Pid };
+  | { t: 'create'; user: UserKey; name: Uint8Array; replyTo: Pid; tag: number }
+  | { t: 'leave'; user: UserKey; gid: string; replyTo: Pid; tag: number }
+  | { t: 'roster'; user: UserKey; gid: string; replyTo: Pid; tag: number }
+  /** Answered only with an error; deliveries are refused to `replyTo` by the shards when an inbox is full. */
+  | { t: 'msg'; user: UserKey; gid: string; header: Uint8Array; ciphertext: Uint8Array; replyTo: Pid; tag: number }
+  | { t: 'sender_key'; user: UserKey; gid: string; keydata: Uint8Array; replyTo: Pid; tag: number };
+
+/** An administration request, sent as a call. `actor` must be an admin of the group (or null: the operator). */
+export type GroupsAdminRequest =
+  | { t: 'admin'; op: 'add' | 'remove' | 'promote' | 'demote'; actor: UserKey | null; gid: string; user: UserKey }
+  | { t: 'admin_roster'; gid: string };
+
+export type GroupsAdminReply = { ok: true; members?: Array<{ user: Uint8Array; role: Role }> } | { ok: false; code: GroupError };
 
 export type GroupsReply =
-  | { t: 'group_created'; gid: string }
-  | { t: 'group_left'; gid: string }
-  | { t: 'group_roster'; gid: string; members: Uint8Array[] }
-  | { t: 'group_done'; gid: string }
-  | { t: 'group_error'; gid: string | null; code: GroupError };
+  | { t: 'group_created'; tag: number; gid: string }
+  | { t: 'group_left'; tag: number; gid: string }
+  | { t: 'group_roster'; tag: number; gid: string; members: Uint8Array[] }
+  /** A message or sender key taken (nothing to tell a v1 client; keeps the connection's reply order). */
+  | { t: 'group_done'; tag: number; gid: string }
+  | { t: 'group_error'; tag: number; gid: string | null; code: GroupError };
 
 interface Group {
   name: Uint8Array;
@@ -51,6 +74,9 @@ interface Group {
 export interface GroupsDeps {
   storage: StorageEngine;
   shardFor(user: UserKey): Pid | string;
+  /** Takes `n` fan-out tokens of `user`; false when there are not enough. */
+  fanoutAllowed(user: UserKey, n: number): boolean;
+  counters: CoreCounters;
 }
 
 const GROUPS = 'groups';
@@ -75,159 +101,242 @@ function decodeGroup(b: Uint8Array): Group {
   return { name: v.name, createdMs: v.createdMs, members: new Map(v.members.map(([u, r]) => [userKey(u), r === 1 ? 'admin' : 'member'])) };
 }
 
-export function groupsService(deps: GroupsDeps): ProcessBody {
-  return (ctx: ProcessContext) => {
-    const groups = deps.storage.table(GROUPS);
-    const members = deps.storage.table(MEMBERS);
-    const cache = new Map<string, Group | null>();
-    const counts = new Map<UserKey, number>();
-    const enc = new TextEncoder();
+/** Start the groups server (registered as GROUPS_NAME) linked to `ctx` (its supervisor). */
+export function startGroups(ctx: ProcessContext, deps: GroupsDeps): Promise<GenServer.StartResult> {
+  return GenServer.startLink(ctx, groupsBehaviour, deps, { name: GROUPS_NAME, label: 'Groups' });
+}
 
-    const load = (gid: string): Group | null => {
-      const hit = cache.get(gid);
-      if (hit !== undefined) return hit;
-      const raw = groups.get([gid]);
-      const g = raw === undefined ? null : decodeGroup(raw);
-      cache.set(gid, g);
-      return g;
+/** The server's state: the storage tables and bounded caches. Mutated in place (one writer). */
+class GroupsState {
+  readonly groups;
+  readonly members;
+  readonly cache = new LruCache<string, Group>(STATE_CACHE_ENTRIES);
+  readonly counts = new LruCache<UserKey, number>(STATE_CACHE_ENTRIES);
+  /**
+   * Groups and counts with writes in flight, with how many: storage may not show them yet, so
+   * they are never read back from it (the bounded caches may drop them meanwhile).
+   */
+  private readonly writingGroups = new Map<string, { g: Group | null; n: number }>();
+  private readonly writingCounts = new Map<UserKey, { c: number; n: number }>();
+  constructor(readonly deps: GroupsDeps) {
+    this.groups = deps.storage.table(GROUPS);
+    this.members = deps.storage.table(MEMBERS);
+  }
+
+  load(gid: string): Group | null {
+    const w = this.writingGroups.get(gid);
+    if (w !== undefined) return w.g;
+    const hit = this.cache.get(gid);
+    if (hit !== undefined) return hit;
+    const raw = this.groups.get([gid]);
+    if (raw === undefined) return null; // a miss is not remembered: it must cost nothing
+    const g = decodeGroup(raw);
+    this.cache.set(gid, g);
+    return g;
+  }
+
+  groupCount(user: UserKey): number {
+    const w = this.writingCounts.get(user);
+    if (w !== undefined) return w.c;
+    let n = this.counts.get(user);
+    if (n === undefined) {
+      n = this.members.count({ prefix: [userBytes(user)] });
+      if (n > 0) this.counts.set(user, n);
+    }
+    return n;
+  }
+
+  setCount(user: UserKey, n: number): void {
+    this.counts.set(user, n);
+    const w = this.writingCounts.get(user);
+    if (w !== undefined) w.c = n;
+  }
+
+  /** A write about `gid` (and the counts of `users`) is issued; returns what to call when it settles. */
+  writing(gid: string, g: Group | null, users: readonly UserKey[]): () => void {
+    const wg = this.writingGroups.get(gid) ?? { g, n: 0 };
+    wg.g = g;
+    wg.n++;
+    this.writingGroups.set(gid, wg);
+    const counted = users.map((u) => {
+      const wc = this.writingCounts.get(u) ?? { c: this.groupCount(u), n: 0 };
+      wc.n++;
+      this.writingCounts.set(u, wc);
+      return [u, wc] as const;
+    });
+    return () => {
+      if (--wg.n === 0) this.writingGroups.delete(gid);
+      for (const [u, wc] of counted) if (--wc.n === 0) this.writingCounts.delete(u);
     };
-    const groupCount = (user: UserKey): number => {
-      let n = counts.get(user);
-      if (n === undefined) {
-        n = members.count({ prefix: [userBytes(user)] });
-        counts.set(user, n);
+  }
+
+  member(gid: string, user: UserKey): Group | null {
+    const g = this.load(gid);
+    return g !== null && g.members.has(user) ? g : null;
+  }
+
+  /** After a failed write the caches may hold what the disk does not: drop them. */
+  forget(gid: string): void {
+    this.cache.delete(gid);
+    this.writingGroups.delete(gid);
+    this.counts.clear();
+    this.writingCounts.clear();
+  }
+
+
+}
+
+type Result = GenServer.NoReplyReturn<GroupsState>;
+
+const groupsBehaviour: GenServer.Behaviour<GroupsState, GroupsDeps, GroupsAdminRequest, GroupsAdminReply, GroupsRequest> = {
+  init: (deps) => ({ state: new GroupsState(deps) }),
+  handleCast: (m, st, ctx) => {
+    memberRequest(m, st, ctx);
+    return { noreply: true, state: st };
+  },
+  handleCall: (m, from, st, ctx): Result => {
+    const done = (r: GroupsAdminReply) => GenServer.reply(ctx, from, r);
+    if (m.t === 'admin_roster') {
+      const g = st.load(m.gid);
+      done(g === null ? { ok: false, code: 'not_member' } : { ok: true, members: [...g.members].map(([u, role]) => ({ user: userBytes(u), role })) });
+    } else adminRequest(m, st, ctx, done);
+    return { noreply: true, state: st };
+  },
+};
+
+const putGroup = (gid: string, g: Group): StorageOp => ({ type: 'put', table: GROUPS, key: [gid], value: encodeGroup(g) });
+
+/**
+ * Write `ops`, then answer: never before it is durable. The change was applied to the caches
+ * first; if the write fails the caches are dropped so the next read comes from storage again
+ * (a failed add must not later read as `already_member`).
+ */
+/** `g` is the group as the write leaves it (null: deleted); `users` those whose group counts change. */
+function commit(st: GroupsState, ops: StorageOp[], gid: string, g: Group | null, users: readonly UserKey[], answer: (ok: boolean) => void): void {
+  const settled = st.writing(gid, g, users);
+  void st.deps.storage.batch(ops).then((w) => {
+    settled();
+    if (!w.ok) st.forget(gid);
+    answer(w.ok);
+  });
+}
+
+function fanOut(st: GroupsState, ctx: ProcessContext, g: Group, from: UserKey, rec: GroupMessage | SenderKey, replyTo: Pid): void {
+  for (const u of g.members.keys()) {
+    if (u === from) continue;
+    ctx.send(st.deps.shardFor(u), { t: 'route', to: u, rec, replyTo } satisfies RouterRoute);
+  }
+}
+
+function memberRequest(m: GroupsRequest, st: GroupsState, ctx: ProcessContext): void {
+  const reply = (r: GroupsReply) => ctx.send(m.replyTo, r);
+  const error = (gid: string | null, code: GroupError) => reply({ t: 'group_error', tag: m.tag, gid, code });
+  switch (m.t) {
+    case 'create': {
+      const n = st.groupCount(m.user);
+      if (n >= MAX_GROUPS_PER_USER) return error(null, 'too_many_groups');
+      let gid = uuidFromBytes(ctx.env.random.bytes(16));
+      while (st.load(gid) !== null) gid = uuidFromBytes(ctx.env.random.bytes(16));
+      const g: Group = { name: m.name, createdMs: ctx.env.clock.wallMs(), members: new Map([[m.user, 'admin']]) };
+      st.cache.set(gid, g);
+      st.setCount(m.user, n + 1);
+      const ops: StorageOp[] = [putGroup(gid, g), { type: 'put', table: MEMBERS, key: [userBytes(m.user), gid], value: Uint8Array.of(1) }];
+      return commit(st, ops, gid, g, [m.user], (ok) => (ok ? reply({ t: 'group_created', tag: m.tag, gid }) : error(gid, 'storage_failed')));
+    }
+    case 'leave': {
+      const g = st.member(m.gid, m.user);
+      if (g === null) return error(m.gid, 'not_member');
+      if (g.members.get(m.user) === 'admin' && g.members.size > 1 && adminCount(g) === 1) return error(m.gid, 'last_admin');
+      g.members.delete(m.user);
+      st.setCount(m.user, st.groupCount(m.user) - 1);
+      const ops: StorageOp[] = [{ type: 'remove', table: MEMBERS, key: [userBytes(m.user), m.gid] }];
+      if (g.members.size === 0) {
+        st.cache.delete(m.gid);
+        ops.push({ type: 'remove', table: GROUPS, key: [m.gid] });
+      } else ops.push(putGroup(m.gid, g));
+      ops.push({ type: 'remove', table: SENDER_KEYS, key: [m.gid, userBytes(m.user)] });
+      return commit(st, ops, m.gid, g.members.size === 0 ? null : g, [m.user], (ok) => (ok ? reply({ t: 'group_left', tag: m.tag, gid: m.gid }) : error(m.gid, 'storage_failed')));
+    }
+    case 'roster': {
+      const g = st.member(m.gid, m.user);
+      if (g === null) return error(m.gid, 'not_member');
+      return reply({ t: 'group_roster', tag: m.tag, gid: m.gid, members: [...g.members.keys()].map(userBytes) });
+    }
+    case 'msg': {
+      const g = st.member(m.gid, m.user);
+      if (g === null) return error(m.gid, 'not_member');
+      if (!st.deps.fanoutAllowed(m.user, g.members.size - 1)) {
+        st.deps.counters.groupFanoutRefusals++;
+        return error(m.gid, 'rate_limited');
       }
-      return n;
-    };
-    const reply = (to: Pid, r: GroupsReply) => ctx.send(to, r);
-    const error = (to: Pid, gid: string | null, code: GroupError) => reply(to, { t: 'group_error', gid, code });
-    /** Write `ops`, then answer `done` (or storage_failed): never before it is durable. */
-    /**
-     * Write `ops` and answer once durable. The change was applied to the caches first; if the
-     * write fails, the caches are dropped so the next read comes from storage again (a failed
-     * add must not later read as `already_member`).
-     */
-    const commit = (ops: StorageOp[], to: Pid, gid: string, done: GroupsReply) => {
-      void deps.storage.batch(ops).then((w) => {
-        if (w.ok) return reply(to, done);
-        cache.delete(gid);
-        counts.clear();
-        error(to, gid, 'storage_failed');
+      fanOut(st, ctx, g, m.user, { k: 'group', from: userBytes(m.user), gid: m.gid, header: m.header, ciphertext: m.ciphertext }, m.replyTo);
+      return reply({ t: 'group_done', tag: m.tag, gid: m.gid });
+    }
+    case 'sender_key': {
+      const g = st.member(m.gid, m.user);
+      if (g === null) return error(m.gid, 'not_member');
+      if (!st.deps.fanoutAllowed(m.user, g.members.size - 1)) {
+        st.deps.counters.groupFanoutRefusals++;
+        return error(m.gid, 'rate_limited');
+      }
+      const rec: SenderKey = { k: 'sender_key', from: userBytes(m.user), gid: m.gid, keydata: m.keydata };
+      // Store, then forward once durable.
+      const ops: StorageOp[] = [{ type: 'put', table: SENDER_KEYS, key: [m.gid, userBytes(m.user)], value: m.keydata }];
+      return commit(st, ops, m.gid, g, [], (ok) => {
+        if (!ok) return error(m.gid, 'storage_failed');
+        const now = st.load(m.gid);
+        if (now !== null) fanOut(st, ctx, now, m.user, rec, m.replyTo);
+        reply({ t: 'group_done', tag: m.tag, gid: m.gid });
       });
-    };
-    const member = (gid: string, user: UserKey): Group | null => {
-      const g = load(gid);
-      return g !== null && g.members.has(user) ? g : null;
-    };
-    const fanOut = (g: Group, from: UserKey, frame: Uint8Array) => {
-      const fromBytes = userBytes(from);
-      for (const u of g.members.keys()) {
-        if (u === from) continue;
-        ctx.send(deps.shardFor(u), { t: 'route', from: fromBytes, to: u, payload: frame, replyTo: null } satisfies RouterRoute);
-      }
-    };
-    const putGroup = (gid: string, g: Group): StorageOp => ({ type: 'put', table: GROUPS, key: [gid], value: encodeGroup(g) });
+    }
+  }
+}
 
-    const handle = (m: GroupsRequest): void => {
-      switch (m.t) {
-        case 'create': {
-          if (groupCount(m.user) >= MAX_GROUPS_PER_USER) return error(m.replyTo, null, 'too_many_groups');
-          let gid = uuidFromBytes(ctx.env.random.bytes(16));
-          while (load(gid) !== null) gid = uuidFromBytes(ctx.env.random.bytes(16));
-          const g: Group = { name: m.name, createdMs: ctx.env.clock.wallMs(), members: new Map([[m.user, 'admin']]) };
-          cache.set(gid, g);
-          counts.set(m.user, groupCount(m.user) + 1);
-          return commit(
-            [putGroup(gid, g), { type: 'put', table: MEMBERS, key: [userBytes(m.user), gid], value: Uint8Array.of(1) }],
-            m.replyTo,
-            gid,
-            { t: 'group_created', gid },
-          );
-        }
-        case 'leave': {
-          const g = member(m.gid, m.user);
-          if (g === null) return error(m.replyTo, m.gid, 'not_member');
-          if (g.members.get(m.user) === 'admin' && g.members.size > 1 && [...g.members.values()].filter((r) => r === 'admin').length === 1) {
-            return error(m.replyTo, m.gid, 'last_admin');
-          }
-          g.members.delete(m.user);
-          counts.set(m.user, groupCount(m.user) - 1);
-          const ops: StorageOp[] = [{ type: 'remove', table: MEMBERS, key: [userBytes(m.user), m.gid] }];
-          if (g.members.size === 0) {
-            cache.set(m.gid, null);
-            ops.push({ type: 'remove', table: GROUPS, key: [m.gid] });
-          } else ops.push(putGroup(m.gid, g));
-          ops.push({ type: 'remove', table: SENDER_KEYS, key: [m.gid, userBytes(m.user)] });
-          return commit(ops, m.replyTo, m.gid, { t: 'group_left', gid: m.gid });
-        }
-        case 'roster': {
-          const g = member(m.gid, m.user);
-          if (g === null) return error(m.replyTo, m.gid, 'not_member');
-          return reply(m.replyTo, { t: 'group_roster', gid: m.gid, members: [...g.members.keys()].map(userBytes) });
-        }
-        case 'msg': {
-          const g = member(m.gid, m.user);
-          if (g === null) return error(m.replyTo, m.gid, 'not_member');
-          const header = groupHeaderWithSender(m.header, userBytes(m.user));
-          if (!header.ok) return error(m.replyTo, m.gid, 'bad_header');
-          return fanOut(g, m.user, encodeGroupMsgFrame(enc.encode(m.gid), header.bytes, m.ciphertext));
-        }
-        case 'sender_key': {
-          const g = member(m.gid, m.user);
-          if (g === null) return error(m.replyTo, m.gid, 'not_member');
-          const frame = encodeSenderKeyDistFrame(enc.encode(m.gid), m.keydata);
-          // Store, then forward once durable.
-          void deps.storage.batch([{ type: 'put', table: SENDER_KEYS, key: [m.gid, userBytes(m.user)], value: m.keydata }]).then((w) => {
-            if (!w.ok) return error(m.replyTo, m.gid, 'storage_failed');
-            const now = load(m.gid);
-            if (now !== null) fanOut(now, m.user, frame);
-          });
-          return;
-        }
-        case 'admin':
-          return admin(m);
-      }
-    };
+function adminCount(g: Group): number {
+  let n = 0;
+  for (const r of g.members.values()) if (r === 'admin') n++;
+  return n;
+}
 
-    const admin = (m: Extract<GroupsRequest, { t: 'admin' }>): void => {
-      const g = member(m.gid, m.actor);
-      if (g === null) return error(m.replyTo, m.gid, 'not_member');
-      if (g.members.get(m.actor) !== 'admin') return error(m.replyTo, m.gid, 'not_admin');
-      const has = g.members.has(m.user);
-      const ops: StorageOp[] = [];
-      switch (m.op) {
-        case 'add':
-          if (has) return error(m.replyTo, m.gid, 'already_member');
-          if (g.members.size >= MAX_GROUP_MEMBERS) return error(m.replyTo, m.gid, 'group_full');
-          if (groupCount(m.user) >= MAX_GROUPS_PER_USER) return error(m.replyTo, m.gid, 'too_many_groups');
-          g.members.set(m.user, 'member');
-          counts.set(m.user, groupCount(m.user) + 1);
-          ops.push({ type: 'put', table: MEMBERS, key: [userBytes(m.user), m.gid], value: Uint8Array.of(0) });
-          break;
-        case 'remove':
-          if (!has) return error(m.replyTo, m.gid, 'not_member');
-          if (m.user === m.actor) return error(m.replyTo, m.gid, 'last_admin');
-          g.members.delete(m.user);
-          counts.set(m.user, groupCount(m.user) - 1);
-          ops.push({ type: 'remove', table: MEMBERS, key: [userBytes(m.user), m.gid] });
-          ops.push({ type: 'remove', table: SENDER_KEYS, key: [m.gid, userBytes(m.user)] });
-          break;
-        case 'promote':
-          if (!has) return error(m.replyTo, m.gid, 'not_member');
-          g.members.set(m.user, 'admin');
-          break;
-        case 'demote': {
-          if (!has) return error(m.replyTo, m.gid, 'not_member');
-          const admins = [...g.members.values()].filter((r) => r === 'admin').length;
-          if (g.members.get(m.user) === 'admin' && admins === 1) return error(m.replyTo, m.gid, 'last_admin');
-          g.members.set(m.user, 'member');
-          break;
-        }
-      }
-      ops.push(putGroup(m.gid, g));
-      commit(ops, m.replyTo, m.gid, { t: 'group_done', gid: m.gid });
-    };
-
-    return (raw) => handle(raw as GroupsRequest);
-  };
+function adminRequest(m: Extract<GroupsAdminRequest, { t: 'admin' }>, st: GroupsState, _ctx: ProcessContext, done: (r: GroupsAdminReply) => void): void {
+  const fail = (code: GroupError) => done({ ok: false, code });
+  const g = st.load(m.gid);
+  if (g === null) return fail('not_member');
+  if (m.actor !== null) {
+    if (!g.members.has(m.actor)) return fail('not_member');
+    if (g.members.get(m.actor) !== 'admin') return fail('not_admin');
+  }
+  const has = g.members.has(m.user);
+  const ops: StorageOp[] = [];
+  switch (m.op) {
+    case 'add': {
+      if (has) return fail('already_member');
+      if (g.members.size >= MAX_GROUP_MEMBERS) return fail('group_full');
+      const n = st.groupCount(m.user);
+      if (n >= MAX_GROUPS_PER_USER) return fail('too_many_groups');
+      g.members.set(m.user, 'member');
+      st.setCount(m.user, n + 1);
+      ops.push({ type: 'put', table: MEMBERS, key: [userBytes(m.user), m.gid], value: Uint8Array.of(0) });
+      break;
+    }
+    case 'remove':
+      if (!has) return fail('not_member');
+      if (m.user === m.actor || (g.members.get(m.user) === 'admin' && adminCount(g) === 1)) return fail('last_admin');
+      g.members.delete(m.user);
+      st.setCount(m.user, st.groupCount(m.user) - 1);
+      ops.push({ type: 'remove', table: MEMBERS, key: [userBytes(m.user), m.gid] });
+      ops.push({ type: 'remove', table: SENDER_KEYS, key: [m.gid, userBytes(m.user)] });
+      break;
+    case 'promote':
+      if (!has) return fail('not_member');
+      g.members.set(m.user, 'admin');
+      break;
+    case 'demote':
+      if (!has) return fail('not_member');
+      if (g.members.get(m.user) === 'admin' && adminCount(g) === 1) return fail('last_admin');
+      g.members.set(m.user, 'member');
+      break;
+  }
+  ops.push(putGroup(m.gid, g));
+  commit(st, ops, m.gid, g, m.op === 'add' || m.op === 'remove' ? [m.user] : [], (ok) => done(ok ? { ok: true } : { ok: false, code: 'storage_failed' }));
 }

@@ -34,14 +34,15 @@
  */
 import type { Env, StorageEngine, StorageOp, StorageTable, StorageWriteResult } from '../runtime/Env.js';
 import { CORE_DEFAULTS } from './CoreSettings.js';
+import { MESSAGE_ID_BYTES, messageIdKey } from './MessageId.js';
 import { OFFLINE_MAILBOX_COUNT_CACHE_USERS, OFFLINE_MAILBOX_ID_BLOCK, OFFLINE_MAILBOX_KNOWN_IDS, OFFLINE_MAILBOX_MAX_USER_BYTES } from './defaults.js';
 
-/** Bytes in a mailbox message id (also the v1 RELIABLE_MSG id length). */
-export const MAILBOX_ID_BYTES = 16;
 
 export interface OfflineMailboxOptions {
   /** Messages one user may have stored (default: config key inbox_cap's default). */
   capacityPerUser?: number;
+  /** Stored bytes (values: payload, sender and a 12-byte header) one user may have (default: config key inbox_max_bytes's default). */
+  maxBytesPerUser?: number;
   /** Table of the messages (default `inbox`). */
   table?: string;
   /** Table holding the id counter reservation (default `meta`). */
@@ -66,6 +67,8 @@ export interface MailboxMeta {
 
 export interface MailboxEntry {
   id: Uint8Array;
+  /** Bytes of the stored value (what the per-user byte cap counts). */
+  storedBytes: number;
   payload: Uint8Array;
   sender: Uint8Array;
   sentAtMs: number;
@@ -114,6 +117,8 @@ export type MailboxOpenResult = { ok: true; mailbox: OfflineMailbox } | { ok: fa
 interface UserState {
   /** Stored messages plus appends still being written. */
   count: number;
+  /** Their stored value bytes. */
+  bytes: number;
   /** Writes in flight for this user; a state with writes in flight is never evicted. */
   inflight: number;
 }
@@ -146,6 +151,7 @@ export class OfflineMailbox {
   }
 
   readonly capacityPerUser: number;
+  readonly maxBytesPerUser: number;
   private readonly idBlock: number;
   private readonly countCacheUsers: number;
   private readonly users = new Map<string, UserState>();
@@ -164,7 +170,9 @@ export class OfflineMailbox {
   private readonly knownCounter: Float64Array;
   private readonly knownRandom: Uint8Array;
   private readonly knownInFlight: Uint8Array;
-  private readonly knownOverflow = new Map<number, { st: UserState; random: Uint8Array }>();
+  /** Stored value bytes of each remembered append (an ACK gives them back without a read). */
+  private readonly knownSize: Uint32Array;
+  private readonly knownOverflow = new Map<number, { st: UserState; random: Uint8Array; size: number }>();
   /** The latest group of appends (and of removals) sharing one engine write promise. */
   private appendGroup: AppendGroup | null = null;
   private removalGroup: RemovalGroup | null = null;
@@ -191,6 +199,7 @@ export class OfflineMailbox {
     opts: OfflineMailboxOptions,
   ) {
     this.capacityPerUser = opts.capacityPerUser ?? CORE_DEFAULTS.inbox_cap;
+    this.maxBytesPerUser = opts.maxBytesPerUser ?? CORE_DEFAULTS.inbox_max_bytes;
     this.idBlock = opts.idBlock ?? OFFLINE_MAILBOX_ID_BLOCK;
     this.countCacheUsers = opts.countCacheUsers ?? OFFLINE_MAILBOX_COUNT_CACHE_USERS;
     let ring = 1;
@@ -200,6 +209,7 @@ export class OfflineMailbox {
     this.knownCounter = new Float64Array(ring);
     this.knownRandom = new Uint8Array(ring * RANDOM_ID_BYTES);
     this.knownInFlight = new Uint8Array(ring);
+    this.knownSize = new Uint32Array(ring);
     this.next = limit;
     this.confirmed = limit;
     this.reserved = limit;
@@ -229,22 +239,27 @@ export class OfflineMailbox {
     const results: AppendItemResult[] = new Array(items.length);
     const accepted: number[] = [];
     const states: UserState[] = [];
+    const sizes: number[] = [];
     for (let i = 0; i < items.length; i++) {
-      const { user, meta } = items[i]!;
+      const { user, meta, payload } = items[i]!;
       const bad = invalidUser(user) ?? invalidMeta(meta);
       if (bad !== undefined) {
         results[i] = { ok: false, reason: 'invalid', message: bad };
         continue;
       }
       const st = this.state(user);
-      if (st.count >= this.capacityPerUser) {
-        results[i] = inboxFull(user, this.capacityPerUser);
+      const size = valueBytes(payload, meta);
+      const full = this.fullFor(user, st, size);
+      if (full !== null) {
+        results[i] = full;
         continue;
       }
       st.count++;
+      st.bytes += size;
       st.inflight++;
       accepted.push(i);
       states.push(st);
+      sizes.push(size);
     }
     if (accepted.length === 0) return Promise.resolve({ ok: true, results });
     const first = this.issue(accepted.length);
@@ -258,9 +273,13 @@ export class OfflineMailbox {
       ops.push({ type: 'put', table: this.inbox.name, key: [item.user, id], value: this.encodeValue(item.payload, item.meta) });
     }
     return this.engine.batch(ops).then((r): AppendManyResult => {
-      for (const st of states) {
+      for (let j = 0; j < states.length; j++) {
+        const st = states[j]!;
         st.inflight--;
-        if (!r.ok) st.count--;
+        if (!r.ok) {
+          st.count--;
+          st.bytes -= sizes[j]!;
+        }
       }
       if (!r.ok) return { ok: false, reason: 'storage_failed', message: r.message };
       if (mark !== undefined && mark > this.confirmed) this.confirmed = mark;
@@ -269,28 +288,35 @@ export class OfflineMailbox {
   }
 
   /**
-   * Stored messages of `user`, oldest first: up to `limit` with ids after `afterId` (from the
-   * start without it). Messages whose append has not resolved yet may be missing; messages
+   * Stored messages of `user`, oldest first: up to `limit` (and `maxBytes` of stored values, at
+   * least one message) with ids after `afterId` (from the start without it). Messages whose append has not resolved yet may be missing; messages
    * whose ACK is being written are left out.
    */
-  list(user: Uint8Array, opts: { afterId?: Uint8Array; limit: number }): ListResult {
+  list(user: Uint8Array, opts: { afterId?: Uint8Array; limit: number; maxBytes?: number }): ListResult {
     if (invalidUser(user) !== undefined || opts.limit <= 0) return { ok: true, entries: [], more: false };
     const range = this.inbox.getRange({
       prefix: [user],
       ...(opts.afterId !== undefined ? { start: [user, opts.afterId], startExclusive: true } : {}),
       limit: opts.limit + 1,
     });
-    const more = range.length > opts.limit;
+    let more = range.length > opts.limit;
+    const maxBytes = opts.maxBytes ?? Infinity;
+    let bytes = 0;
     const entries: MailboxEntry[] = [];
     for (let i = 0; i < range.length && i < opts.limit; i++) {
       const { key, value } = range[i]!;
       const id = key[1];
-      if (key.length !== 2 || !(id instanceof Uint8Array) || id.length !== MAILBOX_ID_BYTES) {
+      if (key.length !== 2 || !(id instanceof Uint8Array) || id.length !== MESSAGE_ID_BYTES) {
         return { ok: false, reason: 'corrupt', message: `inbox key of ${hex(user)} is not (user, 16-byte id)` };
       }
-      if (this.removals.size > 0 && this.removals.has(mailboxIdKey(id))) continue;
+      if (this.removals.size > 0 && this.removals.has(messageIdKey(id))) continue;
+      if (entries.length > 0 && bytes + value.length > maxBytes) {
+        more = true;
+        break;
+      }
       const entry = decodeValue(id, value);
       if (entry === undefined) return { ok: false, reason: 'corrupt', message: `inbox entry ${hex(id)} of ${hex(user)} is malformed` };
+      bytes += value.length;
       entries.push(entry);
     }
     return { ok: true, entries, more };
@@ -298,8 +324,8 @@ export class OfflineMailbox {
 
   /** Remove a delivered message once acknowledged; resolves after the removal is durable. */
   ack(user: Uint8Array, id: Uint8Array): Promise<AckResult> {
-    if (id.length !== MAILBOX_ID_BYTES || invalidUser(user) !== undefined) return Promise.resolve(NOT_REMOVED);
-    const k = mailboxIdKey(id);
+    if (id.length !== MESSAGE_ID_BYTES || invalidUser(user) !== undefined) return Promise.resolve(NOT_REMOVED);
+    const k = messageIdKey(id);
     const pending = this.removals.get(k);
     // A second ACK of the same id waits for the first removal, so it never succeeds earlier.
     if (pending !== undefined) return pending.then((r) => (r.ok ? NOT_REMOVED : r));
@@ -309,19 +335,25 @@ export class OfflineMailbox {
     // counts only for the user it belongs to (a state with appends in flight is never evicted,
     // so a mismatch is another user's id or a recounted state: storage decides).
     const knownFor = this.knownOwner(id);
-    if (knownFor !== undefined && knownFor === this.users.get(ukey)) this.forget(id);
-    else if (this.inbox.get([user, id]) === undefined) return Promise.resolve(NOT_REMOVED);
+    let size: number;
+    if (knownFor !== undefined && knownFor === this.users.get(ukey)) size = this.forget(id);
+    else {
+      const stored = this.inbox.get([user, id]);
+      if (stored === undefined) return Promise.resolve(NOT_REMOVED);
+      size = stored.length;
+    }
     const st = this.stateOf(ukey, user);
     st.inflight++;
     const written = this.inbox.remove([user, id]);
     let g = this.removalGroup;
     if (g === null || g.written !== written || g.settled) {
-      const group: RemovalGroup = { written, done: null as unknown as Promise<AckResult>, keys: [], states: [], settled: false };
+      const group: RemovalGroup = { written, done: null as unknown as Promise<AckResult>, keys: [], states: [], sizes: [], settled: false };
       group.done = written.then((r) => this.settleRemovals(group, r));
       this.removalGroup = g = group;
     }
     g.keys.push(k);
     g.states.push(st);
+    g.sizes.push(size);
     this.removals.set(k, g.done);
     return g.done;
   }
@@ -339,27 +371,33 @@ export class OfflineMailbox {
     const bad = invalidUser(user) ?? invalidMeta(meta);
     if (bad !== undefined) return { ok: false, reason: 'invalid', message: bad };
     const st = this.state(user);
-    if (st.count >= this.capacityPerUser) return inboxFull(user, this.capacityPerUser);
+    const value = this.encodeValue(payload, meta);
+    const full = this.fullFor(user, st, value.length);
+    if (full !== null) {
+      this.slabAt -= value.length; // not written: give the slab space back
+      return full;
+    }
     st.count++;
+    st.bytes += value.length;
     st.inflight++;
     const first = this.issue(1);
     const id = this.newId(first);
-    const value = this.encodeValue(payload, meta);
     const mark = this.markFor(first + 1);
     const written =
       mark === undefined
         ? this.inbox.put([user, id], value)
         : this.engine.batch([this.markOp(mark), { type: 'put', table: this.inbox.name, key: [user, id], value }]);
-    this.remember(first, id, st);
+    this.remember(first, id, st, value.length);
     // Appends that share one engine promise (one transaction) are booked by one callback.
     let g = this.appendGroup;
     if (g === null || g.written !== written || g.settled) {
-      const group: AppendGroup = { written, done: null as unknown as Promise<StorageWriteResult>, counters: [], states: [], mark: 0, settled: false };
+      const group: AppendGroup = { written, done: null as unknown as Promise<StorageWriteResult>, counters: [], states: [], sizes: [], mark: 0, settled: false };
       group.done = written.then((r) => this.settleAppends(group, r));
       this.appendGroup = g = group;
     }
     g.counters.push(first);
     g.states.push(st);
+    g.sizes.push(value.length);
     if (mark !== undefined && mark > g.mark) g.mark = mark;
     return { ok: true, id, durable: g.done };
   }
@@ -371,7 +409,10 @@ export class OfflineMailbox {
     for (let i = 0; i < g.counters.length; i++) {
       const st = g.states[i]!;
       st.inflight--;
-      if (!r.ok) st.count--;
+      if (!r.ok) {
+        st.count--;
+        st.bytes -= g.sizes[i]!;
+      }
       this.settled(g.counters[i]!, r.ok);
     }
     if (r.ok && g.mark > this.confirmed) this.confirmed = g.mark;
@@ -379,18 +420,19 @@ export class OfflineMailbox {
   }
 
   /** Remember the append of id `id` (counter `counter`) for `st`, its write in flight. */
-  private remember(counter: number, id: Uint8Array, st: UserState): void {
+  private remember(counter: number, id: Uint8Array, st: UserState, size: number): void {
     const i = counter & this.knownMask;
     const at = i * RANDOM_ID_BYTES;
     const prev = this.knownState[i] ?? null;
     if (prev !== null && this.knownInFlight[i] === 1) {
       // More appends in flight than the ring holds: the older one is kept aside, exactly.
-      this.knownOverflow.set(this.knownCounter[i]!, { st: prev, random: this.knownRandom.slice(at, at + RANDOM_ID_BYTES) });
+      this.knownOverflow.set(this.knownCounter[i]!, { st: prev, random: this.knownRandom.slice(at, at + RANDOM_ID_BYTES), size: this.knownSize[i]! });
     }
     this.knownState[i] = st;
+    this.knownSize[i] = size;
     this.knownCounter[i] = counter;
     this.knownInFlight[i] = 1;
-    for (let j = 0; j < RANDOM_ID_BYTES; j++) this.knownRandom[at + j] = id[MAILBOX_ID_BYTES - RANDOM_ID_BYTES + j]!;
+    for (let j = 0; j < RANDOM_ID_BYTES; j++) this.knownRandom[at + j] = id[MESSAGE_ID_BYTES - RANDOM_ID_BYTES + j]!;
   }
 
   /** The append of `counter` settled: durable ones stay in the ring until acked or overwritten. */
@@ -413,12 +455,17 @@ export class OfflineMailbox {
     return aside !== undefined && sameRandom(aside.random, 0, id) ? aside.st : undefined;
   }
 
-  /** Forget a remembered id (it is being acked). */
-  private forget(id: Uint8Array): void {
+  /** Forget a remembered id (it is being acked); returns its stored value bytes. */
+  private forget(id: Uint8Array): number {
     const counter = readCounter(id, 0);
     const i = counter & this.knownMask;
-    if (this.knownState[i] !== null && this.knownCounter[i] === counter) this.knownState[i] = null;
-    else if (this.knownOverflow.size > 0) this.knownOverflow.delete(counter);
+    if (this.knownState[i] !== null && this.knownCounter[i] === counter) {
+      this.knownState[i] = null;
+      return this.knownSize[i]!;
+    }
+    const aside = this.knownOverflow.get(counter);
+    this.knownOverflow.delete(counter);
+    return aside?.size ?? 0;
   }
 
   /** Book the outcome of a group of removals' write. */
@@ -429,7 +476,10 @@ export class OfflineMailbox {
       this.removals.delete(g.keys[i]!);
       const st = g.states[i]!;
       st.inflight--;
-      if (r.ok) st.count = Math.max(0, st.count - 1);
+      if (r.ok) {
+        st.count = Math.max(0, st.count - 1);
+        st.bytes = Math.max(0, st.bytes - g.sizes[i]!);
+      }
     }
     return r.ok ? REMOVED : { ok: false, reason: 'storage_failed', message: r.message };
   }
@@ -450,9 +500,17 @@ export class OfflineMailbox {
         if (s.inflight === 0) this.users.delete(key);
       }
     }
-    st = { count: this.inbox.count({ prefix: [user] }), inflight: 0 };
+    const stored = this.inbox.measure({ prefix: [user] });
+    st = { count: stored.count, bytes: stored.bytes, inflight: 0 };
     this.users.set(k, st);
     return st;
+  }
+
+  /** Why one more message of `size` stored bytes does not fit in `st`, or null when it does. */
+  private fullFor(user: Uint8Array, st: UserState, size: number): { ok: false; reason: 'inbox_full'; message: string } | null {
+    if (st.count >= this.capacityPerUser) return inboxFull(user, `${this.capacityPerUser} messages`);
+    if (st.bytes + size > this.maxBytesPerUser) return inboxFull(user, `${st.bytes} of ${this.maxBytesPerUser} bytes`);
+    return null;
   }
 
   /** Hand out `n` consecutive counter values; prefetch the next reservation when half used. */
@@ -483,13 +541,13 @@ export class OfflineMailbox {
   }
 
   private newId(counter: number): Uint8Array {
-    const id = new Uint8Array(MAILBOX_ID_BYTES);
+    const id = new Uint8Array(MESSAGE_ID_BYTES);
     writeCounter(id, counter);
     if (this.randomAt + 8 > this.random.length) {
       this.random = this.env.random.bytes(RANDOM_POOL_BYTES);
       this.randomAt = 0;
     }
-    for (let j = 8; j < MAILBOX_ID_BYTES; j++) id[j] = this.random[this.randomAt++]!;
+    for (let j = 8; j < MESSAGE_ID_BYTES; j++) id[j] = this.random[this.randomAt++]!;
     return id;
   }
 
@@ -534,6 +592,8 @@ interface WriteGroup<R> {
 }
 
 interface AppendGroup extends WriteGroup<StorageWriteResult> {
+  /** The members' stored value bytes. */
+  sizes: number[];
   /** The members' id counters. */
   counters: number[];
   /** The highest counter reservation written with the group (0: none). */
@@ -541,7 +601,9 @@ interface AppendGroup extends WriteGroup<StorageWriteResult> {
 }
 
 interface RemovalGroup extends WriteGroup<AckResult> {
-  /** The members' mailboxIdKeys. */
+  /** The members' stored value bytes. */
+  sizes: number[];
+  /** The members' messageIdKeys. */
   keys: string[];
 }
 
@@ -549,15 +611,20 @@ interface RemovalGroup extends WriteGroup<AckResult> {
 const RANDOM_ID_BYTES = 8;
 
 function sameRandom(stored: Uint8Array, at: number, id: Uint8Array): boolean {
-  for (let j = 0; j < RANDOM_ID_BYTES; j++) if (stored[at + j] !== id[MAILBOX_ID_BYTES - RANDOM_ID_BYTES + j]) return false;
+  for (let j = 0; j < RANDOM_ID_BYTES; j++) if (stored[at + j] !== id[MESSAGE_ID_BYTES - RANDOM_ID_BYTES + j]) return false;
   return true;
 }
 
 const REMOVED: AckResult = Object.freeze({ ok: true, removed: true });
 const NOT_REMOVED: AckResult = Object.freeze({ ok: true, removed: false });
 
-function inboxFull(user: Uint8Array, cap: number): { ok: false; reason: 'inbox_full'; message: string } {
-  return { ok: false, reason: 'inbox_full', message: `the inbox of ${hex(user)} holds ${cap} messages (its limit)` };
+function inboxFull(user: Uint8Array, what: string): { ok: false; reason: 'inbox_full'; message: string } {
+  return { ok: false, reason: 'inbox_full', message: `the inbox of ${hex(user)} holds ${what} (its limit)` };
+}
+
+/** Bytes of the stored value of `payload` (header, sender, payload). */
+function valueBytes(payload: Uint8Array, meta: MailboxMeta): number {
+  return VALUE_HEADER_BYTES + meta.sender.length + payload.length;
 }
 
 function invalidUser(user: Uint8Array): string | undefined {
@@ -581,6 +648,7 @@ function decodeValue(id: Uint8Array, v: Uint8Array): MailboxEntry | undefined {
   if (VALUE_HEADER_BYTES + senderLen > v.length) return undefined;
   return {
     id,
+    storedBytes: v.length,
     kind: v[1]!,
     sentAtMs: view.getFloat64(2),
     sender: v.subarray(VALUE_HEADER_BYTES, VALUE_HEADER_BYTES + senderLen),
@@ -611,23 +679,6 @@ function readCounter(b: Uint8Array, at: number): number {
   const hi = ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
   const lo = ((b[at + 4]! << 24) | (b[at + 5]! << 16) | (b[at + 6]! << 8) | b[at + 7]!) >>> 0;
   return hi * 0x1_0000_0000 + lo;
-}
-
-/**
- * A 16-byte message id as a Map key: 8 chars of 16 bits each, flat and lossless. Only for ids
- * of MAILBOX_ID_BYTES (shorter ones would collide with other lengths).
- */
-export function mailboxIdKey(id: Uint8Array): string {
-  return String.fromCharCode(
-    (id[0]! << 8) | id[1]!,
-    (id[2]! << 8) | id[3]!,
-    (id[4]! << 8) | id[5]!,
-    (id[6]! << 8) | id[7]!,
-    (id[8]! << 8) | id[9]!,
-    (id[10]! << 8) | id[11]!,
-    (id[12]! << 8) | id[13]!,
-    (id[14]! << 8) | id[15]!,
-  );
 }
 
 /** Bytes as a one-char-per-byte string: lossless, for Map keys (ids here are ≤ 512 bytes). */

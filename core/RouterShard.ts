@@ -1,10 +1,12 @@
 /**
  * A router shard: owns the users that hash to it (HashRing over shards) and knows which
- * session, if any, each is connected through. It routes every message without blocking:
- * store it in the recipient's inbox (the id is assigned at once, the write completes in the
- * background, group-committed with the other writes of the turn) and, once it is durable,
- * hand it to the recipient's session if the user is online. A client never sees a message
- * the server could still forget.
+ * session, if any, each is connected through. It routes every record without blocking: store
+ * a delivery in the recipient's inbox (the id is assigned at once, the write completes in the
+ * background, group-committed with the other writes of the turn) and, once it is durable, hand
+ * it to the recipient's session if the user is online. A client never sees a message the
+ * server could still forget. Notices (typing, receipts) go straight to an online recipient's
+ * session; a receipt for an offline user is kept apart from its messages.
+ *
  * Registrations are last-writer-wins: a new session for a user replaces the old one. The
  * shard monitors every session it holds, so a session that ends for any reason (logout,
  * crash, kill) turns its user offline.
@@ -13,19 +15,18 @@ import { canary } from './Canaries.js';
 import { isDownMessage } from '../runtime/ExitReason.js';
 import { pidEquals, type Pid } from '../runtime/Pid.js';
 import type { ProcessBody, ProcessContext } from '../runtime/ProcessContext.js';
-import { STORED_BARE_FRAME, type Inbox } from './Inbox.js';
 import type { StorageEngine } from '../runtime/Env.js';
-import { userBytes } from './UserId.js';
+import { deliveryBytes, type Delivery, type ReadReceipt, type Typing } from './Delivery.js';
+import type { Inbox } from './Inbox.js';
+import type { CoreCounters } from './CoreCounters.js';
+import { userBytes, type UserKey } from './UserId.js';
 import type { PresenceTable } from './Presence.js';
-import type { UserKey } from './UserId.js';
 
-/** Route one message to `to`; `replyTo` hears about refusals (ERROR frames for v1). */
+/** Route one delivery to `to`; `replyTo` hears about refusals. */
 export interface RouterRoute {
   t: 'route';
-  /** The sender's user id (stored beside the message). */
-  from: Uint8Array;
   to: UserKey;
-  payload: Uint8Array;
+  rec: Delivery;
   replyTo: Pid | null;
   /**
    * SEND_SEQ: the sender's sequence number for this (sender, recipient) pair. A seq not above
@@ -39,15 +40,13 @@ export interface RouterRegister {
   session: Pid;
 }
 /**
- * A bare frame for wherever `to` is connected (typing, read receipts). Typing is best effort
- * (`store: false`); a receipt for an offline user is stored and handed over at login.
+ * A notice for wherever `to` is connected. Typing is best effort; a receipt for an offline user
+ * is stored (apart from messages) and handed over at login.
  */
 export interface RouterRelay {
   t: 'relay';
   to: UserKey;
-  frame: Uint8Array;
-  store: boolean;
-  from: Uint8Array;
+  rec: Typing | ReadReceipt;
 }
 export type RouterMessage = RouterRoute | RouterRegister | RouterRelay;
 
@@ -60,11 +59,10 @@ interface Stored {
 /** A message being written, waiting to be handed to the recipient's session. */
 interface Write {
   id: Uint8Array;
-  payload: Uint8Array;
+  rec: Delivery;
   settled: boolean;
   ok: boolean;
   replyTo: Pid | null;
-  from: Uint8Array;
   seq: bigint | undefined;
   /** The highest SEND_SEQ before this one took its place (-1 when none). */
   prevSeq: bigint;
@@ -72,10 +70,10 @@ interface Write {
 
 /** What the shard sends to sessions. */
 export type ShardToSession =
-  | { t: 'deliver'; id: Uint8Array; payload: Uint8Array }
+  | { t: 'deliver'; id: Uint8Array; rec: Delivery; bytes: number }
+  | { t: 'notice'; rec: Typing | ReadReceipt }
   | { t: 'registered' }
-  | { t: 'replaced' }
-  | { t: 'frame'; frame: Uint8Array };
+  | { t: 'replaced' };
 
 /** What the shard sends to a sender about a message it could not take. */
 export interface RouteRefused {
@@ -88,13 +86,24 @@ export interface RouterShardDeps {
   presence: PresenceTable;
   /** Holds the highest SEND_SEQ per (recipient, sender) across restarts. */
   storage: StorageEngine;
+  counters: CoreCounters;
 }
 
 /** Table of the highest SEND_SEQ taken per (recipient, sender). */
 export const SEND_SEQ_TABLE = 'send_seq';
 
+/**
+ * The in-memory key of a (recipient, sender) pair: the recipient's length first, so no two
+ * pairs share a key whatever bytes the ids hold (NUL included).
+ */
+export function seqPairKey(to: UserKey, from: Uint8Array): string {
+  if (canary('dedup_wrong_key')) return to;
+  return String.fromCharCode(to.length) + to + String.fromCharCode.apply(null, from as unknown as number[]);
+}
+
 export function routerShard(deps: RouterShardDeps): ProcessBody {
   return (ctx: ProcessContext) => {
+    const { counters } = deps;
     const sessions = new Map<UserKey, Pid>();
     const seqTable = deps.storage.table(SEND_SEQ_TABLE);
     const watched = new Map<string, UserKey>(); // monitor ref key -> user
@@ -103,10 +112,9 @@ export function routerShard(deps: RouterShardDeps): ProcessBody {
     const writing = new Map<UserKey, Write[]>();
     /** Recipients with a `stored` notice in the shard's mailbox. */
     const notified = new Set<UserKey>();
-    const seqKey = (to: UserKey, from: Uint8Array): string => (canary('dedup_wrong_key') ? to : `${to}\u0000${String.fromCharCode(...from)}`);
     /** Highest seq taken for (to, from), from memory or storage; -1 when none. */
     const highestSeq = (to: UserKey, from: Uint8Array): bigint => {
-      const k = seqKey(to, from);
+      const k = seqPairKey(to, from);
       let last = lastSeq.get(k);
       if (last === undefined) {
         const raw = seqTable.get([userBytes(to), from]);
@@ -121,7 +129,7 @@ export function routerShard(deps: RouterShardDeps): ProcessBody {
      * between may repeat a delivery, never lose one.
      */
     const recordSeq = (to: UserKey, from: Uint8Array, seq: bigint): void => {
-      lastSeq.set(seqKey(to, from), seq);
+      lastSeq.set(seqPairKey(to, from), seq);
       const v = new Uint8Array(8);
       new DataView(v.buffer).setBigUint64(0, seq);
       void seqTable.put([userBytes(to), from], v);
@@ -129,8 +137,12 @@ export function routerShard(deps: RouterShardDeps): ProcessBody {
     /** Undo `recordSeq` after a failed write: the previous highest number, or none. */
     const restoreSeq = (to: UserKey, from: Uint8Array, prev: bigint): void => {
       if (prev >= 0n) return recordSeq(to, from, prev);
-      lastSeq.set(seqKey(to, from), prev);
+      lastSeq.set(seqPairKey(to, from), prev);
       void seqTable.remove([userBytes(to), from]);
+    };
+    const refuse = (to: Pid | null, code: RouteRefused['code']): void => {
+      if (code === 'inbox_full') counters.inboxFullRefusals++;
+      if (to !== null) ctx.send(to, { t: 'route_refused', code } satisfies RouteRefused);
     };
     /**
      * Store `m` in the recipient's inbox; once the write is durable, hand it to the session if
@@ -140,15 +152,16 @@ export function routerShard(deps: RouterShardDeps): ProcessBody {
      * its seq given back so a resend is taken.
      */
     const route = (m: RouterRoute): void => {
-      if (m.seq !== undefined && m.seq <= highestSeq(m.to, m.from)) return;
-      const r = deps.inbox.append(m.to, m.payload, m.from);
-      if (!r.ok) {
-        if (m.replyTo !== null) ctx.send(m.replyTo, { t: 'route_refused', code: r.reason } satisfies RouteRefused);
+      const from = m.rec.from;
+      if (m.seq !== undefined && m.seq <= highestSeq(m.to, from)) {
+        counters.dedupHits++;
         return;
       }
-      const prevSeq = m.seq !== undefined ? highestSeq(m.to, m.from) : -1n;
-      if (m.seq !== undefined) recordSeq(m.to, m.from, m.seq);
-      const w: Write = { id: r.id, payload: m.payload, settled: false, ok: false, replyTo: m.replyTo, from: m.from, seq: m.seq, prevSeq };
+      const r = deps.inbox.append(m.to, m.rec);
+      if (!r.ok) return refuse(m.replyTo, r.reason);
+      const prevSeq = m.seq !== undefined ? highestSeq(m.to, from) : -1n;
+      if (m.seq !== undefined) recordSeq(m.to, from, m.seq);
+      const w: Write = { id: r.id, rec: m.rec, settled: false, ok: false, replyTo: m.replyTo, seq: m.seq, prevSeq };
       let q = writing.get(m.to);
       if (q === undefined) writing.set(m.to, (q = []));
       q.push(w);
@@ -174,12 +187,13 @@ export function routerShard(deps: RouterShardDeps): ProcessBody {
         const w = q.shift()!;
         if (!w.ok) {
           // Give the number back, in memory and on disk, unless a later one was taken since.
-          if (w.seq !== undefined && lastSeq.get(seqKey(to, w.from)) === w.seq) restoreSeq(to, w.from, w.prevSeq);
-          if (w.replyTo !== null) ctx.send(w.replyTo, { t: 'route_refused', code: 'storage_unavailable' } satisfies RouteRefused);
+          if (w.seq !== undefined && lastSeq.get(seqPairKey(to, w.rec.from)) === w.seq) restoreSeq(to, w.rec.from, w.prevSeq);
+          refuse(w.replyTo, 'storage_unavailable');
           continue;
         }
+        counters.stored++;
         const s = sessions.get(to);
-        if (s !== undefined) ctx.send(s, { t: 'deliver', id: w.id, payload: w.payload } satisfies ShardToSession);
+        if (s !== undefined) ctx.send(s, { t: 'deliver', id: w.id, rec: w.rec, bytes: deliveryBytes(w.rec) } satisfies ShardToSession);
       }
       if (q.length === 0) writing.delete(to);
     };
@@ -220,8 +234,8 @@ export function routerShard(deps: RouterShardDeps): ProcessBody {
         }
         case 'relay': {
           const s = sessions.get(m.to);
-          if (s !== undefined) ctx.send(s, { t: 'frame', frame: m.frame } satisfies ShardToSession);
-          else if (m.store) deps.inbox.append(m.to, m.frame, m.from, STORED_BARE_FRAME);
+          if (s !== undefined) ctx.send(s, { t: 'notice', rec: m.rec } satisfies ShardToSession);
+          else if (m.rec.k === 'receipt') deps.inbox.storeNotice(m.to, m.rec);
           return;
         }
         case 'register': {

@@ -1,6 +1,6 @@
 /**
- * Turns each new client link into a connection process on the scheduler that owns the
- * listeners, and forwards the link's events to it as messages (never blocking the socket).
+ * Turns each new client link into a connection process (protocol v1 today; v2 will be chosen
+ * per listener) on the scheduler that owns the listeners, and forwards the link's events to it as messages (never blocking the socket).
  * A link the node may not take (connection cap, per-address rate) gets the plain-text
  * `RATE_LIMITED` answer and is closed, never silently dropped.
  *
@@ -9,15 +9,18 @@
  * connection process reads its mailbox. Once INPUT_BACKLOG_BYTES have been handed over
  * without the mailbox being seen (nearly) empty, the link is paused until the connection has
  * caught up: TCP stops reading, a WebSocket link holds frames up to its own limit
- * (ClientLink.pause). The connection's own pause (its output is backed up) and this one are
- * separate reasons: the link reads again only when neither holds.
+ * (ClientLink.pause). The connection's own pauses and this one are separate reasons: the link
+ * reads again only when neither holds.
  */
 import type { Scheduler } from '../runtime/Scheduler.js';
 import type { Pid } from '../runtime/Pid.js';
 import type { AcceptLink, ClientLink, ClientLinkHandlers, LinkTransport, PeerCertificate } from './ClientLink.js';
-import { connectionActor, type ConnectionDeps, type LinkEvent } from './Connection.js';
-import type { LoginDecision } from './LoginGate.js';
+import type { ConnectionDeps } from './ConnectionDeps.js';
 import { encodeRateLimitedText } from './protocol/V1Encoder.js';
+import { v1Connection } from './v1/V1Connection.js';
+
+/** Link events, sent to the connection process (one message per event, never blocking the socket). */
+export type LinkEvent = { t: 'link_data'; bytes: Uint8Array } | { t: 'link_drain' } | { t: 'link_closed' };
 
 const DRAIN: LinkEvent = { t: 'link_drain' };
 const CLOSED: LinkEvent = { t: 'link_closed' };
@@ -34,16 +37,7 @@ export interface AcceptHooks {
   closed?(): void;
 }
 
-/** The connection's dependencies, with logins decided on everything the link proved. */
-export interface EdgeDeps extends Omit<ConnectionDeps, 'authenticate'> {
-  authenticate: LoginDecision;
-}
-
-export function acceptConnections(s: Scheduler, deps: EdgeDeps, hooks: AcceptHooks = {}): AcceptLink {
-  // A connection asks to authenticate with the link's address only, so the client
-  // certificate is bound here: links without one share one set of dependencies, a link with
-  // one gets its own copy (TLS client authentication only).
-  const shared: ConnectionDeps = { ...deps, authenticate: (user, token, remoteAddress) => deps.authenticate(user, token, remoteAddress, null) };
+export function acceptConnections(s: Scheduler, deps: ConnectionDeps, hooks: AcceptHooks = {}): AcceptLink {
   return (link) => {
     const admitted = hooks.admit?.(link) ?? { ok: true };
     if (!admitted.ok) {
@@ -51,10 +45,8 @@ export function acceptConnections(s: Scheduler, deps: EdgeDeps, hooks: AcceptHoo
       link.end();
       return REFUSED;
     }
-    const peer = link.peerCertificate ?? null;
-    const linkDeps: ConnectionDeps = peer === null ? shared : { ...shared, authenticate: (user, token, remoteAddress) => deps.authenticate(user, token, remoteAddress, peer) };
     const events = new LinkEvents(s, hooks, link);
-    events.pid = s.spawn(connectionActor(events, linkDeps), { label: 'Connection' });
+    events.pid = s.spawn(v1Connection(events, deps), { label: 'Connection' });
     hooks.opened?.();
     return events;
   };
@@ -63,7 +55,7 @@ export function acceptConnections(s: Scheduler, deps: EdgeDeps, hooks: AcceptHoo
 const REFUSED: ClientLinkHandlers = { data: () => {}, drain: () => {}, close: () => {} };
 
 /** Why the link is paused (both may hold). */
-const PAUSED_FOR_OUTPUT = 1;
+const PAUSED_BY_CONNECTION = 1;
 const PAUSED_FOR_BACKLOG = 2;
 
 /**
@@ -134,10 +126,10 @@ class LinkEvents implements ClientLinkHandlers, ClientLink {
   }
   pause(): void {
     if (this.pausedFor === 0) this.link.pause();
-    this.pausedFor |= PAUSED_FOR_OUTPUT;
+    this.pausedFor |= PAUSED_BY_CONNECTION;
   }
   resume(): void {
-    if ((this.pausedFor & PAUSED_FOR_OUTPUT) !== 0) this.unpause(PAUSED_FOR_OUTPUT);
+    if ((this.pausedFor & PAUSED_BY_CONNECTION) !== 0) this.unpause(PAUSED_BY_CONNECTION);
   }
   end(): void {
     this.link.end();

@@ -102,6 +102,8 @@ export interface StorageTable {
   getRange(range: StorageRange): StorageEntry[];
   /** Number of entries in the range (`limit` and `reverse` ignored); costs a scan of the range. */
   count(range?: StorageRange): number;
+  /** Entries and total value bytes in the range (`limit` and `reverse` ignored); costs a scan of the range and its values. */
+  measure(range?: StorageRange): { count: number; bytes: number };
 }
 
 /**

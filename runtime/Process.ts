@@ -62,6 +62,8 @@ export class Process implements ProcessContext {
   monitors: SmallMap<MonitorEntry> | null = null;
   /** Monitors others hold on this process, by ref key (entry.pid is the watcher). */
   monitoredBy: SmallMap<MonitorEntry> | null = null;
+  /** Pending timers whose message is for this process, by ref key (cancelled when it exits). */
+  timers: SmallMap<true> | null = null;
   handled = 0;
   traceId = 0;
   /** The behaviour label given at spawn (usually a shared constant, so kept here, not in `extra`). */

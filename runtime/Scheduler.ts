@@ -66,6 +66,8 @@ export interface SchedulerMetrics {
   /** Processes whose mailbox went above MAILBOX_HIGH_WATERMARK. */
   aboveHighWatermark: number;
   maxQueueLen: number;
+  /** Pending timers (sendAfter, behaviour timeouts). */
+  timers: number;
 }
 
 interface PendingSpawn {
@@ -82,6 +84,16 @@ interface PendingSpawn {
 interface TimerEntry {
   handle: unknown;
   deadline: number;
+  /** The local process the timer's message is for: its exit cancels the timer (OTP). */
+  target: Process | undefined;
+}
+
+/** A timer fired or was cancelled: its target no longer waits for it. */
+function untrackTimer(t: TimerEntry, key: string): void {
+  const p = t.target;
+  if (p === undefined || p.timers === null) return;
+  p.timers.delete(key);
+  if (p.timers.size === 0) p.timers = null;
 }
 
 const noopHost: SchedulerHost = {
@@ -129,6 +141,7 @@ export class Scheduler {
   private readonly m: SchedulerMetrics = {
     processes: 0,
     runQueue: 0,
+    timers: 0,
     messagesHandled: 0,
     spawned: 0,
     exited: 0,
@@ -730,6 +743,10 @@ export class Scheduler {
       x.exitReason = reason;
       if (x.name !== null && this.names.get(x.name) === p) this.names.delete(x.name);
     }
+    if (p.timers !== null) {
+      this.cancelTimersFor(p, p.timers);
+      p.timers = null;
+    }
     const w = this.cancelWaiter(p);
     p.q = null;
     p.qh = p.qt = 0;
@@ -930,18 +947,28 @@ export class Scheduler {
 
   // ---- timers ---------------------------------------------------------------------------
 
+  /**
+   * A timer for a local pid ends with that process (OTP: a timer to a pid is cancelled when the
+   * process is not alive), and a pending timer never keeps a dead process reachable: it holds
+   * the sender's pid, not its process.
+   */
   sendAfter(ms: number, msg: unknown, to: Pid, system: boolean, from: Process | null): Ref {
     const ref = this.makeRef();
     const key = ref.key;
     const delay = Math.max(0, ms);
     // The timer's message belongs to the trace being handled when it was set, not when it fires.
     const trace = from === null ? 0 : from.traceId;
+    const fromPid = from === null ? null : from.self;
+    const target = this.local(to);
     const handle = this.env.timers.setTimer(delay, () => {
+      const t = this.timers.get(key);
       this.timers.delete(key);
+      if (t !== undefined) untrackTimer(t, key);
       if (system) this.sendSystem(to, msg);
-      else this.send(to, msg, from !== null && (from.flags & F_DEAD) === 0 ? from : null, trace);
+      else this.send(to, msg, fromPid === null ? null : (this.local(fromPid) ?? null), trace);
     });
-    this.timers.set(key, { handle, deadline: this.env.clock.monotonicMs() + delay });
+    if (target !== undefined) (target.timers ??= new SmallMap()).set(key, true);
+    this.timers.set(key, { handle, deadline: this.env.clock.monotonicMs() + delay, target });
     return ref;
   }
 
@@ -949,8 +976,19 @@ export class Scheduler {
     const t = this.timers.get(ref.key);
     if (t === undefined) return false;
     this.timers.delete(ref.key);
+    untrackTimer(t, ref.key);
     this.env.timers.clearTimer(t.handle);
     return Math.max(0, Math.round(t.deadline - this.env.clock.monotonicMs()));
+  }
+
+  /** Cancel every pending timer whose message is for `p` (it exited). */
+  private cancelTimersFor(p: Process, keys: SmallMap<true>): void {
+    for (const [key] of keys.entries()) {
+      const t = this.timers.get(key);
+      if (t === undefined || t.target !== p) continue;
+      this.timers.delete(key);
+      this.env.timers.clearTimer(t.handle);
+    }
   }
 
   makeRef(): Ref {
@@ -1039,7 +1077,7 @@ export class Scheduler {
   }
 
   metrics(): SchedulerMetrics {
-    return { ...this.m, processes: this.live, runQueue: this.rqt - this.rqh };
+    return { ...this.m, processes: this.live, runQueue: this.rqt - this.rqh, timers: this.timers.size };
   }
 
   /** Stop every process with `reason` (scheduler shutdown). */

@@ -1,6 +1,6 @@
 /**
  * Assembles one Iris node from a validated config: the runtime (scheduler threads), durable
- * storage (LMDB in `wal_directory`), the messaging service on top (edge/IrisService.ts) and
+ * storage (LMDB in `wal_directory`), the messaging service on top (server/IrisService.ts) and
  * the listeners (raw TCP for v1, uWebSockets.js for `/ws` and HTTP).
  * Every startup failure is a typed result naming what to fix; `stop()` closes in reverse.
  */
@@ -10,6 +10,7 @@ import { X509Certificate } from 'node:crypto';
 import type { IrisConfig } from './NodeConfig.js';
 import type { ClientListener } from '../edge/ClientLink.js';
 import { startIrisService } from './IrisService.js';
+import { metricsText } from './Metrics.js';
 import { listenTcp } from '../edge/listeners/TcpListener.js';
 import { listenUws, loadNativeUws } from '../edge/listeners/UwsServer.js';
 import { OriginPolicy } from '../edge/listeners/OriginPolicy.js';
@@ -64,7 +65,8 @@ export async function startIrisNode(config: IrisConfig): Promise<StartIrisNodeRe
   };
   const started = await startIrisService(runtime.main, runtime.env, storage, config);
   if (!started.ok) return fail(started.message);
-  const { accept, health } = started.service;
+  const service = started.service;
+  const { accept, health } = service;
 
   const tls =
     config.tls_cert_file !== '' && config.tls_key_file !== ''
@@ -98,6 +100,7 @@ export async function startIrisNode(config: IrisConfig): Promise<StartIrisNodeRe
         log: runtime.log,
         routes: {
           '/health': () => ({ status: 200, body: JSON.stringify({ ...health(), memory: memoryMb() }) }),
+          '/metrics': () => ({ status: 200, contentType: 'text/plain; version=0.0.4', body: metricsText(service) }),
         },
       },
       accept,

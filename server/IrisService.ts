@@ -1,40 +1,48 @@
 /**
  * The messaging service of one node, assembled on a scheduler and an Env that carries
- * storage: the offline mailbox, presence, the router shards, the groups and key-directory
- * services, login rules and limits, and the function that turns each client link into a
+ * storage: the offline mailboxes, presence, the router shards, the groups and key-directory
+ * servers, login rules and limits, and the function that turns each client link into a
  * connection. It knows nothing of sockets, threads or files, so the production node
- * (bin/irisNode.ts, with LMDB and real listeners) and the simulator (sim/, with virtual
+ * (server/IrisNode.ts, with LMDB and real listeners) and the simulator (sim/, with virtual
  * storage and links) run exactly this code.
  */
 import * as Supervisor from '../actors/Supervisor.js';
-import type { IrisConfig } from './NodeConfig.js';
+import { newCoreCounters, type CoreCounters } from '../core/CoreCounters.js';
 import { CORE_SUPERVISOR_INTENSITY, CORE_SUPERVISOR_PERIOD_S } from '../core/defaults.js';
-import { groupsService } from '../core/Groups.js';
+import { GROUPS_NAME, startGroups } from '../core/Groups.js';
 import type { Inbox } from '../core/Inbox.js';
-import { keyDirectory } from '../core/KeyDirectory.js';
+import { KEYS_NAME, startKeyDirectory } from '../core/KeyDirectory.js';
 import { MailboxInbox } from '../core/MailboxInbox.js';
 import { OfflineMailbox } from '../core/OfflineMailbox.js';
 import { PresenceTable } from '../core/Presence.js';
 import { startRouter, type Router } from '../core/Router.js';
 import type { UserKey } from '../core/UserId.js';
-import type { Env, StorageEngine } from '../runtime/Env.js';
-import type { Pid } from '../runtime/Pid.js';
-import type { Scheduler } from '../runtime/Scheduler.js';
 import { JwtVerifier } from '../edge/auth/JwtVerifier.js';
 import { Revocations } from '../edge/auth/Revocations.js';
 import type { AcceptLink } from '../edge/ClientLink.js';
+import type { ConnectionDeps } from '../edge/ConnectionDeps.js';
 import { acceptConnections } from '../edge/EdgeAcceptor.js';
 import { RateLimits } from '../edge/limits/RateLimits.js';
+import { UserRates } from '../edge/limits/UserRates.js';
 import { loginGate } from '../edge/LoginGate.js';
+import type { Env, StorageEngine } from '../runtime/Env.js';
+import type { Pid } from '../runtime/Pid.js';
+import type { Scheduler } from '../runtime/Scheduler.js';
+import type { IrisConfig } from './NodeConfig.js';
 
-export const GROUPS_NAME = 'groups';
-export const KEYS_NAME = 'key_directory';
+export { GROUPS_NAME, KEYS_NAME };
+
+/** The table of receipts kept for offline users (apart from the message inbox). */
+const RECEIPTS_TABLE = 'receipts';
 
 export interface IrisService {
   /** Hand every new client link here (TCP, TLS, WebSocket or simulated). */
   readonly accept: AcceptLink;
   readonly presence: PresenceTable;
   readonly router: Router;
+  readonly counters: CoreCounters;
+  readonly limits: RateLimits;
+  readonly rates: UserRates;
   /** Open client connections. */
   connections(): number;
   /** The body of `/health`. */
@@ -48,15 +56,21 @@ export interface IrisServiceOptions {
 
 export type StartIrisServiceResult = { ok: true; service: IrisService } | { ok: false; message: string };
 
-/** The single-writer state services (groups, key directory) under one supervisor. */
-async function startServices(s: Scheduler, storage: StorageEngine, shardFor: (u: UserKey) => Pid | string): Promise<{ ok: true } | { ok: false; message: string }> {
+/** The single-writer state servers (groups, key directory) under one supervisor. */
+async function startServers(
+  s: Scheduler,
+  storage: StorageEngine,
+  shardFor: (u: UserKey) => Pid | string,
+  fanoutAllowed: (u: UserKey, n: number) => boolean,
+  counters: CoreCounters,
+): Promise<{ ok: true } | { ok: false; message: string }> {
   const sup = await Supervisor.start(
     s,
     {
       flags: { strategy: 'one_for_one', intensity: CORE_SUPERVISOR_INTENSITY, period: CORE_SUPERVISOR_PERIOD_S },
       children: [
-        { id: GROUPS_NAME, start: (ctx) => ({ ok: true as const, pid: ctx.spawnLink(groupsService({ storage, shardFor }), { name: GROUPS_NAME, label: 'Groups' }) }) },
-        { id: KEYS_NAME, start: (ctx) => ({ ok: true as const, pid: ctx.spawnLink(keyDirectory(storage), { name: KEYS_NAME, label: 'KeyDirectory' }) }) },
+        { id: GROUPS_NAME, start: (ctx) => startGroups(ctx, { storage, shardFor, fanoutAllowed, counters }) },
+        { id: KEYS_NAME, start: (ctx) => startKeyDirectory(ctx, storage) },
       ],
     },
     { name: 'services_sup' },
@@ -66,17 +80,22 @@ async function startServices(s: Scheduler, storage: StorageEngine, shardFor: (u:
 
 /** Start the service's processes on `s`; every failure names what to fix. */
 export async function startIrisService(s: Scheduler, env: Env, storage: StorageEngine, config: IrisConfig, opts: IrisServiceOptions = {}): Promise<StartIrisServiceResult> {
-  const mb = OfflineMailbox.open({ ...env, storage }, { capacityPerUser: config.inbox_cap });
-  if (!mb.ok) return { ok: false, message: `offline mailbox: ${mb.message}` };
-  const plain = new MailboxInbox(mb.mailbox, storage, env.clock, env.log);
+  const withStorage = { ...env, storage };
+  const messages = OfflineMailbox.open(withStorage, { capacityPerUser: config.inbox_cap, maxBytesPerUser: config.inbox_max_bytes });
+  if (!messages.ok) return { ok: false, message: `offline mailbox: ${messages.message}` };
+  const receipts = OfflineMailbox.open(withStorage, { capacityPerUser: config.receipt_inbox_cap, table: RECEIPTS_TABLE });
+  if (!receipts.ok) return { ok: false, message: `receipt store: ${receipts.message}` };
+  const plain = new MailboxInbox(messages.mailbox, receipts.mailbox, storage, env.clock, env.log);
   const inbox = opts.wrapInbox !== undefined ? opts.wrapInbox(plain) : plain;
   const presence = new PresenceTable();
-  const routed = await startRouter(s, config.router_pool_size, { inbox, presence, storage });
+  const counters = newCoreCounters();
+  const routed = await startRouter(s, config.router_pool_size, { inbox, presence, storage, counters });
   if (!routed.ok) return { ok: false, message: `router failed to start: ${JSON.stringify(routed.reason)}` };
   const router = routed.router;
 
-  const services = await startServices(s, storage, router.shardFor);
-  if (!services.ok) return services;
+  const rates = new UserRates(env.clock, config);
+  const servers = await startServers(s, storage, router.shardFor, (u, n) => rates.fanout(u, n), counters);
+  if (!servers.ok) return servers;
 
   const limitsR = RateLimits.create(env.clock, {
     maxConnections: config.max_connections,
@@ -98,25 +117,32 @@ export async function startIrisService(s: Scheduler, env: Env, storage: StorageE
     if (!v.ok) return { ok: false, message: `jwt_secret: ${JSON.stringify(v.error)}` };
     verifier = v.verifier;
   }
-  const authenticate = loginGate({
-    verifier,
-    limits,
-    clientCertificate: { required: config.tls_client_auth === 'required', userMatch: config.tls_client_cert_user_match },
-  });
 
-  const deps = {
+  const deps: ConnectionDeps = {
     shardFor: router.shardFor,
     groups: GROUPS_NAME,
     keys: KEYS_NAME,
     presence,
     inbox,
-    authenticate,
-    messageAllowed: (user: Uint8Array, n: number) => limits.message(user, n),
-    retransmitMs: 5_000,
-    loginTimeoutMs: config.login_timeout_ms,
-    slowClientTimeoutMs: config.slow_client_timeout_ms,
-    maxInputBufferBytes: config.max_input_buffer_bytes,
-    inboxCap: config.inbox_cap,
+    authenticate: loginGate({
+      verifier,
+      limits,
+      clientCertificate: { required: config.tls_client_auth === 'required', userMatch: config.tls_client_cert_user_match },
+      log: env.log,
+    }),
+    limits,
+    rates,
+    settings: {
+      loginTimeoutMs: config.login_timeout_ms,
+      slowClientTimeoutMs: config.slow_client_timeout_ms,
+      maxInputBufferBytes: config.max_input_buffer_bytes,
+      windowMessages: config.delivery_window_messages,
+      windowBytes: config.delivery_window_bytes,
+      pageMessages: config.inbox_page_messages,
+      pageBytes: config.inbox_page_bytes,
+      noticeLimit: config.receipt_inbox_cap,
+      statusBeforeLogin: config.mode !== 'production',
+    },
   };
   let connections = 0;
   const accept = acceptConnections(s, deps, {
@@ -133,6 +159,9 @@ export async function startIrisService(s: Scheduler, env: Env, storage: StorageE
       accept,
       presence,
       router,
+      counters,
+      limits,
+      rates,
       connections: () => connections,
       health: () => ({ status: 'ok', node: config.node_name, mode: config.mode, connections, online_users: presence.onlineCount() }),
     },

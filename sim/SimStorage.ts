@@ -277,6 +277,18 @@ class SimTable implements StorageTable {
     if (r.empty) return 0;
     return this.engine.view(this.name).range(r.lower === undefined ? undefined : latin1(r.lower), r.upper === undefined ? undefined : latin1(r.upper), false, Number.MAX_SAFE_INTEGER).length;
   }
+
+  measure(range: StorageRange = {}): { count: number; bytes: number } {
+    this.engine.assertOpen();
+    const r = byteRange({ ...range, limit: undefined });
+    if (!r.ok) throw new Error(`invalid range: ${r.message}`);
+    if (r.empty) return { count: 0, bytes: 0 };
+    const t = this.engine.view(this.name);
+    const keys = t.range(r.lower === undefined ? undefined : latin1(r.lower), r.upper === undefined ? undefined : latin1(r.upper), false, Number.MAX_SAFE_INTEGER);
+    let bytes = 0;
+    for (const k of keys) bytes += t.values.get(k)!.length;
+    return { count: keys.length, bytes };
+  }
 }
 
 export { latin1 as keyText };

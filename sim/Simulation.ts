@@ -15,7 +15,9 @@ import { History } from './History.js';
 import { bytesHex } from './Payload.js';
 import type { Scenario } from './Scenario.js';
 import { SimClient, userIndex, userName, type ClientBehaviour, type SharedGroup } from './SimClient.js';
-import type { GroupsReply, GroupsRequest } from '../core/Groups.js';
+import * as GenServer from '../actors/GenServer.js';
+import { GROUPS_NAME, type GroupsAdminReply, type GroupsAdminRequest } from '../core/Groups.js';
+import { v1Payload } from '../edge/v1/V1Render.js';
 import type { LinkProfile } from './SimLink.js';
 import { SimNode } from './SimNode.js';
 import type { SimRandom } from './SimRandom.js';
@@ -59,6 +61,8 @@ const DRAIN_MS = 8000;
 const PRESENCE_MS = 3000;
 /** Clients 0..GROUP_SIZE-1 are the group's members (groups are small; the cap is 256). */
 const GROUP_SIZE = 16;
+/** How long the operator waits for the groups server to answer an add. */
+const OPERATOR_CALL_TIMEOUT_MS = 5_000;
 /** Each staying client asks about this many others at the end. */
 const PRESENCE_PEERS = 8;
 
@@ -89,12 +93,13 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
     return k.ok ? keyText(k.bytes) : '';
   };
   const wrapInbox = (inner: Inbox): Inbox => ({
-    append(user, payload, sender, kind) {
-      const r = inner.append(user, payload, sender, kind);
-      if (r.ok && (kind ?? 0) === 0) {
+    append(user, rec) {
+      const r = inner.append(user, rec);
+      if (r.ok) {
         const at = world.now;
         const id = r.id.slice();
-        const bytes = payload.slice();
+        // What a v1 client receives inside RELIABLE_MSG for this record.
+        const bytes = v1Payload(rec).slice();
         const incName = `${node.name}#${node.incarnations}`;
         void r.durable.then((stored) => {
           const u = userIndex(userBytes(user));
@@ -104,7 +109,9 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
       }
       return r;
     },
-    pending: (user, limit, afterId) => inner.pending(user, limit, afterId),
+    storeNotice: (user, rec) => inner.storeNotice(user, rec),
+    page: (user, limits) => inner.page(user, limits),
+    takeNotices: (user, limit) => inner.takeNotices(user, limit),
     ack(user, id) {
       const p = inner.ack(user, id);
       const k = `${userIndex(userBytes(user))}/${bytesHex(id)}`;
@@ -151,18 +158,14 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
       const k = `${node.incarnations}/${i}`;
       if (history.groupMembers.has(i) || adding.has(k)) continue;
       adding.add(k);
-      const add: GroupsRequest = { t: 'admin', op: 'add', actor: userKey(userName(0)), gid: gidText, user: userKey(userName(i)), replyTo: node.schedulers[0]!.outsider };
-      node.schedulers[0]!.spawn((ctx) => {
-        ctx.send('groups', { ...add, replyTo: ctx.self });
-        return (m) => {
-          const r = m as GroupsReply;
-          if ((r.t === 'group_done' || (r.t === 'group_error' && r.code === 'already_member')) && !history.groupMembers.has(i)) {
-            history.groupMembers.set(i, world.now);
-            history.add({ at: world.now, client: i, type: 'ok', op: 'group_add', value: gidText, conn: 0 });
-          }
-          adding.delete(k);
-          ctx.exit('normal');
-        };
+      const add: GroupsAdminRequest = { t: 'admin', op: 'add', actor: userKey(userName(0)), gid: gidText, user: userKey(userName(i)) };
+      node.schedulers[0]!.spawn(async (ctx) => {
+        const r = await GenServer.call<GroupsAdminReply>(ctx, GROUPS_NAME, add, OPERATOR_CALL_TIMEOUT_MS);
+        if (r.ok && (r.value.ok || r.value.code === 'already_member') && !history.groupMembers.has(i)) {
+          history.groupMembers.set(i, world.now);
+          history.add({ at: world.now, client: i, type: 'ok', op: 'group_add', value: gidText, conn: 0 });
+        }
+        adding.delete(k);
       }, { label: 'SimOperator' });
     }
   };

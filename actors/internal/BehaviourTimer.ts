@@ -16,10 +16,9 @@ export class TimerSequence {
 }
 
 /**
- * One timeout slot (an idle timeout, a state timeout, one named generic timeout). `start`
- * sends `message(n)` in the system lane after `ms`; `startInline` arms it without a kernel
- * timer, for a behaviour that queues the timeout event itself and checks `fire(n)` when it
- * gets to it (StateMachine's zero timeouts).
+ * One timeout slot of a GenServer (its idle timeout, its idle hibernation): `start` sends
+ * `message(n)` in the system lane after `ms`. StateMachine keeps its timeouts in
+ * MachineTimeouts.ts instead, which costs nothing while none is armed.
  */
 export class BehaviourTimer {
   private ref: Ref | null = null;
@@ -44,8 +43,7 @@ export class BehaviourTimer {
     return n;
   }
 
-  /** (Re)arm without a kernel timer; returns the firing number. */
-  startInline(event: unknown): number {
+  private startInline(event: unknown): number {
     this.cancel();
     const n = this.seq.next();
     this.live = n;

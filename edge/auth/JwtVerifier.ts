@@ -23,6 +23,7 @@ import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'no
 import { SignJWT } from 'jose';
 import type { Clock } from '../../runtime/Env.js';
 import { EDGE_DEFAULTS } from '../EdgeSettings.js';
+import { V1_MAX_TOKEN_BYTES } from '../protocol/v1Limits.js';
 
 // ---------------------------------------------------------------------------------------------
 // Limits and defaults. The configurable ones are the config keys jwt_issuer, jwt_max_lifetime_s
@@ -39,7 +40,7 @@ export const JWT_DEFAULT_MAX_LIFETIME_SECONDS = EDGE_DEFAULTS.jwt_max_lifetime_s
 /** Leeway for clock differences between the issuer and this node when checking exp and nbf. */
 export const JWT_DEFAULT_CLOCK_TOLERANCE_SECONDS = 0;
 /** Tokens longer than this are refused before any decoding (bounds the work per login). */
-export const JWT_MAX_TOKEN_BYTES = 8 * 1024;
+export const JWT_MAX_TOKEN_BYTES = V1_MAX_TOKEN_BYTES;
 
 // ---------------------------------------------------------------------------------------------
 // Public types

@@ -10,17 +10,8 @@
 
 import type { Clock } from '../../runtime/Env.js';
 import { CONNECTION_CAP_RETRY_AFTER_MS, MAX_KEY_CHARS, RATE_LIMITS_DEFAULT } from './defaults.js';
-import {
-  RATE_OK,
-  checkTokenBucketRate,
-  fullBucket,
-  isBucketFull,
-  peekBucket,
-  takeFromBucket,
-  type BucketState,
-  type RateDecision,
-  type TokenBucketRate,
-} from './TokenBucket.js';
+import { KeyedBuckets } from './KeyedBuckets.js';
+import { RATE_OK, checkTokenBucketRate, type RateDecision, type TokenBucketRate } from './TokenBucket.js';
 
 export interface RateLimitsConfig {
   /** Messages per user; a batch of n items costs n tokens (at most the burst). */
@@ -106,6 +97,16 @@ export class RateLimits {
   }
 
   /**
+   * Up to `count` messages of `user`, as many as its budget allows now: a batch is charged one
+   * token per message and goes on as the budget refills (`retryAfterMs` until the next token).
+   */
+  messagesUpTo(user: Uint8Array, count: number): { taken: number; retryAfterMs: number } {
+    const r = this.users.takeUpTo(bytesKey(user), count);
+    if (r.taken < count) this.refusedMessages++;
+    return r;
+  }
+
+  /**
    * A connection from `ip` wants in. On ok it counts as open until connectionClosed(); a
    * refused one holds nothing.
    */
@@ -185,77 +186,7 @@ export function ipRateKey(ip: string): string {
 // ---------------------------------------------------------------------------------------------
 // Internal
 
-/** Buckets by key in least-recently-used order (a Map keeps insertion order; a touch re-inserts). */
-class KeyedBuckets {
-  private readonly buckets = new Map<string, BucketState>();
-  evictedBeforeRefill = 0;
-
-  constructor(
-    private readonly rate: TokenBucketRate,
-    private readonly maxKeys: number,
-    private readonly clock: Clock,
-  ) {}
-
-  get size(): number {
-    return this.buckets.size;
-  }
-
-  take(key: string, n: number): RateDecision {
-    const now = this.clock.monotonicMs();
-    this.dropRefilledOldest(now);
-    let state = this.buckets.get(key);
-    if (state === undefined) {
-      state = fullBucket(this.rate, now);
-      this.makeRoom(now);
-    } else {
-      this.buckets.delete(key);
-    }
-    const decision = takeFromBucket(state, this.rate, now, n);
-    this.buckets.set(key, state);
-    return decision;
-  }
-
-  /** Answers as take() would, without taking; an unknown key stores nothing. */
-  peek(key: string, n: number): RateDecision {
-    const state = this.buckets.get(key);
-    return state === undefined ? RATE_OK : peekBucket(state, this.rate, this.clock.monotonicMs(), n);
-  }
-
-  forget(key: string): void {
-    this.buckets.delete(key);
-  }
-
-  sweep(): number {
-    const now = this.clock.monotonicMs();
-    let dropped = 0;
-    for (const [key, state] of this.buckets) {
-      if (isBucketFull(state, this.rate, now)) {
-        this.buckets.delete(key);
-        dropped++;
-      }
-    }
-    return dropped;
-  }
-
-  /** Looks at the two least recently used buckets: a bucket that has refilled is forgotten. */
-  private dropRefilledOldest(now: number): void {
-    for (let i = 0; i < 2; i++) {
-      const oldest = this.buckets.entries().next();
-      if (oldest.done === true || !isBucketFull(oldest.value[1], this.rate, now)) return;
-      this.buckets.delete(oldest.value[0]);
-    }
-  }
-
-  private makeRoom(now: number): void {
-    if (this.buckets.size < this.maxKeys) return;
-    const oldest = this.buckets.entries().next();
-    if (oldest.done === true) return;
-    this.buckets.delete(oldest.value[0]);
-    if (!isBucketFull(oldest.value[1], this.rate, now)) this.evictedBeforeRefill++;
-  }
-}
-
-function bytesKey(bytes: Uint8Array): string {
+export function bytesKey(bytes: Uint8Array): string {
   // One char per byte (latin1); fromCharCode costs half a Buffer decode and allocates nothing else.
   const b = bytes.byteLength > MAX_KEY_CHARS ? bytes.subarray(0, MAX_KEY_CHARS) : bytes;
   return String.fromCharCode.apply(null, b as unknown as number[]);

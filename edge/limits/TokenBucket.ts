@@ -64,6 +64,19 @@ export function takeFromBucket(state: BucketState, rate: TokenBucketRate, nowMs:
   return decision;
 }
 
+/**
+ * Takes as many of `n` tokens as there are now (possibly none, possibly all); when it took
+ * fewer than `n`, `retryAfterMs` says when the next one will be there. For shaping: a batch of
+ * n messages goes on as the budget allows, never charged less than one token each.
+ */
+export function takeUpToFromBucket(state: BucketState, rate: TokenBucketRate, nowMs: number, n: number): { taken: number; retryAfterMs: number } {
+  refillBucket(state, rate, nowMs);
+  const taken = Math.max(0, Math.min(n, Math.floor(state.units / rate.intervalMs)));
+  state.units -= taken * rate.intervalMs;
+  if (taken === n) return { taken, retryAfterMs: 0 };
+  return { taken, retryAfterMs: ceilDiv(rate.intervalMs - state.units, rate.refill) };
+}
+
 /** Like takeFromBucket, but takes nothing either way. */
 export function peekBucket(state: BucketState, rate: TokenBucketRate, nowMs: number, n = 1): RateDecision {
   assertTokens(rate, n);

@@ -10,8 +10,7 @@
 //    (`empty_user`, `user_too_long`; the connection answers AUTH_FAILED and closes).
 //  - ACK (0x03) is the opcode and exactly V1_MESSAGE_ID_BYTES (16) bytes, so coalesced ACKs and
 //    an ACK followed by a SEND in one segment decode as separate packets.
-//  - A length over its limit, a malformed batch blob, or a CBOR payload that is not a well-formed
-//    map is refused once the packet's total length is known (when every length field has
+//  - A length over its limit or a malformed batch blob is refused once the packet's total length is known (when every length field has
 //    arrived): the error carries `skip` = that length, the packet's bytes are dropped (also
 //    those not yet received) and decoding resumes with the next packet.
 //  - An unknown opcode cannot be resynchronised (there is no common header): a fatal
@@ -19,10 +18,12 @@
 //  - Identifier fields the table leaves unbounded (gid of GROUP_MSG/ROSTER, TYPING target,
 //    READ_RECEIPT original sender) use the same 256-byte bound as every user and group id.
 //
+// CBOR content (CBOR_MSG maps, prekey uploads, E2EE and group headers) is left as bytes: the
+// connection checks it (V1Content.ts) only after the packet passed its login and budget checks.
+//
 // Payloads: each packet is copied once out of the input (its fields are views into that copy),
 // so packets outlive the input buffer and never pin a transport's read buffer. SEND, SEND_SEQ
 // and ACK, which only pass through, are copied into a shared slab (internal/ByteSlab.ts).
-import { checkCborMap, decodeCborMap } from './Cbor.js';
 import { slabCopy } from './internal/ByteSlab.js';
 import {
   copyOut,
@@ -37,7 +38,6 @@ import {
   type Layout,
   type ParseOut,
 } from './internal/FrameStream.js';
-import { parsePrekeyUpload } from './V1Prekeys.js';
 import { V1ClientOp, type ClientPacket, type V1DecodeErrorCode, type V1DecodeResult } from './V1Packets.js';
 import {
   V1_INPUT_BUFFER_CAP_DEFAULT,
@@ -60,13 +60,28 @@ import {
 export interface V1DecoderOptions {
   /** Bytes held while waiting for the rest of a packet; default V1_INPUT_BUFFER_CAP_DEFAULT (1 MiB). */
   readonly inputBufferCap?: number;
+  /**
+   * With a strict cap not even a packet of legal length may be held beyond it (before login a
+   * connection may send nothing longer than a LOGIN). Default false.
+   */
+  readonly strictCap?: boolean;
 }
 
 export class V1Decoder {
   private readonly stream: FrameStream<V1DecodeResult, V1DecodeErrorCode>;
 
   constructor(options: V1DecoderOptions = {}) {
-    this.stream = new FrameStream(parseClientPacket, options.inputBufferCap ?? V1_INPUT_BUFFER_CAP_DEFAULT, 'input_buffer_overflow');
+    this.stream = new FrameStream(parseClientPacket, options.inputBufferCap ?? V1_INPUT_BUFFER_CAP_DEFAULT, 'input_buffer_overflow', options.strictCap ?? false);
+  }
+
+  /** Change the input cap (the connection widens it after login); applies from the next push. */
+  setInputBufferCap(cap: number, strict = false): void {
+    this.stream.setCap(cap, strict);
+  }
+
+  /** Bytes the decoder's own buffer occupies (what a connection holds for a packet still arriving). */
+  get heldCapacity(): number {
+    return this.stream.heldCapacity;
   }
 
   /**
@@ -156,36 +171,20 @@ function parseClientPacket(src: Uint8Array, start: number, end: number, out: Par
       return packet({ op: 'get_status', target: field(b, 0) });
     case V1ClientOp.SEND_SEQ:
       return packet({ op: 'send_seq', target: field(b, 0), seq: readU64(b, fieldAt[1]!), msg: field(b, 2) });
-    case V1ClientOp.CBOR_MSG: {
-      const cbor = field(b, 1);
-      const decoded = decodeCborMap(cbor);
-      if (!decoded.ok) return refuse(out, decoded.code, size);
-      return packet({ op: 'cbor_msg', target: field(b, 0), cbor, map: decoded.map });
-    }
-    case V1ClientOp.UPLOAD_PREKEYS: {
-      const cbor = field(b, 0);
-      const decoded = decodeCborMap(cbor);
-      if (!decoded.ok) return refuse(out, decoded.code, size);
-      return packet({ op: 'upload_prekeys', cbor, map: decoded.map, upload: parsePrekeyUpload(decoded.map) });
-    }
+    case V1ClientOp.CBOR_MSG:
+      return packet({ op: 'cbor_msg', target: field(b, 0), cbor: field(b, 1) });
+    case V1ClientOp.UPLOAD_PREKEYS:
+      return packet({ op: 'upload_prekeys', cbor: field(b, 0) });
     case V1ClientOp.FETCH_PREKEYS:
       return packet({ op: 'fetch_prekeys', user: field(b, 0) });
-    case V1ClientOp.E2EE_MSG: {
-      const headerBytes = field(b, 1);
-      const check = checkCborMap(headerBytes);
-      if (check !== 'ok') return refuse(out, check, size);
-      return packet({ op: 'e2ee_msg', recipient: field(b, 0), header: headerBytes, ciphertext: field(b, 2) });
-    }
+    case V1ClientOp.E2EE_MSG:
+      return packet({ op: 'e2ee_msg', recipient: field(b, 0), header: field(b, 1), ciphertext: field(b, 2) });
     case V1ClientOp.GROUP_CREATE:
       return packet({ op: 'group_create', name: field(b, 0) });
     case V1ClientOp.GROUP_LEAVE:
       return packet({ op: 'group_leave', gid: field(b, 0) });
-    case V1ClientOp.GROUP_MSG: {
-      const headerBytes = field(b, 1);
-      const check = checkCborMap(headerBytes);
-      if (check !== 'ok') return refuse(out, check, size);
-      return packet({ op: 'group_msg', gid: field(b, 0), header: headerBytes, ciphertext: field(b, 2) });
-    }
+    case V1ClientOp.GROUP_MSG:
+      return packet({ op: 'group_msg', gid: field(b, 0), header: field(b, 1), ciphertext: field(b, 2) });
     case V1ClientOp.GROUP_ROSTER:
       return packet({ op: 'group_roster', gid: field(b, 0) });
     case V1ClientOp.SENDER_KEY_DIST:

@@ -6,7 +6,6 @@
 // is copied out of the input once, and its fields are views into that copy, so a packet stays
 // valid after more input arrives and never pins a transport's read buffer.
 import type { CborMap } from './Cbor.js';
-import type { PrekeyUploadParse } from './V1Prekeys.js';
 
 // ---------------------------------------------------------------------------------------------
 // Opcodes
@@ -89,17 +88,13 @@ export interface SendSeqPacket {
 export interface CborMsgPacket {
   readonly op: 'cbor_msg';
   readonly target: Uint8Array;
-  /** The CBOR bytes exactly as received (what is routed). */
+  /** The CBOR bytes exactly as received (what is routed), not yet checked (V1Content.ts). */
   readonly cbor: Uint8Array;
-  readonly map: CborMap;
 }
 export interface UploadPrekeysPacket {
   readonly op: 'upload_prekeys';
+  /** The upload's CBOR map as received, not yet read (V1Content.ts readPrekeyUpload). */
   readonly cbor: Uint8Array;
-  /** Byte-string keys holding UTF-8 are normalised to strings. */
-  readonly map: CborMap;
-  /** The shape check; a refusal is answered with PREKEY_RESPONSE `{status:"error", reason}`. */
-  readonly upload: PrekeyUploadParse;
 }
 export interface FetchPrekeysPacket {
   readonly op: 'fetch_prekeys';
@@ -108,7 +103,7 @@ export interface FetchPrekeysPacket {
 export interface E2eeMsgPacket {
   readonly op: 'e2ee_msg';
   readonly recipient: Uint8Array;
-  /** A well-formed CBOR map (checked), as received. */
+  /** The CBOR header map as received, not yet checked (V1Content.ts). */
   readonly header: Uint8Array;
   readonly ciphertext: Uint8Array;
 }
@@ -123,7 +118,7 @@ export interface GroupLeavePacket {
 export interface GroupMsgPacket {
   readonly op: 'group_msg';
   readonly gid: Uint8Array;
-  /** A well-formed CBOR map (checked), as received. */
+  /** The CBOR header map as received, not yet checked (V1Content.ts). */
   readonly header: Uint8Array;
   readonly ciphertext: Uint8Array;
 }

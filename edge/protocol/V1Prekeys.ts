@@ -1,19 +1,11 @@
 // The CBOR maps of the v1 key directory (§2 0x20/0x21, §3 PREKEY_RESPONSE): the shape check of
 // an upload, the bundle/status maps the server answers with, and their client-side parse. Shape
 // only (the key directory verifies the Ed25519 signature); a refusal is a value, not a throw.
-import type { CborEncodable, CborMap, CborValue } from './Cbor.js';
+import { cborId, type CborEncodable, type CborMap, type CborValue } from './Cbor.js';
 import { V1_PREKEY_KEY_BYTES, V1_PREKEY_SIGNATURE_BYTES } from './v1Limits.js';
+import type { PrekeyBundle, PrekeyUpload } from '../../core/Prekeys.js';
 
-/** A well-shaped UPLOAD_PREKEYS map. Byte arrays are views into the packet's bytes. */
-export interface PrekeyUpload {
-  readonly identityKey: Uint8Array;
-  readonly signedPrekey: Uint8Array;
-  readonly signedPrekeySignature: Uint8Array;
-  /** Empty when the key is absent or null. */
-  readonly oneTimePrekeys: readonly Uint8Array[];
-  /** Unix milliseconds; null when the key is absent or null (the directory decides the default). */
-  readonly signedPrekeyTimestamp: number | null;
-}
+export type { PrekeyBundle, PrekeyUpload };
 
 /** Stable reasons for `{status:"error", reason}` replies to a mis-shaped upload. */
 export type PrekeyUploadRefusal =
@@ -24,18 +16,6 @@ export type PrekeyUploadRefusal =
   | 'bad_signed_prekey_timestamp';
 
 export type PrekeyUploadParse = { readonly ok: true; readonly upload: PrekeyUpload } | { readonly ok: false; readonly reason: PrekeyUploadRefusal };
-
-/** The bundle FETCH_PREKEYS answers with (§3). */
-export interface PrekeyBundle {
-  readonly identityKey: Uint8Array;
-  readonly signedPrekey: Uint8Array;
-  readonly signedPrekeySignature: Uint8Array;
-  readonly signedPrekeyTimestamp: number;
-  readonly oneTimePrekey: Uint8Array | null;
-  readonly oneTimePrekeyIndex: number | null;
-  readonly prekeysRemaining: number;
-  readonly spkFallbackMode: boolean;
-}
 
 /** What a PREKEY_RESPONSE map says, as read by a client. */
 export type PrekeyResponse =
@@ -83,8 +63,9 @@ export function prekeyUploadMap(upload: PrekeyUpload): CborEncodable {
 }
 
 /** The bundle map of a FETCH_PREKEYS reply: exactly the keys listed in §3. */
-export function prekeyBundleMap(bundle: PrekeyBundle): CborEncodable {
+export function prekeyBundleMap(bundle: PrekeyBundle, user?: Uint8Array): CborEncodable {
   return {
+    ...(user !== undefined ? { user: cborId(user) } : {}),
     identity_key: bundle.identityKey,
     signed_prekey: bundle.signedPrekey,
     signed_prekey_signature: bundle.signedPrekeySignature,
@@ -94,6 +75,11 @@ export function prekeyBundleMap(bundle: PrekeyBundle): CborEncodable {
     prekeys_remaining: bundle.prekeysRemaining,
     spk_fallback_mode: bundle.spkFallbackMode,
   };
+}
+
+/** `{status:"not_found", user}`: no bundle for `user` (the key says which fetch this answers). */
+export function prekeyNotFoundMap(user: Uint8Array): CborEncodable {
+  return { status: 'not_found', user: cborId(user) };
 }
 
 /** `{status:"ok"}`, `{status:"not_found"}` and `{status:"error", reason}`. */

@@ -7,6 +7,13 @@ const MiB = 1024 * KiB;
 
 /** LOGIN: the user part (before the first ':') is 1..256 bytes. */
 export const V1_MAX_USER_BYTES = 256;
+/** LOGIN: the token part (after the first ':') is at most 8 KiB (longer tokens are refused unread). */
+export const V1_MAX_TOKEN_BYTES = 8 * KiB;
+/**
+ * The longest legal LOGIN: opcode, user, ':' and the longest token. Before login a connection
+ * holds at most this many bytes of input.
+ */
+export const V1_MAX_LOGIN_BYTES = 1 + V1_MAX_USER_BYTES + 1 + V1_MAX_TOKEN_BYTES;
 /** SEND, BATCH_SEND, GET_STATUS, SEND_SEQ, CBOR_MSG, TYPING: target ≤ 256 bytes. */
 export const V1_MAX_TARGET_BYTES = 256;
 /** E2EE_MSG recipient; same bound as any user id. */

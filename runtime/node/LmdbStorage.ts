@@ -249,6 +249,20 @@ class LmdbTable implements StorageTable {
     if (r.empty) return 0;
     return this.db.getCount(lmdbRange(r.lower, r.upper, false));
   }
+
+  measure(range: StorageRange = {}): { count: number; bytes: number } {
+    this.engine.assertOpen();
+    const r = byteRange({ ...range, limit: undefined });
+    if (!r.ok) throw new Error(`invalid range: ${r.message}`);
+    if (r.empty) return { count: 0, bytes: 0 };
+    let count = 0;
+    let bytes = 0;
+    for (const { value } of this.db.getRange(lmdbRange(r.lower, r.upper, false))) {
+      count++;
+      bytes += (value as Uint8Array).length;
+    }
+    return { count, bytes };
+  }
 }
 
 /** lmdb-js ranges: forward `[start, end)`; reverse starts at the high end, so flip inclusivity. */

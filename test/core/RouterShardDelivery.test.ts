@@ -7,7 +7,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { AppendResult, Inbox, StoredMessage } from '../../core/Inbox.js';
+import type { AppendResult, Inbox, InboxPage } from '../../core/Inbox.js';
+import type { Delivery, DirectMessage, Notice } from '../../core/Delivery.js';
+import { newCoreCounters } from '../../core/CoreCounters.js';
 import { PresenceTable } from '../../core/Presence.js';
 import { routerShard, type RouterMessage } from '../../core/RouterShard.js';
 import { userBytes, userKey, type UserKey } from '../../core/UserId.js';
@@ -39,7 +41,8 @@ class ManualInbox implements Inbox {
   /** When set, append may first do this (a fake that also writes through the storage). */
   onAppend: ((a: PendingAppend) => Promise<boolean> | null) | null = null;
 
-  append(user: UserKey, payload: Uint8Array): AppendResult {
+  append(user: UserKey, rec: Delivery): AppendResult {
+    const payload = (rec as DirectMessage).body;
     let settle!: (durable: boolean) => void;
     const own = new Promise<boolean>((r) => (settle = r));
     const id = new Uint8Array(16);
@@ -50,7 +53,15 @@ class ManualInbox implements Inbox {
     return { ok: true, id, durable: through ?? own };
   }
 
-  pending(): Promise<StoredMessage[]> {
+  storeNotice(): boolean {
+    return true;
+  }
+
+  page(): Promise<InboxPage> {
+    return Promise.resolve({ items: [], more: false });
+  }
+
+  takeNotices(): Promise<Notice[]> {
     return Promise.resolve([]);
   }
 
@@ -85,7 +96,7 @@ function shardRig(): ShardRig {
   const owner: SimOwner = { name: 'shard-node', alive: true, pausedUntil: 0, backlog: [] };
   const disk = new SimDisk();
   const storage = new SimStorageEngine(world, owner, disk, world.random('disk'));
-  const shard = sched.spawn(routerShard({ inbox, presence, storage }));
+  const shard = sched.spawn(routerShard({ inbox, presence, storage, counters: newCoreCounters() }));
   const marker = spawnProbe(sched);
   let syncs = 0;
   const send = (m: RouterMessage) => sched.send(shard, m, null);
@@ -104,7 +115,7 @@ function shardRig(): ShardRig {
       return p;
     },
     route(to, payload, opts = {}) {
-      send({ t: 'route', from: SENDER, to, payload: text(payload), replyTo: opts.replyTo ?? null, ...(opts.seq !== undefined ? { seq: opts.seq } : {}) });
+      send({ t: 'route', to, rec: { k: 'direct', from: SENDER, body: text(payload), format: 'opaque' }, replyTo: opts.replyTo ?? null, ...(opts.seq !== undefined ? { seq: opts.seq } : {}) });
     },
     async sync() {
       send({ t: 'register', user: userKey(text(`marker-${syncs++}`)), session: marker.pid });
@@ -113,9 +124,9 @@ function shardRig(): ShardRig {
   };
 }
 
-type Delivered = { t: 'deliver'; id: Uint8Array; payload: Uint8Array };
+type Delivered = { t: 'deliver'; id: Uint8Array; rec: DirectMessage };
 const isDeliver = (m: unknown): m is Delivered => (m as { t?: string }).t === 'deliver';
-const deliveries = (p: Probe) => p.received.filter(isDeliver).map((m) => decode(m.payload));
+const deliveries = (p: Probe) => p.received.filter(isDeliver).map((m) => decode(m.rec.body));
 const isRefusal = (m: unknown) => (m as { t?: string }).t === 'route_refused';
 
 test('a message reaches the recipient only once its inbox write is durable', async () => {
@@ -129,7 +140,7 @@ test('a message reaches the recipient only once its inbox write is durable', asy
   assert.deepEqual(deliveries(alice), []);
   rig.inbox.appends[0]!.settle(true);
   const d = await alice.next<Delivered>(isDeliver);
-  assert.equal(decode(d.payload), 'hello');
+  assert.equal(decode(d.rec.body), 'hello');
   assert.deepEqual(d.id, rig.inbox.appends[0]!.id);
 });
 
@@ -145,7 +156,7 @@ test('deliveries to one recipient keep append order when the writes settle out o
   a2!.settle(true);
   b1!.settle(true);
   // Another recipient's settled write is not held back by alice's first one.
-  assert.equal(decode((await bob.next<Delivered>(isDeliver)).payload), 'b1');
+  assert.equal(decode((await bob.next<Delivered>(isDeliver)).rec.body), 'b1');
   await rig.sync();
   assert.deepEqual(deliveries(alice), [], 'a2 and a3 wait for a1');
   a1!.settle(true);
@@ -201,7 +212,7 @@ test('a failed write gives its SEND_SEQ back: a resend of the same seq is taken 
   assert.deepEqual(rig.inbox.appends.map((a) => a.payload), ['first try', 'resent'], 'the resend of seq 1 was dropped as a repeat');
   rig.inbox.appends[1]!.settle(true);
   const d = await alice.next<Delivered>(isDeliver);
-  assert.equal(decode(d.payload), 'resent');
+  assert.equal(decode(d.rec.body), 'resent');
 });
 
 test('when the message and its SEND_SEQ fail in one storage group, a resend of the same seq is taken', async () => {
@@ -222,7 +233,7 @@ test('when the message and its SEND_SEQ fail in one storage group, a resend of t
   assert.deepEqual(rig.inbox.appends.map((a) => a.payload), ['first try', 'resent']);
   await rig.world.runUntil(20);
   const d = await alice.next<Delivered>(isDeliver);
-  assert.equal(decode(d.payload), 'resent');
+  assert.equal(decode(d.rec.body), 'resent');
   assert.deepEqual(deliveries(alice), ['resent']);
 });
 

@@ -106,3 +106,52 @@ test('a timer to a process that died is dropped, even when its slot was reused',
   await successor.next((m) => m === 'check');
   assert.deepEqual(successor.received, ['check']);
 });
+
+/** Collect garbage until `ref` is cleared or `rounds` collections have run. */
+async function collected(ref: WeakRef<object>, rounds = 10): Promise<boolean> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  assert.ok(gc !== undefined, 'tests run with --expose-gc');
+  for (let i = 0; i < rounds && ref.deref() !== undefined; i++) {
+    await new Promise((r) => setImmediate(r));
+    gc();
+  }
+  return ref.deref() === undefined;
+}
+
+test('a process that exits takes its pending timers with it, and they keep nothing of it alive', async () => {
+  const s = newScheduler();
+  let held: WeakRef<object> | null = null;
+  const pid = s.spawn((ctx) => {
+    // State only this process's handler closes over (what a connection's buffers are).
+    const state = { buffers: [new Uint8Array(1024 * 1024)] };
+    held = new WeakRef(state);
+    ctx.sendAfter(30_000, 'much later');
+    return (m) => {
+      if (m === 'stop') ctx.exit('normal');
+      void state;
+    };
+  });
+  s.send(pid, 'stop', null);
+  await until(() => s.local(pid) === undefined);
+  assert.equal(s.metrics().timers, 0, 'the exited process has no timer left');
+  assert.ok(await collected(held!), "the exited process's state is collectable at once, not after 30 s");
+});
+
+test('a timer a process set for another process does not keep the setter alive after it exits', async () => {
+  const s = newScheduler();
+  const other = spawnProbe(s);
+  let held: WeakRef<object> | null = null;
+  const pid = s.spawn((ctx) => {
+    const state = { buffers: [new Uint8Array(1024 * 1024)] };
+    held = new WeakRef(state);
+    ctx.sendAfter(20, 'from the setter', other.pid);
+    return (m) => {
+      if (m === 'stop') ctx.exit('normal');
+      void state;
+    };
+  });
+  s.send(pid, 'stop', null);
+  await until(() => s.local(pid) === undefined);
+  assert.ok(await collected(held!), 'the setter is collectable while its timer is pending');
+  assert.equal(await other.next(), 'from the setter', 'the timer still fires for its live target');
+});

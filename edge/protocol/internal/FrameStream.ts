@@ -13,6 +13,9 @@
 // Cap. The cap bounds the bytes held while waiting. Bytes of one frame whose total length is
 // known and legal may exceed it (the protocol limits bound those), so the largest legal packet
 // always fits; anything else over the cap (undecodable backlog, an endless header) is fatal.
+// A strict cap makes no such exception (a connection before login may send nothing longer than
+// a LOGIN). The held buffer grows to what it must hold (at most the cap, or the frame being
+// assembled), never by doubling past that.
 import type { V1DecodeError, V1NeedMore } from '../V1Packets.js';
 
 /** What a parser reports besides its return value; reset before each call. */
@@ -57,9 +60,26 @@ export class FrameStream<R, Code extends string> {
 
   constructor(
     private readonly parse: FrameParser<R>,
-    private readonly cap: number,
+    private cap: number,
     private readonly overflowCode: Code,
+    private strict = false,
   ) {}
+
+  /** Change the cap (and whether a legal frame may exceed it); applies from the next push. */
+  setCap(cap: number, strict: boolean): void {
+    this.cap = cap;
+    this.strict = strict;
+  }
+
+  /** Bytes the held buffer occupies (its capacity, not what it holds). */
+  get heldCapacity(): number {
+    return this.own.length;
+  }
+
+  /** Bytes that may be held: the cap, or the frame being assembled when it is legal and the cap is not strict. */
+  private limit(): number {
+    return this.strict ? this.cap : Math.max(this.cap, this.pendingTotal);
+  }
 
   /** Bytes received and not yet consumed (held or lent). */
   get bufferedBytes(): number {
@@ -81,8 +101,12 @@ export class FrameStream<R, Code extends string> {
       this.lentPos = from;
       return;
     }
-    if (held > Math.max(this.cap, this.pendingTotal)) {
+    // Checked before appending: a chunk may complete a legal frame and start the next one.
+    if (held > this.limit()) {
       this.overflowed = true;
+      this.own = EMPTY;
+      this.ownStart = 0;
+      this.ownEnd = 0;
       return;
     }
     this.append(bytes, from);
@@ -132,7 +156,7 @@ export class FrameStream<R, Code extends string> {
     }
     this.pendingTotal = out.total;
     if (src === this.lent) this.absorbLent();
-    if (this.ownEnd - this.ownStart > Math.max(this.cap, this.pendingTotal)) return this.fail(this.overflowCode, null);
+    if (this.ownEnd - this.ownStart > this.limit()) return this.fail(this.overflowCode, null);
     return NEED_MORE;
   }
 
@@ -165,7 +189,10 @@ export class FrameStream<R, Code extends string> {
       if (held + extra <= this.own.length) {
         this.own.copyWithin(0, this.ownStart, this.ownEnd);
       } else {
-        const grown = new Uint8Array(Math.max(held + extra, this.own.length * 2, MIN_OWN_BYTES));
+        // Doubling keeps appends cheap, but never past what may be held: the frame being
+        // assembled when its length is known, else the cap.
+        const ceiling = Math.max(held + extra, this.limit());
+        const grown = new Uint8Array(Math.min(Math.max(held + extra, this.own.length * 2, MIN_OWN_BYTES), ceiling));
         grown.set(this.own.subarray(this.ownStart, this.ownEnd));
         this.own = grown;
       }

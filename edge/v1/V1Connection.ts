@@ -1,0 +1,445 @@
+/**
+ * One client connection speaking protocol v1, as a StateMachine (gen_statem) with a handler
+ * per state: `login` (LOGIN, and GET_STATUS where the mode allows it; everything else is
+ * refused `not_logged_in`; a state timeout closes a connection that never logs in) and
+ * `online` (every other packet, through V1Dispatch). What the connection writes:
+ *
+ * - deliveries once each (V1Render), within its DeliveryWindow; what cannot be written now
+ *   stays in the durable inbox and is read again page by page through the session, so a slow
+ *   or silent client costs a bounded window, never a queue;
+ * - answers in request order (ReplyQueue), refusals as ERROR frames with stable codes;
+ * - notices (typing, receipts) only while the client keeps up: they are the first to drop.
+ *
+ * Reading stops (the link is paused) while the client does not read its output, while its
+ * budget for what it sends is spent (shaping: slowed, never refused), and while too many of
+ * its requests await answers. A client that stays backed up for slow_client_timeout_ms is
+ * disconnected; its session ends with the connection; its token's expiry ends both.
+ * It never touches sockets: link events arrive as messages and it writes through the
+ * ClientLink, so the simulator drives it with virtual links.
+ */
+import * as StateMachine from '../../actors/StateMachine.js';
+import { canary } from '../../core/Canaries.js';
+import { isNotice, type Delivery, type Notice } from '../../core/Delivery.js';
+import type { StoredItem } from '../../core/Inbox.js';
+import type { GroupsReply } from '../../core/Groups.js';
+import type { KeyDirectoryReply } from '../../core/KeyDirectory.js';
+import type { RouteRefused } from '../../core/RouterShard.js';
+import { sessionActor, type SessionFetch, type SessionToConnection } from '../../core/SessionActor.js';
+import { describeUser, userKey, type UserKey } from '../../core/UserId.js';
+import { isExitMessage, type ExitReason } from '../../runtime/ExitReason.js';
+import type { Pid } from '../../runtime/Pid.js';
+import type { ProcessBody, ProcessContext } from '../../runtime/ProcessContext.js';
+import type { ClientLink } from '../ClientLink.js';
+import type { ConnectionDeps } from '../ConnectionDeps.js';
+import type { LinkEvent } from '../EdgeAcceptor.js';
+import { DeliveryWindow } from '../DeliveryWindow.js';
+import { LOGIN_TEXT, type ClientErrorCode } from '../ErrorCodes.js';
+import { ReplyQueue } from '../ReplyQueue.js';
+import { V1_MAX_LOGIN_BYTES } from '../protocol/v1Limits.js';
+import { V1Decoder } from '../protocol/V1Decoder.js';
+import { encodeErrorFrame, encodeLoginOkFrame, encodeStatusFrame } from '../protocol/V1Encoder.js';
+import type { ClientPacket } from '../protocol/V1Packets.js';
+import { dispatchV1, groupsAnswer, prekeysAnswer, type Step } from './V1Dispatch.js';
+import { v1DeliveryFrame, v1NoticeFrame } from './V1Render.js';
+
+/** Requests a connection may have awaiting answers before it stops reading more. */
+export const V1_MAX_OPEN_REQUESTS = 64;
+/** Shortest pause when a budget is spent: each wake-up then takes a few tokens, not one. */
+export const SHAPING_MIN_PAUSE_MS = 20;
+/** Output bytes queued beyond which a notice (typing, receipt) is dropped rather than written. */
+export const NOTICE_DROP_BUFFERED_BYTES = 64 * 1024;
+
+type State = 'login' | 'online';
+type Result = StateMachine.EventReturn<State, V1Conn>;
+
+const KEEP: Result = Object.freeze({ keepState: true }) as Result;
+const PUMP = { t: 'pump' } as const;
+
+/** Timer names (StateMachine generic timeouts). */
+const SLOW_CLIENT = 'slow_client';
+const SHAPED = 'shaped';
+const TOKEN_EXPIRY = 'token_expiry';
+
+/** The body of a v1 connection process for `link`; spawn it with label 'Connection'. */
+export function v1Connection(link: ClientLink, deps: ConnectionDeps): ProcessBody {
+  return StateMachine.body(behaviour, { link, deps });
+}
+
+interface Args {
+  link: ClientLink;
+  deps: ConnectionDeps;
+}
+
+/**
+ * The state and steps of one connection. A class rather than closures: a node holds tens of
+ * thousands of mostly idle connections, and one object costs a fraction of a dozen closures.
+ */
+export class V1Conn {
+  readonly decoder = new V1Decoder();
+  readonly window: DeliveryWindow;
+  readonly replies: ReplyQueue;
+  user: Uint8Array | null = null;
+  /** `user` as a UserKey, set with it at login. */
+  meKey = '' as UserKey;
+  session: Pid | null = null;
+  closed = false;
+  /** The client does not read: its output is over the link's high-water mark. */
+  private outputBlocked = false;
+  /** A budget is spent: reading waits for the SHAPED timeout. */
+  private shaped = false;
+  /** Reading is paused at the link. */
+  private linkPaused = false;
+  /** A packet read but not yet allowed by its budget (handled first when reading resumes). */
+  private pending: ClientPacket | null = null;
+  /** Items of the pending BATCH_SEND already routed. */
+  batchDone = 0;
+  /** Actions for the StateMachine collected while handling one event (timers). */
+  private actions: StateMachine.Action[] | null = null;
+
+  constructor(
+    readonly link: ClientLink,
+    readonly deps: ConnectionDeps,
+    readonly ctx: ProcessContext,
+  ) {
+    const s = deps.settings;
+    // Before login nothing longer than a LOGIN is legal (and never more than the configured cap).
+    this.decoder.setInputBufferCap(Math.min(V1_MAX_LOGIN_BYTES, s.maxInputBufferBytes), true);
+    this.window = new DeliveryWindow({ maxMessages: s.windowMessages, maxBytes: s.windowBytes });
+    this.replies = new ReplyQueue((answer) => this.write(answer), V1_MAX_OPEN_REQUESTS);
+  }
+
+  // ---- results ------------------------------------------------------------------------
+
+  /** Stay in the state, with the timers set while handling the event. */
+  keep(): Result {
+    const a = this.actions;
+    if (a === null) return KEEP;
+    this.actions = null;
+    return { keepState: true, actions: a };
+  }
+
+  private act(a: StateMachine.Action): void {
+    (this.actions ??= []).push(a);
+  }
+
+  // ---- output -------------------------------------------------------------------------
+
+  /** Write `bytes`; a link over its high-water mark stops reading until `drain`. */
+  write(bytes: Uint8Array): void {
+    if (this.closed) return;
+    if (this.link.write(bytes) || this.outputBlocked) return;
+    this.outputBlocked = true;
+    this.act({ genericTimeout: SLOW_CLIENT, ms: this.deps.settings.slowClientTimeoutMs });
+    this.updateReading();
+  }
+
+  refuse(code: ClientErrorCode): void {
+    this.write(encodeErrorFrame(code));
+  }
+
+  /** The link drained below its low-water mark. */
+  drained(): void {
+    if (!this.outputBlocked) return;
+    this.outputBlocked = false;
+    this.act({ genericTimeout: SLOW_CLIENT, ms: Infinity });
+    this.updateReading();
+    this.fetchIfBehind();
+  }
+
+  // ---- input --------------------------------------------------------------------------
+
+  /** Pause or resume reading from the link to match why it must wait. */
+  private updateReading(): void {
+    const hold = this.outputBlocked || this.shaped || this.replies.full;
+    if (hold === this.linkPaused || this.closed) return;
+    this.linkPaused = hold;
+    if (hold) this.link.pause();
+    else this.link.resume();
+  }
+
+  /**
+   * Decode and handle buffered packets in `state` until none is left or reading must wait.
+   * Returns the StateMachine result (a state change after LOGIN, or a stop).
+   */
+  pump(state: State): Result {
+    for (;;) {
+      if (this.closed) return { stop: 'normal' };
+      if (this.outputBlocked || this.shaped || this.replies.full) {
+        this.updateReading();
+        return this.keep();
+      }
+      let p = this.pending;
+      this.pending = null;
+      if (p === null) {
+        const r = this.decoder.next();
+        if (r.kind === 'need_more') return this.keep();
+        if (r.kind === 'error') {
+          if (r.opcode === 0x01 && state === 'login') {
+            this.write(loginText('auth_failed'));
+            return this.close('normal');
+          }
+          this.refuse(r.code);
+          if (r.fatal) {
+            this.ctx.env.log.info(this.logContext({ code: r.code }), 'closing connection on unrecoverable input');
+            return this.close('normal');
+          }
+          continue;
+        }
+        p = r.packet;
+      }
+      const step: Step = state === 'login' ? this.loginPacket(p) : dispatchV1(this, p);
+      if (step === 'next') continue;
+      if (step === 'online') {
+        this.act({ nextEvent: 'internal', event: PUMP });
+        const a = this.actions!;
+        this.actions = null;
+        return { nextState: 'online', actions: a };
+      }
+      if (step === 'close') return this.close('normal');
+      // A spent budget: keep the packet, stop reading, look again when it has refilled.
+      this.pending = p;
+      this.shaped = true;
+      this.act({ genericTimeout: SHAPED, ms: Math.max(SHAPING_MIN_PAUSE_MS, step.waitMs) });
+      this.updateReading();
+      return this.keep();
+    }
+  }
+
+  /** The SHAPED timeout: the budget has refilled. */
+  unshape(): void {
+    this.shaped = false;
+    this.updateReading();
+  }
+
+  /** An answer's turn may have come: reading may resume. */
+  answered(tag: number, answer: Uint8Array | null): void {
+    const wasFull = this.replies.full;
+    this.replies.settle(tag, answer);
+    if (wasFull && !this.replies.full) this.updateReading();
+  }
+
+  // ---- login --------------------------------------------------------------------------
+
+  private loginPacket(p: ClientPacket): Step {
+    if (p.op === 'get_status' && this.deps.settings.statusBeforeLogin) return this.status(p.target, this.link.remoteAddress);
+    if (p.op !== 'login') {
+      this.refuse('not_logged_in');
+      return 'next';
+    }
+    const { ctx, deps } = this;
+    const check = deps.authenticate(p.user, p.token, this.link);
+    if (!check.ok) {
+      ctx.env.log.info(this.logContext({ code: check.code, login_user: describeUser(userKey(p.user)) }), 'login refused');
+      this.write(loginText(check.code));
+      return 'close';
+    }
+    // A copy of just the user bytes: the login packet (with its token) is not kept alive.
+    const user = p.user.slice();
+    const key = userKey(user);
+    this.user = user;
+    this.meKey = key;
+    const s = deps.settings;
+    this.session = ctx.spawnLink(
+      sessionActor({ user: key, connection: ctx.self, shard: deps.shardFor(key), inbox: deps.inbox, pageMessages: s.pageMessages, pageBytes: s.pageBytes, noticeLimit: s.noticeLimit }),
+      { label: 'Session' },
+    );
+    this.decoder.setInputBufferCap(s.maxInputBufferBytes);
+    if (check.expiresAtMs !== undefined) this.act({ genericTimeout: TOKEN_EXPIRY, ms: Math.max(0, check.expiresAtMs - ctx.env.clock.wallMs()) });
+    ctx.env.log.debug(this.logContext({}), 'logged in');
+    this.write(encodeLoginOkFrame());
+    // The stored inbox comes first, page by page, before any live delivery.
+    this.fetchIfBehind();
+    // Most connections idle after login: give back the mailbox storage until the next message.
+    this.act({ hibernate: true });
+    return 'online';
+  }
+
+  /** GET_STATUS of `target`, charged to `who` (the user, or the address before login). */
+  status(target: Uint8Array, who: string): Step {
+    const r = this.deps.rates.status(who);
+    if (!r.ok) return { waitMs: r.retryAfterMs };
+    const s = this.deps.presence.status(userKey(target));
+    this.replies.now(encodeStatusFrame(target, s.online, s.lastSeen));
+    return 'next';
+  }
+
+  // ---- deliveries ---------------------------------------------------------------------
+
+  /** A live delivery from the session: written now, or left in the inbox for a later page. */
+  deliver(id: Uint8Array, rec: Delivery, bytes: number): void {
+    const w = this.window;
+    if (w.behind) return;
+    if (this.outputBlocked || !w.fits(bytes)) {
+      w.behind = true;
+      return;
+    }
+    this.write(v1DeliveryFrame(id, rec));
+    w.wrote(id, bytes);
+  }
+
+  /** A page of the stored inbox, after the last id this connection wrote. */
+  page(items: readonly StoredItem[], more: boolean): void {
+    const w = this.window;
+    w.fetching = false;
+    let stopped = false;
+    for (const it of items) {
+      if (this.outputBlocked || this.closed) {
+        stopped = true;
+        break;
+      }
+      if (isNotice(it.rec)) {
+        // A notice kept by a release that stored v1 frames: handed over once, then removed.
+        this.write(v1NoticeFrame(it.rec));
+        void this.deps.inbox.ack(this.meKey, it.id);
+        continue;
+      }
+      if (!w.fits(it.bytes)) {
+        stopped = true;
+        break;
+      }
+      this.write(v1DeliveryFrame(it.id, it.rec));
+      w.wrote(it.id, it.bytes);
+    }
+    w.behind = stopped || more;
+    this.fetchIfBehind();
+  }
+
+  /** Ask the session for the next page when behind and there is room for it. */
+  fetchIfBehind(): void {
+    const w = this.window;
+    if (!w.behind || w.fetching || this.outputBlocked || this.closed || this.session === null || !w.hasRoom()) return;
+    w.fetching = true;
+    this.ctx.send(this.session, { t: 'fetch', afterId: w.lastWritten } satisfies SessionFetch);
+  }
+
+  /** The client acknowledged `id`: remove it from the inbox, and read on if that made room. */
+  ack(id: Uint8Array): void {
+    if (!this.window.ack(id)) return;
+    void this.deps.inbox.ack(this.meKey, id);
+    this.fetchIfBehind();
+  }
+
+  /** A notice: written only while the client keeps up (notices are the first to drop). */
+  notice(rec: Notice): void {
+    if (this.outputBlocked || this.link.bufferedBytes() > NOTICE_DROP_BUFFERED_BYTES) return;
+    this.write(v1NoticeFrame(rec));
+  }
+
+  // ---- the end ------------------------------------------------------------------------
+
+  /** End the link, the session (so the user goes offline) and this process. */
+  close(reason: ExitReason, now = false): Result {
+    if (!this.closed) {
+      this.closed = true;
+      // A graceful end waits for queued output to flush, which never happens for a client
+      // that does not read: such a link is destroyed.
+      if (now) this.link.destroy();
+      else this.link.end();
+      if (this.session !== null) this.ctx.sendExit(this.session, 'shutdown');
+      // The planted bug's site (core/Canaries.ts), kept as the simulator's tests know it.
+      if (canary('drop_unacked_on_disconnect') && this.user !== null) for (const id of this.window.ids()) void this.deps.inbox.ack(this.meKey, id);
+    }
+    return { stop: reason };
+  }
+
+  /**
+   * Context on every log line of this connection: peer, transport, user once logged in. The
+   * user is described only if the line is written (a getter): logins log at debug level.
+   */
+  logContext(fields: object): object {
+    const { link, meKey } = this;
+    return this.user === null
+      ? { remote: link.remoteAddress, transport: link.transport, ...fields }
+      : {
+          remote: link.remoteAddress,
+          transport: link.transport,
+          get user() {
+            return describeUser(meKey);
+          },
+          ...fields,
+        };
+  }
+
+  /** The slow-client timeout fired: still backed up, so the client is not reading. */
+  slowClient(): Result {
+    if (!this.outputBlocked) return this.keep();
+    this.ctx.env.log.info(this.logContext({ buffered: this.link.bufferedBytes() }), 'disconnecting a client that does not read');
+    return this.close('normal', true);
+  }
+}
+
+function loginText(code: keyof typeof LOGIN_TEXT): Uint8Array {
+  const t = LOGIN_TEXT[code];
+  const out = new Uint8Array(t.length);
+  for (let i = 0; i < t.length; i++) out[i] = t.charCodeAt(i);
+  return out;
+}
+
+type Incoming = LinkEvent | SessionToConnection | RouteRefused | GroupsReply | KeyDirectoryReply;
+
+const behaviour: StateMachine.Behaviour<State, V1Conn, Args> = {
+  init: ({ link, deps }, ctx) => {
+    ctx.trapExit(true);
+    const c = new V1Conn(link, deps, ctx);
+    return { state: 'login', data: c, actions: [{ stateTimeout: deps.settings.loginTimeoutMs }] };
+  },
+
+  handleEvent: (type, ev, state, c): Result => {
+    if (type === 'info') return info(ev, state, c);
+    if (type === 'internal') return c.pump(state);
+    if (type === 'state_timeout') {
+      // Only the login state has one: the client never logged in.
+      c.refuse('login_timeout');
+      return c.close('normal');
+    }
+    if (StateMachine.isGenericTimeout(type)) {
+      switch (type.generic_timeout) {
+        case SLOW_CLIENT:
+          return c.slowClient();
+        case SHAPED:
+          c.unshape();
+          return c.pump(state);
+        case TOKEN_EXPIRY:
+          c.refuse('token_expired');
+          return c.close('normal');
+      }
+    }
+    return KEEP;
+  },
+};
+
+function info(ev: unknown, state: State, c: V1Conn): Result {
+  if (isExitMessage(ev)) {
+    // The session ended (replaced by a newer login, or failed): this connection ends too.
+    return c.close(ev.reason === 'normal' ? 'normal' : { shutdown: 'session_ended' });
+  }
+  const m = ev as Incoming;
+  switch (m.t) {
+    case 'link_data':
+      c.decoder.push(m.bytes);
+      return c.pump(state);
+    case 'link_drain':
+      c.drained();
+      return c.pump(state);
+    case 'link_closed':
+      return c.close('normal');
+    case 'deliver':
+      c.deliver(m.id, m.rec, m.bytes);
+      return c.keep();
+    case 'page':
+      c.page(m.items, m.more);
+      return c.keep();
+    case 'notice':
+      c.notice(m.rec);
+      return c.keep();
+    case 'route_refused':
+      c.refuse(m.code);
+      return c.keep();
+    case 'prekeys':
+      c.answered(m.tag, prekeysAnswer(m));
+      return c.pump(state);
+    default:
+      c.answered(m.tag, groupsAnswer(m, c.user));
+      return c.pump(state);
+  }
+}
