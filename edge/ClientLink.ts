@@ -29,7 +29,9 @@ export interface ClientLink {
   readonly peerCertificate?: PeerCertificate | null;
   /**
    * Queue `bytes` for the client. Returns false once the link's send buffer is above its
-   * high-water mark: stop writing (or stop reading from the sender) until `drain`.
+   * high-water mark: stop writing (or stop reading from the sender) until `drain`. A link
+   * whose queue passes a hard limit is closed rather than lose a frame from the stream
+   * (WebSocket: `ws_output_limit_bytes`).
    */
   write(bytes: Uint8Array): boolean;
   /** Bytes queued and not yet handed to the kernel. */

@@ -238,27 +238,30 @@ test('a WebSocket link whose output passes its limit is closed (the frame cannot
 
 test('TCP and TLS sockets carry a keepalive timer of keepAliveIdleSec', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'iris-ka-'));
-  const { cert, key } = selfSigned(dir);
-  const plain = await listenTcp({ host: '127.0.0.1', port: 0, keepAliveIdleSec: 37 }, echoAccept([]));
-  const tls = await listenTcp({ host: '127.0.0.1', port: 0, keepAliveIdleSec: 23, tls: { cert: readFileSync(cert), key: readFileSync(key) } }, echoAccept([]));
-  const a = connect(plain.port, '127.0.0.1');
-  const b = tlsConnect({ host: '127.0.0.1', port: tls.port, rejectUnauthorized: false });
-  a.on('error', () => {});
-  b.on('error', () => {});
   try {
-    await new Promise<void>((r) => a.once('connect', () => r()));
-    await new Promise<void>((r) => b.once('secureConnect', () => r()));
-    await waitFor(() => keepaliveTimers(plain.port).length === 1 && keepaliveTimers(tls.port).length === 1, 2000, 'both sockets in ss');
-    const [p] = keepaliveTimers(plain.port);
-    const [t] = keepaliveTimers(tls.port);
-    // The timer counts down from the idle delay; ss shows whole seconds.
-    assert.ok(p !== null && p !== undefined && p > 37 - 10 && p <= 37, `plain TCP keepalive timer: ${p}`);
-    assert.ok(t !== null && t !== undefined && t > 23 - 10 && t <= 23, `TLS keepalive timer: ${t}`);
+    const { cert, key } = selfSigned(dir);
+    const plain = await listenTcp({ host: '127.0.0.1', port: 0, keepAliveIdleSec: 37 }, echoAccept([]));
+    const tls = await listenTcp({ host: '127.0.0.1', port: 0, keepAliveIdleSec: 23, tls: { cert: readFileSync(cert), key: readFileSync(key) } }, echoAccept([]));
+    const a = connect(plain.port, '127.0.0.1');
+    const b = tlsConnect({ host: '127.0.0.1', port: tls.port, rejectUnauthorized: false });
+    a.on('error', () => {});
+    b.on('error', () => {});
+    try {
+      await new Promise<void>((r) => a.once('connect', () => r()));
+      await new Promise<void>((r) => b.once('secureConnect', () => r()));
+      await waitFor(() => keepaliveTimers(plain.port).length === 1 && keepaliveTimers(tls.port).length === 1, 2000, 'both sockets in ss');
+      const [p] = keepaliveTimers(plain.port);
+      const [t] = keepaliveTimers(tls.port);
+      // The timer counts down from the idle delay; ss shows whole seconds.
+      assert.ok(p !== null && p !== undefined && p > 37 - 10 && p <= 37, `plain TCP keepalive timer: ${p}`);
+      assert.ok(t !== null && t !== undefined && t > 23 - 10 && t <= 23, `TLS keepalive timer: ${t}`);
+    } finally {
+      a.destroy();
+      b.destroy();
+      await plain.close(true);
+      await tls.close(true);
+    }
   } finally {
-    a.destroy();
-    b.destroy();
-    await plain.close(true);
-    await tls.close(true);
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -11,6 +11,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import WebSocket from 'ws';
 import { encodeLoginPacket } from '../../edge/protocol/V1Encoder.js';
@@ -96,60 +97,80 @@ function makePki(): Pki {
   };
 }
 
+/** A node with TLS and client certificates from `p`; its data directory is inside the PKI's, removed with it. */
 async function nodeWith(p: Pki, settings: Record<string, string | boolean>): Promise<TestNode> {
-  return startTestNode({ tls_cert_file: p.server.cert, tls_key_file: p.server.key, tls_client_ca_file: p.ca.cert, ...settings });
+  return startTestNode({ tls_cert_file: p.server.cert, tls_key_file: p.server.key, tls_client_ca_file: p.ca.cert, ...settings }, join(p.pki.dir, 'data'));
 }
 
 test('tls_client_auth=required: a certificate from the client CA logs in over TLS; no certificate or one from another CA gets no service', async () => {
   const p = makePki();
-  const t = await nodeWith(p, { tls_client_auth: 'required' });
   try {
-    const port = t.node.tcpPort;
-    assert.deepEqual(await loginOverTls(port, 'alice', p.alice), { reply: LOGIN_OK });
-    assert.deepEqual(await loginOverTls(port, 'alice', null), { refused: true });
-    assert.deepEqual(await loginOverTls(port, 'alice', p.impostor), { refused: true });
-    // WSS: uWS refuses the other CA at the handshake, but cannot prove a certificate was presented.
-    assert.deepEqual(await loginOverWss(t.node.httpPort, 'alice', p.impostor), { refused: true });
-    assert.deepEqual(await loginOverWss(t.node.httpPort, 'alice', p.alice), { reply: AUTH_FAILED });
-    assert.deepEqual(await loginOverWss(t.node.httpPort, 'alice', null), { reply: AUTH_FAILED });
+    const t = await nodeWith(p, { tls_client_auth: 'required' });
+    try {
+      const port = t.node.tcpPort;
+      assert.deepEqual(await loginOverTls(port, 'alice', p.alice), { reply: LOGIN_OK });
+      assert.deepEqual(await loginOverTls(port, 'alice', null), { refused: true });
+      assert.deepEqual(await loginOverTls(port, 'alice', p.impostor), { refused: true });
+      // WSS: uWS refuses the other CA at the handshake, but cannot prove a certificate was presented.
+      assert.deepEqual(await loginOverWss(t.node.httpPort, 'alice', p.impostor), { refused: true });
+      assert.deepEqual(await loginOverWss(t.node.httpPort, 'alice', p.alice), { reply: AUTH_FAILED });
+      assert.deepEqual(await loginOverWss(t.node.httpPort, 'alice', null), { reply: AUTH_FAILED });
+    } finally {
+      await t.stop();
+    }
   } finally {
-    await t.stop();
     p.pki.remove();
   }
 });
 
 test('tls_client_auth=optional: clients without a certificate and with one from the client CA log in; one from another CA is refused', async () => {
   const p = makePki();
-  const t = await nodeWith(p, { tls_client_auth: 'optional' });
   try {
-    assert.deepEqual(await loginOverTls(t.node.tcpPort, 'carol', null), { reply: LOGIN_OK });
-    assert.deepEqual(await loginOverTls(t.node.tcpPort, 'alice', p.alice), { reply: LOGIN_OK });
-    assert.deepEqual(await loginOverTls(t.node.tcpPort, 'alice', p.impostor), { refused: true });
-    assert.deepEqual(await loginOverWss(t.node.httpPort, 'dave', null), { reply: LOGIN_OK });
-    assert.deepEqual(await loginOverWss(t.node.httpPort, 'alice', p.alice), { reply: LOGIN_OK });
-    assert.deepEqual(await loginOverWss(t.node.httpPort, 'alice', p.impostor), { refused: true });
+    const t = await nodeWith(p, { tls_client_auth: 'optional' });
+    try {
+      assert.deepEqual(await loginOverTls(t.node.tcpPort, 'carol', null), { reply: LOGIN_OK });
+      assert.deepEqual(await loginOverTls(t.node.tcpPort, 'alice', p.alice), { reply: LOGIN_OK });
+      assert.deepEqual(await loginOverTls(t.node.tcpPort, 'alice', p.impostor), { refused: true });
+      assert.deepEqual(await loginOverWss(t.node.httpPort, 'dave', null), { reply: LOGIN_OK });
+      assert.deepEqual(await loginOverWss(t.node.httpPort, 'alice', p.alice), { reply: LOGIN_OK });
+      assert.deepEqual(await loginOverWss(t.node.httpPort, 'alice', p.impostor), { refused: true });
+    } finally {
+      await t.stop();
+    }
   } finally {
-    await t.stop();
     p.pki.remove();
   }
 });
 
 test('tls_client_cert_user_match: the login user must be the certificate subject CN or one of its subjectAltNames', async () => {
   const p = makePki();
-  const t = await nodeWith(p, { tls_client_auth: 'required', tls_client_cert_user_match: true });
   try {
-    const port = t.node.tcpPort;
-    assert.deepEqual(await loginOverTls(port, 'alice', p.alice), { reply: LOGIN_OK });
-    assert.deepEqual(await loginOverTls(port, 'bob@example.com', p.alice), { reply: AUTH_FAILED });
-    assert.deepEqual(await loginOverTls(port, 'bob@example.com', p.bobDevice), { reply: LOGIN_OK });
-    assert.deepEqual(await loginOverTls(port, 'device-7', p.bobDevice), { reply: LOGIN_OK });
-    assert.deepEqual(await loginOverTls(port, 'device-7.example.com', p.bobDevice), { reply: LOGIN_OK });
-    // Not a name: the organisation, a part of a name, another user.
-    assert.deepEqual(await loginOverTls(port, 'Iris test', p.alice), { reply: AUTH_FAILED });
-    assert.deepEqual(await loginOverTls(port, 'bob', p.bobDevice), { reply: AUTH_FAILED });
-    assert.deepEqual(await loginOverTls(port, 'alice', p.bobDevice), { reply: AUTH_FAILED });
+    const t = await nodeWith(p, { tls_client_auth: 'required', tls_client_cert_user_match: true });
+    try {
+      const port = t.node.tcpPort;
+      assert.deepEqual(await loginOverTls(port, 'alice', p.alice), { reply: LOGIN_OK });
+      assert.deepEqual(await loginOverTls(port, 'bob@example.com', p.alice), { reply: AUTH_FAILED });
+      assert.deepEqual(await loginOverTls(port, 'bob@example.com', p.bobDevice), { reply: LOGIN_OK });
+      assert.deepEqual(await loginOverTls(port, 'device-7', p.bobDevice), { reply: LOGIN_OK });
+      assert.deepEqual(await loginOverTls(port, 'device-7.example.com', p.bobDevice), { reply: LOGIN_OK });
+      // Not a name: the organisation, a part of a name, another user.
+      assert.deepEqual(await loginOverTls(port, 'Iris test', p.alice), { reply: AUTH_FAILED });
+      assert.deepEqual(await loginOverTls(port, 'bob', p.bobDevice), { reply: AUTH_FAILED });
+      assert.deepEqual(await loginOverTls(port, 'alice', p.bobDevice), { reply: AUTH_FAILED });
+    } finally {
+      await t.stop();
+    }
   } finally {
-    await t.stop();
+    p.pki.remove();
+  }
+});
+
+test('a tls_client_ca_file that cannot be read or is not a certificate stops the node from starting, naming the key', async () => {
+  const p = makePki();
+  try {
+    await assert.rejects(nodeWith(p, { tls_client_auth: 'required', tls_client_ca_file: `${p.pki.dir}/missing.pem` }), /^Error: tls_client_ca_file: cannot use .*missing\.pem \(ENOENT.*\); point it at the PEM file of the CA that signs client certificates$/);
+    await assert.rejects(nodeWith(p, { tls_client_auth: 'required', tls_client_ca_file: p.ca.key }), /^Error: tls_client_ca_file: cannot use .*clients\.key \(.*\); point it at the PEM file/);
+  } finally {
     p.pki.remove();
   }
 });
