@@ -66,8 +66,12 @@ export interface UwsServerOptions {
  * against the paused-input limit so that a flood of tiny frames is bounded too.
  */
 export const HELD_FRAME_OVERHEAD_BYTES = 128;
-/** WebSocket close code and reason when a paused link's held input passes its limit. */
-export const CLOSE_PAUSED_INPUT_OVER_LIMIT = { code: 1008, reason: 'input over limit while output is backed up: read what the server sends' } as const;
+/**
+ * WebSocket close code and reason when a paused link's held input passes its limit: the
+ * client sent more while the server was not taking its input (it was not reading what the
+ * server sent, or it sent faster than the server handles).
+ */
+export const CLOSE_PAUSED_INPUT_OVER_LIMIT = { code: 1008, reason: 'input over limit while paused: read what the server sends, send no faster than it reads' } as const;
 
 /** Load the native uWS addon or explain why not; never the JS fallback. */
 export function loadNativeUws(): { ok: true; uws: Uws } | { ok: false; reason: string } {
@@ -134,7 +138,7 @@ class UwsLink implements ClientLink {
     if (this.heldCost + cost > this.shared.pausedInputLimit) {
       this.shared.log?.info(
         { remote: this.remoteAddress, transport: this.transport, held_bytes: this.heldCost, limit: this.shared.pausedInputLimit, buffered: this.ws.getBufferedAmount() },
-        'closing a WebSocket that keeps sending while it does not read (paused input over its limit)',
+        'closing a WebSocket that kept sending while its input was paused (held input over its limit)',
       );
       this.held = null;
       this.heldCost = 0;
@@ -217,7 +221,7 @@ class UwsLink implements ClientLink {
     if (this.closed) return;
     this.flush();
     this.held = null;
-    this.ws.end(1000, 'bye');
+    if (!this.closed) this.ws.end(1000, 'bye');
   }
   destroy(): void {
     this.pending = null;

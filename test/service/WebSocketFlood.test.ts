@@ -98,7 +98,7 @@ test('a logged-in WebSocket client that floods GET_STATUS without reading is clo
     assert.ok(peak.heap_used - baseline.heap_used < HEAP_GROWTH_BOUND_MB, `server heap grew from ${baseline.heap_used} MB to ${peak.heap_used} MB`);
     // Why the link was closed: its paused input or its output over a limit (or, should the
     // connection's own input buffer fill first, that).
-    assert.match(node.output(), /closing a WebSocket (that keeps sending while it does not read|whose output is over its limit)|closing connection on unrecoverable input/);
+    assert.match(node.output(), /closing a WebSocket (that kept sending while its input was paused|whose output is over its limit)|closing connection on unrecoverable input/);
     // The node serves everyone else as before.
     const c = await V1TestClient.ws(node.httpPort);
     assert.equal((await c.login('after-flood')).kind, 'login_ok');
