@@ -161,6 +161,8 @@ export interface Env {
   readonly transport?: ClusterTransport;
   /** Present when the node stores data; the runtime itself never needs it. */
   readonly storage?: StorageEngine;
+  /** Present when the node is part of a cluster with replicated logs (JetStream). */
+  readonly streams?: StreamStore;
 }
 
 /** A logger that drops everything; handy default for tests of pure logic. */
@@ -170,6 +172,103 @@ export const silentLogger: Logger = {
   warn() {},
   error() {},
 };
+
+/**
+ * Replicated, ordered logs with the semantics of NATS JetStream R3 streams as nats-server
+ * 2.9.10 implements them (../shared/spec/cluster.md): what must survive a crash and decide who
+ * owns what. Production binds it to JetStream (runtime/node/JetStreamStore.ts), the simulator
+ * to its model of JetStream (sim/SimJetStream.ts). What callers may rely on:
+ *
+ * - **An append is durable at its ack.** `append` resolves `{ok: true, seq}` once a quorum of
+ *   servers holds the entry (in memory: nats-server 2.9 does not fsync per message; a killed
+ *   server loses nothing acknowledged, losing two servers' OS within minutes can). Entries get
+ *   consecutive sequences per stream; the order of acks for one stream is the order of seqs.
+ * - **Fencing.** `expectLastMsgId` is checked when the entry is applied in the stream's order:
+ *   the entry is refused (`wrong_last_msg_id`) unless the stream's last entry carries that
+ *   Msg-Id. A chain of ids `<epoch>.<n>` with each entry expecting `<epoch>.<n-1>` fences a
+ *   stale writer even while it pipelines: once a new writer's `<epoch+1>.0` marker is in, no
+ *   entry of the old chain is accepted. `expectLastSubjectSeq` (the last seq on the entry's
+ *   subject) is a safe compare-and-append for one entry at a time, never for a pipeline.
+ * - **Dedup.** An append whose `msgId` was already accepted within the stream's duplicate
+ *   window answers `{ok: true, duplicate: true}` with the earlier seq and adds nothing: the way
+ *   to retry an append whose outcome is unknown.
+ * - **Unavailable fast or slow.** Without a stream leader (an election, 4–9 s; a minority)
+ *   an append answers `unavailable` quickly or `timeout` after `timeoutMs`; callers must not
+ *   make clients wait on it (the partition guard refuses writes before that).
+ * - **Reads without consumers.** `get` reads one entry by sequence from any replica (direct
+ *   get), also the next one at or after a sequence, or the last one on a subject; `info` gives
+ *   the first and last sequence. No consumer is ever created (each would be a Raft group, and
+ *   creating one needs the JetStream meta leader, which is itself re-elected after a crash).
+ * - **Stream creation** (`ensureStream`) needs the JetStream API and may fail while the meta
+ *   leader is elected: done at bootstrap, never on the failover path.
+ */
+export interface StreamStore {
+  /** Create the stream if it does not exist (idempotent for the same spec). */
+  ensureStream(spec: StreamSpec): Promise<StreamOutcome<{ created: boolean }>>;
+  /** Append one entry to `stream` on `subject` (which the stream captures). */
+  append(stream: string, subject: string, data: Uint8Array, opts?: AppendOptions): Promise<AppendOutcome>;
+  /** The entry at `seq`; with `next`, the first entry at or after `seq` (on `subject` if given). */
+  get(stream: string, seq: number, opts?: { next?: boolean; subject?: string; timeoutMs?: number }): Promise<GetOutcome>;
+  /** The last entry on `subject`. */
+  lastOnSubject(stream: string, subject: string, timeoutMs?: number): Promise<GetOutcome>;
+  /** First and last sequence (0 and 0 for an empty stream; firstSeq > lastSeq after a purge). */
+  info(stream: string, timeoutMs?: number): Promise<StreamOutcome<{ firstSeq: number; lastSeq: number }>>;
+}
+
+export interface StreamSpec {
+  name: string;
+  /** Subjects the stream captures (wildcards allowed). */
+  subjects: readonly string[];
+  /** Servers holding a copy (3 in production). */
+  replicas: number;
+  /** Msg-Id duplicate window (JetStream's default is 2 minutes). */
+  duplicateWindowMs: number;
+  /** Entries older than this are dropped (0: kept until removed otherwise). */
+  maxAgeMs?: number;
+  /** Largest entry accepted. */
+  maxEntryBytes?: number;
+}
+
+export interface AppendOptions {
+  /** Nats-Msg-Id: dedup within the window, and what the next entry's `expectLastMsgId` names. */
+  msgId?: string;
+  /** Nats-Expected-Last-Msg-Id: refuse unless the stream's last entry has this Msg-Id. */
+  expectLastMsgId?: string;
+  /** Nats-Expected-Last-Subject-Sequence: refuse unless the last entry on `subject` has this seq (0: none). */
+  expectLastSubjectSeq?: number;
+  /** Give up waiting for the ack after this long (the outcome is then unknown: retry with the same msgId). */
+  timeoutMs?: number;
+}
+
+export type AppendOutcome =
+  | { ok: true; seq: number; duplicate: boolean }
+  | { ok: false; reason: AppendFailure; message: string };
+
+export type AppendFailure =
+  /** `expectLastMsgId` did not match: another writer's entry is last (this writer is fenced). */
+  | 'wrong_last_msg_id'
+  /** `expectLastSubjectSeq` did not match: the subject moved on (a compare-and-append lost). */
+  | 'wrong_last_subject_seq'
+  /** No stream leader answered (no responders, no quorum): nothing was appended. */
+  | 'unavailable'
+  /** No ack in time: the entry may or may not be in (retry with the same msgId). */
+  | 'timeout'
+  /** Bigger than the stream or the server accepts. */
+  | 'too_large'
+  /** The store was closed. */
+  | 'closed';
+
+export interface StreamEntry {
+  seq: number;
+  subject: string;
+  data: Uint8Array;
+  /** The Msg-Id it was appended with, if any. */
+  msgId: string | null;
+}
+
+export type GetOutcome = { ok: true; entry: StreamEntry } | { ok: false; reason: 'not_found' | 'unavailable' | 'timeout' | 'closed'; message: string };
+
+export type StreamOutcome<T> = ({ ok: true } & T) | { ok: false; reason: 'unavailable' | 'timeout' | 'closed' | 'invalid'; message: string };
 
 /**
  * CPU-heavy work off the schedulers (BEAM's dirty schedulers). `module` is an importable
