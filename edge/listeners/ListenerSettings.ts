@@ -8,7 +8,8 @@
  * kernel's socket buffers): at most `ws_output_limit_bytes` plus one frame of output and
  * `ws_paused_input_limit_bytes` plus one frame of held input before the link is closed.
  * A client that vanishes without closing goes offline after at most
- * - WebSocket: `ws_idle_timeout_s` (uWS checks every 4 s, so rounded up to a multiple of 4);
+ * - WebSocket: `ws_idle_timeout_s` rounded up to a multiple of 4 s (uWS counts timeouts in 4 s
+ *   ticks, so it may also close up to 4 s earlier);
  * - TCP/TLS: `tcp_keepalive_idle_s` + net.ipv4.tcp_keepalive_intvl × tcp_keepalive_probes
  *   (kernel sysctls of the node's network namespace, 75 s × 9 by default: Node 20's libuv
  *   sets only the idle delay), counted from the last byte the client sent; a client with
@@ -76,7 +77,7 @@ export const LISTENER_SETTINGS = {
     default: 60,
     min: WS_IDLE_TIMEOUT_MIN_S,
     max: WS_IDLE_TIMEOUT_MAX_S,
-    doc: 'Seconds without any frame (pongs included) before a WebSocket is closed as vanished (uWS checks every 4 s).',
+    doc: 'Seconds without any frame (pongs included) before a WebSocket is closed as vanished (uWS counts in 4 s ticks: up to 4 s earlier).',
   },
   ws_auto_ping: { kind: 'bool', default: true, doc: 'Ping idle WebSocket clients, so a live one always answers within ws_idle_timeout_s.' },
   ws_allowed_origins: {

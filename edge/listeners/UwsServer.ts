@@ -9,8 +9,8 @@
  *   a limit, and closes past it (ClientLink.pause); output over `outputLimitBytes` is refused
  *   by uWS and closes the link.
  * - The `Origin` header is checked at the upgrade (OriginPolicy); a refused page gets 403.
- * - Idle links are pinged and closed after `idleTimeoutSec` without a frame (checked every
- *   4 s), so a vanished client goes offline.
+ * - Idle links are pinged and closed after `idleTimeoutSec` without a frame (uWS counts in
+ *   4 s ticks: up to 4 s earlier), so a vanished client goes offline.
  * - With a client CA, uWS requests a client certificate and fails the handshake of one from
  *   another CA, but lets a client without one in and exposes neither the certificate nor
  *   whether there was one: WSS links report `peerCertificate: {status: 'unreported'}`.
