@@ -7,6 +7,7 @@
  * sends are shaped (the connection stops reading until the budget refills), never refused.
  */
 import { defaultsOf, type SettingsOf } from '../runtime/Settings.js';
+import { LISTENER_SETTINGS } from './listeners/ListenerSettings.js';
 import { V1_INPUT_BUFFER_CAP_DEFAULT } from './protocol/v1Limits.js';
 
 const MiB = 1024 * 1024;
@@ -79,6 +80,8 @@ export const EDGE_SETTINGS = {
   rate_limit_connections_per_ip_per_s: { kind: 'int', default: 100, min: 1, max: RATE_MAX, doc: '... this many per second; refused with RATE_LIMITED beyond.' },
   rate_limit_failed_logins: { kind: 'int', default: 10, min: 1, max: 1_000_000, doc: 'Failed logins per (account, client address) before that address is refused for that account ...' },
   rate_limit_failed_logins_per_min: { kind: 'int', default: 1, min: 1, max: 1_000_000, doc: '... then this many more per minute. A valid token always gets in.' },
+  // WebSocket limits and origins, TCP keepalive, TLS client certificates.
+  ...LISTENER_SETTINGS,
 } as const;
 
 export type EdgeSettings = SettingsOf<typeof EDGE_SETTINGS>;

@@ -138,7 +138,12 @@ export async function startIrisService(s: Scheduler, env: Env, storage: StorageE
     keys: KEYS_NAME,
     presence,
     inbox,
-    authenticate: loginGate({ verifier, limits }),
+    authenticate: loginGate({
+      verifier,
+      limits,
+      clientCertificate: { required: config.tls_client_auth === 'required', userMatch: config.tls_client_cert_user_match },
+      log: env.log,
+    }),
     limits,
     rates,
     liveTokens,
