@@ -32,7 +32,7 @@ import type { ProcessBody, ProcessContext } from '../../runtime/ProcessContext.j
 import type { LiveToken, TokenEnded } from '../auth/LiveTokens.js';
 import type { ClientLink } from '../ClientLink.js';
 import type { ConnectionDeps } from '../ConnectionDeps.js';
-import type { LinkEvent } from '../EdgeAcceptor.js';
+import { INPUT_BACKLOG_BYTES, type LinkEvent } from '../EdgeAcceptor.js';
 import { DeliveryWindow } from '../DeliveryWindow.js';
 import { LOGIN_TEXT, type ClientErrorCode } from '../ErrorCodes.js';
 import { ReplyQueue } from '../ReplyQueue.js';
@@ -169,10 +169,11 @@ export class V1Conn {
 
   /**
    * Bytes from the link. While the decoder still holds packets not yet handled (reading is held:
-   * output backed up, a budget spent, answers outstanding) they wait in arrival order. A link
-   * that pauses (TCP, TLS, simulated) delivers no more once paused, so what waits is what was on
-   * its way; one that cannot (a uWS WebSocket) keeps delivering, and may queue at most the input
-   * cap. Returns false when that is exceeded (the connection must close).
+   * output backed up, a budget spent, answers outstanding) they wait in arrival order. A paused
+   * link delivers no more (TCP stops reading; a WebSocket link holds frames up to its own limit,
+   * edge/listeners/UwsServer.ts), and the acceptor pauses a link whose mailbox falls behind
+   * (INPUT_BACKLOG_BYTES), so what waits is what was on its way. Past QUEUED_INPUT_LIMIT (a
+   * safety net that legal traffic never reaches) it returns false: the connection must close.
    */
   input(bytes: Uint8Array): boolean {
     if (this.decoderIdle && this.queued === null) {
@@ -182,10 +183,10 @@ export class V1Conn {
     }
     (this.queued ??= []).push(bytes);
     this.queuedBytes += bytes.length;
-    return linkPauses(this.link) || this.queuedBytes <= this.deps.settings.maxInputBufferBytes;
+    return this.queuedBytes <= queuedInputLimit(this.deps.settings.maxInputBufferBytes);
   }
 
-  /** Input overflowed while reading was held on a link that cannot pause. */
+  /** Input overflowed while reading was held (more than a paused link can have had on its way). */
   overflow(): Result {
     this.refuse('input_buffer_overflow');
     this.ctx.env.log.info(this.logContext({ code: 'input_buffer_overflow', queued: this.queuedBytes }), 'closing connection on unrecoverable input');
@@ -457,9 +458,13 @@ export class V1Conn {
   }
 }
 
-/** Whether pausing the link stops its input (uWS 20.30 cannot pause WebSocket reads). */
-function linkPauses(link: ClientLink): boolean {
-  return link.transport !== 'ws' && link.transport !== 'wss';
+/**
+ * Input a connection may queue while its reading is held: the acceptor's backlog plus a largest
+ * packet's worth of frames already on their way (two input caps), beyond which the client is
+ * not a paused link's in-flight input but a flood.
+ */
+function queuedInputLimit(maxInputBufferBytes: number): number {
+  return 2 * maxInputBufferBytes + INPUT_BACKLOG_BYTES;
 }
 
 function loginText(code: keyof typeof LOGIN_TEXT): Uint8Array {
