@@ -7,9 +7,10 @@
  * iris_inbox_full_refusals_total) while the other members get it. Real node, real sockets,
  * real LMDB; members are added through the groups server as the admin API does.
  */
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startTestNode, type TestNode } from '../support/irisNode.js';
+import { serviceFixture } from '../support/serviceFixture.js';
+import type { TestNode } from '../support/irisNode.js';
 import { V1TestClient, text, utf8 } from '../support/V1TestClient.js';
 import { concat, isReliable, roundTrip, type Reliable } from '../support/serviceKit.js';
 import { metric } from '../support/nodeHttp.js';
@@ -22,25 +23,7 @@ import { encodeCbor } from '../../edge/protocol/Cbor.js';
 import { encodeGroupCreatePacket, encodeGroupMsgPacket } from '../../edge/protocol/V1Encoder.js';
 import type { ServerFrame } from '../../edge/protocol/V1Packets.js';
 
-const nodes: TestNode[] = [];
-const clients: V1TestClient[] = [];
-after(async () => {
-  for (const c of clients) c.close();
-  for (const n of nodes) await n.stop();
-});
-
-async function node(overrides: Record<string, unknown>): Promise<TestNode> {
-  const n = await startTestNode(overrides);
-  nodes.push(n);
-  return n;
-}
-
-async function user(n: TestNode, name: string): Promise<V1TestClient> {
-  const c = await V1TestClient.tcp(n.node.tcpPort);
-  clients.push(c);
-  assert.equal((await c.login(name)).kind, 'login_ok');
-  return c;
-}
+const { node, user } = serviceFixture();
 
 /** A group created by `admin` (logged in on `c`) with `members` added. */
 async function group(n: TestNode, c: V1TestClient, admin: string, members: string[]): Promise<string> {

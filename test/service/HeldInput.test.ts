@@ -6,33 +6,15 @@
  * disconnected, and one pipelining thousands of requests under the smallest input cap gets
  * every answer. Real node, real sockets.
  */
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startTestNode, type TestNode } from '../support/irisNode.js';
-import { V1TestClient, utf8 } from '../support/V1TestClient.js';
+import { serviceFixture } from '../support/serviceFixture.js';
+import { utf8 } from '../support/V1TestClient.js';
 import { concat, isReliable, roundTrip, waitUntil, type Reliable } from '../support/serviceKit.js';
 import { encodeFetchPrekeysPacket, encodeSendPacket } from '../../edge/protocol/V1Encoder.js';
 import type { ServerFrame } from '../../edge/protocol/V1Packets.js';
 
-const nodes: TestNode[] = [];
-const clients: V1TestClient[] = [];
-after(async () => {
-  for (const c of clients) c.close();
-  for (const n of nodes) await n.stop();
-});
-
-async function node(overrides: Record<string, unknown>): Promise<TestNode> {
-  const n = await startTestNode(overrides);
-  nodes.push(n);
-  return n;
-}
-
-async function user(n: TestNode, name: string): Promise<V1TestClient> {
-  const c = await V1TestClient.tcp(n.node.tcpPort);
-  clients.push(c);
-  assert.equal((await c.login(name)).kind, 'login_ok');
-  return c;
-}
+const { node, user } = serviceFixture();
 
 test('500 messages of 8,000 bytes (4 MB) written at once against a budget of 50 then 1,000/s are shaped: all delivered in order, no ERROR, the connection open', async () => {
   const n = await node({ rate_limit_messages_burst: 50, rate_limit_messages_per_s: 1000 });

@@ -6,9 +6,9 @@
  * overall are shaped (rate_limit_prekey_fetches_*): read more slowly, every one answered, in
  * order. Real node, real sockets, real LMDB.
  */
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startTestNode, type TestNode } from '../support/irisNode.js';
+import { serviceFixture } from '../support/serviceFixture.js';
 import { V1TestClient, utf8 } from '../support/V1TestClient.js';
 import { concat } from '../support/serviceKit.js';
 import { prekeyUploadPacket } from '../support/prekeyUpload.js';
@@ -18,25 +18,7 @@ import type { CborMap } from '../../edge/protocol/Cbor.js';
 import { EDGE_DEFAULTS } from '../../edge/EdgeSettings.js';
 
 type PrekeyResponse = Extract<ServerFrame, { kind: 'prekey_response' }>;
-const nodes: TestNode[] = [];
-const clients: V1TestClient[] = [];
-after(async () => {
-  for (const c of clients) c.close();
-  for (const n of nodes) await n.stop();
-});
-
-async function node(overrides: Record<string, unknown> = {}): Promise<TestNode> {
-  const n = await startTestNode(overrides);
-  nodes.push(n);
-  return n;
-}
-
-async function user(n: TestNode, name: string): Promise<V1TestClient> {
-  const c = await V1TestClient.tcp(n.node.tcpPort);
-  clients.push(c);
-  assert.equal((await c.login(name)).kind, 'login_ok');
-  return c;
-}
+const { node, user } = serviceFixture();
 
 async function responses(c: V1TestClient, count: number, timeoutMs = 10_000): Promise<CborMap[]> {
   const out: CborMap[] = [];

@@ -7,10 +7,10 @@
  * delivered at login, together with the first receipt_inbox_cap receipts. Real node, real
  * sockets, real LMDB.
  */
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startTestNode, type TestNode } from '../support/irisNode.js';
-import { V1TestClient, text, utf8 } from '../support/V1TestClient.js';
+import { serviceFixture } from '../support/serviceFixture.js';
+import { text, utf8 } from '../support/V1TestClient.js';
 import { concat, isReliable, roundTrip, type Reliable } from '../support/serviceKit.js';
 import { metric } from '../support/nodeHttp.js';
 import { encodeReadReceiptPacket } from '../../edge/protocol/V1Encoder.js';
@@ -19,25 +19,7 @@ import { CORE_DEFAULTS } from '../../core/CoreSettings.js';
 import { V1_MAX_RECEIPT_MSG_ID_BYTES } from '../../edge/protocol/v1Limits.js';
 
 type Relay = Extract<ServerFrame, { kind: 'read_receipt_relay' }>;
-const nodes: TestNode[] = [];
-const clients: V1TestClient[] = [];
-after(async () => {
-  for (const c of clients) c.close();
-  for (const n of nodes) await n.stop();
-});
-
-async function node(overrides: Record<string, unknown> = {}): Promise<TestNode> {
-  const n = await startTestNode(overrides);
-  nodes.push(n);
-  return n;
-}
-
-async function user(n: TestNode, name: string): Promise<V1TestClient> {
-  const c = await V1TestClient.tcp(n.node.tcpPort);
-  clients.push(c);
-  assert.equal((await c.login(name)).kind, 'login_ok');
-  return c;
-}
+const { node, user } = serviceFixture();
 
 /** A message id of the longest legal size whose first bytes are the number `i`. */
 function msgId(i: number): Uint8Array {
