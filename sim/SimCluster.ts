@@ -179,7 +179,11 @@ export class SimCluster {
     this.node(name).pause(ms);
   }
 
-  /** Shift the node's clocks (monotonic and wall) by `ms` from virtual time. */
+  /**
+   * Offset the node's clocks (monotonic and wall) by `ms` from virtual time. A constant skew:
+   * set it before the node starts; on a running node it would be a monotonic clock jump,
+   * which real clocks do not make (use `jumpClock` for the wall clock).
+   */
   skewClock(name: string, ms: number): void {
     this.world.note(`fault:skew:${name}`, ms);
     this.node(name).clock.skewMs = ms;

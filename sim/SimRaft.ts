@@ -7,7 +7,8 @@
  * heartbeats every second, a follower that hears no leader for an election timeout drawn
  * from 4–9 s campaigns, a new group campaigns within 100–800 ms, and a leader that has not
  * heard from a quorum for 10 s steps down at its next quorum check (every 10 s), so 10–20 s
- * after losing it. A new leader appends an empty entry so earlier entries commit.
+ * after losing it. A new leader appends an empty entry so earlier entries commit; a leader
+ * tells its followers a new commit index at once, so they apply within a round trip.
  *
  * Storage (`RaftStorage`) is the server's copy of the group: the live log and applied index
  * are the page cache (they survive the process being killed); `disk` is what the last sync
@@ -375,6 +376,8 @@ export class SimRaftReplica<P> {
       if (count >= this.quorum) {
         this.commit = n;
         this.applyCommitted();
+        // Followers learn the new commit index at once rather than at the next heartbeat.
+        this.replicateSoon();
         return;
       }
     }
