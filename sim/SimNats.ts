@@ -293,7 +293,7 @@ export class SimNats {
       this.stats.dropped++;
       return 0;
     }
-    if (!this.passable(client.node, s.server)) {
+    if (!this.passable(client.node, s.server) || !this.sessionServerLive(s)) {
       this.stats.dropped++;
       return -1;
     }
