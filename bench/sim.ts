@@ -96,7 +96,7 @@ interface ClusterWorldRun {
 async function clusterWorld(appendsPerS: number, traced: boolean): Promise<ClusterWorldRun> {
   const c = new SimCluster({ seed: 3, nodes: 5, servers: 3, recordTrace: traced });
   c.start();
-  await c.waitFor('a meta leader', () => c.jetstream!.metaLeader());
+  await c.waitFor('the JetStream API', () => c.jetstream!.apiReady());
   const store = (i: number) => c.nodes[i % c.nodes.length]!.env!.streams!;
   for (let s = 0; s < CLUSTER_BENCH_STREAMS; s++) {
     const r = await c.settle(store(0).ensureStream({ name: `B${s}`, subjects: [`b.${s}.>`], replicas: 3, duplicateWindowMs: 120_000 }));

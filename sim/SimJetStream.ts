@@ -180,6 +180,14 @@ export class SimJetStream {
     return this.leaderOfGroup(META_GROUP);
   }
 
+  /** Whether the JetStream API answers everywhere: a meta leader that every running server knows. */
+  apiReady(): boolean {
+    const leader = this.metaLeader();
+    if (leader === null) return false;
+    for (const js of this.live.values()) if (js.meta.leader !== leader) return false;
+    return true;
+  }
+
   /** The servers `stream` was placed on (empty if no server knows it yet). */
   placement(stream: string): readonly string[] {
     for (const js of this.live.values()) {

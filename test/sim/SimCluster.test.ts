@@ -164,7 +164,7 @@ test('a node\'s Env streams go through its own server to the JetStream model, an
   const r = await replayTwice('streams', async () => {
     const c = await started(7, 3);
     const js = c.jetstream!;
-    await c.waitFor('a meta leader', () => js.metaLeader());
+    await c.waitFor('the JetStream API', () => js.apiReady());
     const store = (n: string) => c.node(n).env!.streams!;
     const created = await c.settle(store('n0').ensureStream({ name: 'S', subjects: ['s.>'], replicas: 3, duplicateWindowMs: 120_000 }));
     const appended = [];

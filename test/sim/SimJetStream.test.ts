@@ -46,7 +46,7 @@ async function streamWorld(seed: number, jetstream: SimJetStreamOptions = {}): P
   const c = new SimCluster({ seed, nodes: 3, servers: 3, jetstream });
   c.start();
   const js = c.jetstream!;
-  await c.waitFor('a meta leader', () => js.metaLeader());
+  await c.waitFor('the JetStream API', () => js.apiReady());
   const w: World = {
     c,
     js,

@@ -114,7 +114,7 @@ test('a silent cut between a node and its server is noticed at the client ping t
   assert.equal(r.sessionsLater, 1, 'until its own ping timeout');
 });
 
-test('a route cut is noticed only at the route ping timeout: until then a request across it times out, afterwards it answers no_responders; healed, the route is back within the reconnect delay', async () => {
+test('a route cut is noticed only at the route ping timeout (a request across it times out until then, answers no_responders after); healed, it is back within the reconnect delay; a crash is noticed at once', async () => {
   const routePing = 10_000;
   const r = await replayTwice('route cut', async () => {
     const n = net(3, { routePingIntervalMs: routePing });
@@ -135,9 +135,12 @@ test('a route cut is noticed only at the route ping timeout: until then a reques
     n.nats.heal();
     await n.run(1_100);
     const healed = outcome(await n.settle(a.t.request('svc', bytes('4'), 500)));
-    return { hash: n.hash(), events: n.world.events, before, early, late, healed, noticedAfter };
+    n.nats.crashServer('s3');
+    const crashNoticed = !n.nats.believesRoute('s1', 's3') && !n.nats.believesRoute('s2', 's3');
+    return { hash: n.hash(), events: n.world.events, before, early, late, healed, noticedAfter, crashNoticed };
   });
   assert.deepEqual([r.before, r.early, r.late, r.healed], ['re:1', 'timeout', 'no_responders', 're:4']);
+  assert.equal(r.crashNoticed, true, 'a crashed server is noticed by its peers at once (reset)');
   assert.ok(r.noticedAfter > NATS_SERVER_MAX_PINGS_OUT * routePing && r.noticedAfter <= (NATS_SERVER_MAX_PINGS_OUT + 1) * routePing + 500, `noticed ${r.noticedAfter} ms after the cut`);
 });
 
