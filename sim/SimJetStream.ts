@@ -146,7 +146,6 @@ export class SimJetStream {
   private readonly storage = new Map<string, Map<string, RaftStorage<unknown>>>();
   private readonly live = new Map<string, JsServer>();
   private readonly incarnations = new Map<string, number>();
-  private readonly stores = new Set<SimStreamStore>();
 
   constructor(
     private readonly world: SimWorld,
@@ -163,9 +162,7 @@ export class SimJetStream {
 
   /** The StreamStore of a node: requests go through its client connection `client`. */
   storeFor(client: SimNatsClient): StreamStore {
-    const s = new SimStreamStore(this, client, this.world, this.config.requestTimeoutMs);
-    this.stores.add(s);
-    return s;
+    return new SimStreamStore(this, client, this.world, this.config.requestTimeoutMs);
   }
 
   // ---- what tests and the next layers look at ------------------------------------------------

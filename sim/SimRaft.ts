@@ -59,13 +59,10 @@ export class RaftStorage<P> {
   log: RaftEntry<P>[] = [];
   applied = 0;
   disk: { log: RaftEntry<P>[]; applied: number } = { log: [], applied: 0 };
-  /** Syncs so far (for tests). */
-  syncs = 0;
 
   /** Write the page cache to disk (nats-server's periodic sync). */
   sync(): void {
     this.disk = { log: this.log.slice(), applied: this.applied };
-    this.syncs++;
   }
 
   /** The OS went down: what was not synced is gone. */
