@@ -116,14 +116,13 @@ export function decide(view: ControlView): ControlAction[] {
     });
   }
 
+  // Moves under way, over the whole table: hand-offs announced, and moves prepared (the owner
+  // added the wanted node as a standby for it) that have not reached their hand-off yet.
+  const preparing = (r: OwnershipRecord, g: number): boolean => (r.reason === 'rebalance' || r.reason === 'drain') && placement !== null && placement[g]!.owner !== r.owner;
   let moves = 0;
-  if (placement !== null) {
-    for (let g = 0; g < view.groups; g++) {
-      const r = view.records[g];
-      if (r === undefined) continue;
-      const wanted = placement[g]!;
-      if (r.successor !== null || (wanted.owner !== r.owner && r.standbys.includes(wanted.owner))) moves++;
-    }
+  for (let g = 0; g < view.groups; g++) {
+    const r = view.records[g];
+    if (r !== undefined && (r.successor !== null || preparing(r, g))) moves++;
   }
 
   for (let g = 0; g < view.groups; g++) {
@@ -177,8 +176,12 @@ export function decide(view: ControlView): ControlAction[] {
     const reason: OwnershipReason = draining(me) ? 'drain' : 'rebalance';
     if (wanted.owner !== me) {
       const d = wanted.owner;
+      const counted = preparing(r, g);
       if (r.standbys.includes(d)) {
-        if (caughtUp(rep, d)) actions.push({ t: 'write', record: next(r, { successor: d, reason }) });
+        if (caughtUp(rep, d) && (counted || moves < view.maxMoves)) {
+          if (!counted) moves++;
+          actions.push({ t: 'write', record: next(r, { successor: d, reason }) });
+        }
       } else if (moves < view.maxMoves) {
         moves++;
         const keep = r.standbys.filter((s) => s !== d && liveCore(s) && !draining(s));
