@@ -14,14 +14,19 @@ interface Sub {
 }
 
 export class MemoryHub {
-  private readonly subs = new Set<Sub>();
-  private inbox = 0;
+  /** @internal */
+  readonly subs = new Set<Sub>();
+  /** @internal */
+  inbox = 0;
   /** Messages on subjects for which this returns true are dropped (at most once). */
   drop: (subject: string) => boolean = () => false;
   published = 0;
 
   connect(): ClusterTransport {
-    const hub = this;
+    return this.transport(this);
+  }
+
+  private transport(hub: MemoryHub): ClusterTransport {
     return {
       publish(subject, data, reply) {
         hub.publish(subject, data, reply);
@@ -65,7 +70,8 @@ export class MemoryHub {
     };
   }
 
-  private publish(subject: string, data: Uint8Array, reply: string | undefined): void {
+  /** @internal */
+  publish(subject: string, data: Uint8Array, reply: string | undefined): void {
     this.published++;
     if (this.drop(subject)) return;
     const copy = Uint8Array.from(data);
