@@ -51,6 +51,8 @@ export const REPLICA_APPLY_BATCH_ENTRIES = 512;
 export const REPLICA_HEAD_BEAT_MS = 1_000;
 /** Attempts of a takeover (catch up, claim, marker) before it gives up and the control plane tries again. */
 export const TAKEOVER_ATTEMPTS = 20;
+/** After a takeover was given up, the control plane waits this long before trying again. */
+export const TAKEOVER_BACKOFF_MS = 1_000;
 /** A hand-off the successor has not taken over within this long is taken back by the owner. */
 export const HANDOFF_TIMEOUT_MS = 10_000;
 /** A standby this many entries (or fewer) behind the owner may be handed the group. */

@@ -35,7 +35,7 @@ import type { Pid } from '../../runtime/Pid.js';
 import type { ProcessContext } from '../../runtime/ProcessContext.js';
 import type { Scheduler } from '../../runtime/Scheduler.js';
 import { CLUSTER_DOWN_AFTER_MS } from '../../runtime/defaults.js';
-import { CLUSTER_STREAM_REPLICAS, HANDOFF_TIMEOUT_MS, MOVE_MAX_LAG_ENTRIES, SHARD_RETRY_MS } from '../defaults.js';
+import { CLUSTER_STREAM_REPLICAS, HANDOFF_TIMEOUT_MS, MOVE_MAX_LAG_ENTRIES, SHARD_RETRY_MS, TAKEOVER_BACKOFF_MS } from '../defaults.js';
 import { clusterNames, type ClusterNames } from './ClusterNames.js';
 import { groupReplica, newReplicaStatus, type ReplicaChanged, type ReplicaCommand, type ReplicaStatus, type TakeoverReason } from './GroupReplica.js';
 import type { GroupServicesDeps, StartGroupServicesResult } from './GroupServices.js';
@@ -65,7 +65,7 @@ export interface ControlView {
   /** Drained nodes (name and incarnation). */
   readonly draining: readonly DrainingNode[];
   /** This node's replicas, by group. */
-  readonly replicas: ReadonlyMap<number, Pick<ReplicaStatus, 'phase' | 'since' | 'appliedSeq' | 'standbyApplied'>>;
+  readonly replicas: ReadonlyMap<number, Pick<ReplicaStatus, 'phase' | 'since' | 'appliedSeq' | 'standbyApplied' | 'takeoverFailedAt'>>;
   /** No claims, no writes (safe mode, or too soon after start). */
   readonly quiet: boolean;
   readonly maxMoves: number;
@@ -133,13 +133,15 @@ export function decide(view: ControlView): ControlAction[] {
     const ownerLive = view.members.get(r.owner)?.incarnation === r.ownerIncarnation;
     const iOwn = r.owner === me && r.ownerIncarnation === view.self.incarnation;
     const iFollow = r.standbys.includes(me) || r.successor === me;
+    // A takeover that was given up is not tried again at once (each attempt may claim an epoch).
+    const backingOff = rep?.takeoverFailedAt !== null && rep?.takeoverFailedAt !== undefined && view.now - rep.takeoverFailedAt < TAKEOVER_BACKOFF_MS;
 
     // Failover: the first live candidate claims.
     if (!ownerLive) {
       const ranked = [...(r.successor !== null ? [r.successor] : []), ...r.standbys, ...(placement !== null ? [placement[g]!.owner] : [])].filter(liveCore);
       const candidates = [...ranked.filter((n) => !draining(n)), ...ranked.filter(draining)];
       const first = candidates[0];
-      if (first === me && !view.quiet && phase !== 'taking_over' && phase !== 'owner' && phase !== 'failed') {
+      if (first === me && !view.quiet && !backingOff && phase !== 'taking_over' && phase !== 'owner' && phase !== 'failed') {
         if (rep === undefined) actions.push({ t: 'start_replica', group: g });
         actions.push({ t: 'take_over', group: g, reason: 'failover' });
         continue;
@@ -158,11 +160,11 @@ export function decide(view: ControlView): ControlAction[] {
     // This node owns the group.
     if (rep === undefined || phase === 'standby' || phase === 'failed') {
       // Recorded owner without a serving replica (bootstrap, or the replica restarted): claim anew.
-      if (phase !== 'failed') actions.push({ t: 'take_over', group: g, reason: r.reason === 'bootstrap' ? 'bootstrap' : 'failover' });
+      if (phase !== 'failed' && !backingOff) actions.push({ t: 'take_over', group: g, reason: r.reason === 'bootstrap' ? 'bootstrap' : 'failover' });
       continue;
     }
     if (phase === 'handed_off') {
-      if (r.successor === null || !liveCore(r.successor) || view.now - rep.since > view.handoffTimeoutMs) actions.push({ t: 'take_over', group: g, reason: 'failover' });
+      if (!backingOff && (r.successor === null || !liveCore(r.successor) || view.now - rep.since > view.handoffTimeoutMs)) actions.push({ t: 'take_over', group: g, reason: 'failover' });
       continue;
     }
     if (phase !== 'owner' || placement === null) continue;
@@ -352,7 +354,7 @@ const planeBehaviour: GenServer.Behaviour<PlaneState, PlaneArgs, ControlPlaneReq
     st.stops.push(args.table.subscribe((c) => onTableChange(st, ctx, c)));
     st.refreshTimer = ctx.sendAfter(o.settings.ownershipRefreshMs, { t: 'refresh' } satisfies PlaneInfo);
     // Decisions wait for the membership to settle; evaluate once it has.
-    ctx.sendAfter(o.startupSettleMs ?? STARTUP_SETTLE_MS, { t: 'evaluate' } satisfies PlaneInfo);
+    ctx.sendAfter((o.startupSettleMs ?? STARTUP_SETTLE_MS) + 1, { t: 'evaluate' } satisfies PlaneInfo);
     schedule(st, ctx);
     return { state: st };
   },
@@ -401,8 +403,10 @@ const planeBehaviour: GenServer.Behaviour<PlaneState, PlaneArgs, ControlPlaneReq
         break;
       }
       case 'refresh':
+        // Also a periodic evaluation: some decisions wait on time (start-up, back-offs, hand-off timeouts).
         st.refreshTimer = ctx.sendAfter(st.o.settings.ownershipRefreshMs, { t: 'refresh' } satisfies PlaneInfo);
         void reload(st, ctx, false);
+        schedule(st, ctx);
         break;
       case 'reload':
         void reload(st, ctx, true);

@@ -60,10 +60,12 @@ export interface ReplicaStatus {
   standbyApplied: ReadonlyMap<string, number>;
   /** Why the last takeover or the copy failed, if it did. */
   lastError: string | null;
+  /** When the last takeover was given up (monotonic ms; the control plane waits before the next). */
+  takeoverFailedAt: number | null;
 }
 
 export function newReplicaStatus(group: number, now: number): ReplicaStatus {
-  return { group, phase: 'standby', since: now, appliedSeq: 0, headSeq: 0, epoch: null, standbyApplied: new Map(), lastError: null };
+  return { group, phase: 'standby', since: now, appliedSeq: 0, headSeq: 0, epoch: null, standbyApplied: new Map(), lastError: null, takeoverFailedAt: null };
 }
 
 /** Why a replica takes its group over (the claim's record reason). */
@@ -147,7 +149,6 @@ class Replica {
   private storage: ReplicatedStorage | null = null;
   private services: Pid | null = null;
   private lastReported = 0;
-  private beat: unknown = null;
   private stopped = false;
   /** A takeover asked for while another job ran. */
   private pendingTakeover: TakeoverReason | null = null;
@@ -168,7 +169,7 @@ class Replica {
   start(): void {
     this.ctx.trapExit(true);
     this.becomeStandby('standby');
-    this.beat = this.ctx.env.timers.setTimer(REPLICA_HEAD_BEAT_MS, this.onBeatTimer);
+    this.ctx.sendAfter(REPLICA_HEAD_BEAT_MS, { t: 'beat' } satisfies Internal);
   }
 
   handle(raw: unknown): void {
@@ -200,6 +201,7 @@ class Replica {
         return;
       }
       case 'beat':
+        this.ctx.sendAfter(REPLICA_HEAD_BEAT_MS, { t: 'beat' } satisfies Internal);
         if (this.o.status.phase === 'owner' && this.storage !== null) {
           this.o.status.appliedSeq = this.store.appliedSeq;
           this.o.status.headSeq = this.storage.headSeq;
@@ -382,6 +384,7 @@ class Replica {
       const done = await this.claimAndMark(reason);
       if (done === null) return;
       this.o.status.lastError = done;
+      this.o.status.takeoverFailedAt = this.ctx.env.clock.monotonicMs();
       this.ctx.env.log.warn({ group: this.o.group, reason, why: done }, 'takeover given up');
       this.pendingStandby = 'standby';
     });
@@ -582,12 +585,6 @@ class Replica {
     this.ctx.send(this.o.controlPlane, { t: 'replica_changed', group: this.o.group, phase: p } satisfies ReplicaChanged);
   }
 
-  private readonly onBeatTimer = (): void => {
-    if (this.stopped) return;
-    this.ctx.send(this.ctx.self, { t: 'beat' } satisfies Internal);
-    this.beat = this.ctx.env.timers.setTimer(REPLICA_HEAD_BEAT_MS, this.onBeatTimer);
-  };
-
   private unsubscribe(): void {
     for (const s of this.subs.splice(0)) s.unsubscribe();
   }
@@ -600,7 +597,6 @@ class Replica {
     this.storage = null;
     void storage?.close();
     this.unsubscribe();
-    if (this.beat !== null) this.ctx.env.timers.clearTimer(this.beat);
     this.ctx.exit(reason);
   }
 

@@ -124,6 +124,8 @@ export class ReplicatedStorage implements StorageEngine {
   private readonly unsettled = new Set<Entry>();
   /** A freeze was asked for while settling: freeze when the settling ends. */
   private freezeAfterSettle = false;
+  /** The hand-off entry is in: writes are refused `unavailable` for good. */
+  private handedOff = false;
   private readonly tables = new Map<string, ReplicatedTable>();
 
   constructor(private readonly o: ReplicatedStorageOptions) {
@@ -201,6 +203,7 @@ export class ReplicatedStorage implements StorageEngine {
         this.lastSeq = r.seq;
         this.lastMsgId = msgId;
         this.chainTail = msgId;
+        this.handedOff = true;
         return { ok: true, seq: r.seq };
       }
       if (r.reason === 'wrong_last_msg_id') {
@@ -234,13 +237,17 @@ export class ReplicatedStorage implements StorageEngine {
     return OK;
   }
 
+  /**
+   * Let every write issued settle, then refuse writes: `closed`, or `unavailable` when the group
+   * was lost or handed off (a stale reference should look elsewhere). The node's engine stays open.
+   */
   async close(): Promise<void> {
     if (this.phase === 'closed') return;
     this.endTurn();
     if (this.phase === 'open') this.phase = 'frozen';
     else if (this.phase === 'settling') this.freezeAfterSettle = true;
     await this.drained();
-    this.phase = 'closed';
+    if (this.phase !== 'lost' && !this.handedOff) this.phase = 'closed';
   }
 
   // ---- writes ----------------------------------------------------------------------------
@@ -280,7 +287,7 @@ export class ReplicatedStorage implements StorageEngine {
       case 'lost':
         return { ok: false, reason: 'unavailable', message: `shard group ${this.o.store.group} is no longer owned here` };
       case 'frozen':
-        return { ok: false, reason: 'unavailable', message: `shard group ${this.o.store.group} is being handed off` };
+        return { ok: false, reason: 'unavailable', message: `shard group ${this.o.store.group} is ${this.handedOff ? 'handed off' : 'being handed off'}` };
       default:
         if (this.o.writable !== undefined && !this.o.writable()) return { ok: false, reason: 'unavailable', message: 'the cluster is in safe mode (no majority visible)' };
         return null;

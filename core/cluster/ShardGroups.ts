@@ -12,6 +12,7 @@
 import { hash32, hash32Latin1 } from '../HashRing.js';
 import { CORE_SETTINGS } from '../CoreSettings.js';
 import type { UserKey } from '../UserId.js';
+import { STORAGE_MAX_TABLES } from '../../runtime/defaults.js';
 
 /** Most shard groups a cluster may have (config key shard_groups). */
 export const MAX_SHARD_GROUPS = CORE_SETTINGS.shard_groups.max;
@@ -75,3 +76,8 @@ export function keyDirectoryName(group: number): string {
  * tables on top of its own (runtime/node/LmdbStorage.ts `maxTables`).
  */
 export const TABLES_PER_GROUP = 10;
+
+/** Tables a node's storage engine must allow for a cluster of `count` shard groups (`maxTables`). */
+export function clusterStorageTables(count: number): number {
+  return count * TABLES_PER_GROUP + STORAGE_MAX_TABLES;
+}

@@ -21,10 +21,10 @@ function member(name: string, incarnation = 1, roles: string[] = ['edge', 'core'
   return { name, incarnation, roles, addresses: {}, schedulers: 1 };
 }
 
-type Rep = Pick<ReplicaStatus, 'phase' | 'since' | 'appliedSeq' | 'standbyApplied'>;
+type Rep = Pick<ReplicaStatus, 'phase' | 'since' | 'appliedSeq' | 'standbyApplied' | 'takeoverFailedAt'>;
 
 function rep(phase: ReplicaStatus['phase'], extra: Partial<Rep> = {}): Rep {
-  return { phase, since: 0, appliedSeq: 100, standbyApplied: new Map(), ...extra };
+  return { phase, since: 0, appliedSeq: 100, standbyApplied: new Map(), takeoverFailedAt: null, ...extra };
 }
 
 function record(group: number, owner: string, standbys: string[], extra: Partial<OwnershipRecord> = {}): OwnershipRecord {
