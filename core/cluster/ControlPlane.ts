@@ -148,11 +148,16 @@ export function decide(view: ControlView): ControlAction[] {
       }
     }
 
-    // Replica processes: one while owner or follower; others stop (a server is demoted first).
+    // A replica serving a group the table gives to another owner (or another life of this node) stops serving.
+    if (!iOwn && (phase === 'owner' || phase === 'handing_off')) {
+      actions.push({ t: 'demote', group: g });
+      continue;
+    }
+    // Replica processes: one while owner or follower; the others stop.
     if (iOwn || iFollow) {
       if (rep === undefined) actions.push({ t: 'start_replica', group: g });
     } else if (rep !== undefined && phase !== 'taking_over') {
-      actions.push(phase === 'owner' || phase === 'handing_off' ? { t: 'demote', group: g } : { t: 'stop_replica', group: g });
+      actions.push({ t: 'stop_replica', group: g });
       continue;
     }
     if (!iOwn || view.quiet) continue;

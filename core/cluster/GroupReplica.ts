@@ -568,6 +568,11 @@ class Replica {
         await work();
       } catch (err) {
         this.ctx.env.log.error({ group: this.o.group, err: err instanceof Error ? err.message : String(err) }, 'group replica job failed');
+        const p = this.o.status.phase;
+        if (p === 'taking_over' || p === 'handing_off') {
+          this.o.status.takeoverFailedAt = this.ctx.env.clock.monotonicMs();
+          this.pendingStandby = 'standby';
+        }
       }
       this.ctx.send(this.ctx.self, { t: 'job_done' } satisfies Internal);
     })();

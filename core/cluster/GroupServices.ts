@@ -9,6 +9,7 @@
  */
 import * as Supervisor from '../../actors/Supervisor.js';
 import type { StorageEngine } from '../../runtime/Env.js';
+import type { Pid } from '../../runtime/Pid.js';
 import type { ProcessContext } from '../../runtime/ProcessContext.js';
 import type { CoreCounters } from '../CoreCounters.js';
 import { CORE_DEFAULTS } from '../CoreSettings.js';
@@ -42,7 +43,7 @@ export interface GroupServicesDeps {
   wrapInbox?: (inner: Inbox, group: number) => Inbox;
 }
 
-export type StartGroupServicesResult = { ok: true; pid: import('../../runtime/Pid.js').Pid } | { ok: false; message: string };
+export type StartGroupServicesResult = { ok: true; pid: Pid } | { ok: false; message: string };
 
 /** The local name of group `g`'s services supervisor. */
 export function groupSupervisorName(group: number): string {

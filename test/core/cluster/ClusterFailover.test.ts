@@ -11,6 +11,10 @@ import { groupTableName, routerShardName } from '../../../core/cluster/ShardGrou
 import { decodeRecord, type OwnershipRecord } from '../../../core/cluster/OwnershipTable.js';
 import { decodeEntry } from '../../../core/cluster/ShardStream.js';
 import type { StorageWriteResult } from '../../../runtime/Env.js';
+import type { DirectMessage } from '../../../core/Delivery.js';
+import type { RouterRegister, RouterRoute } from '../../../core/RouterShard.js';
+import { userBytes, userKey } from '../../../core/UserId.js';
+import { spawnProbe } from '../../support/kernel.js';
 import { CoreCluster, type CoreNode } from '../../support/clusterCore.js';
 
 const GROUPS = 6;
@@ -75,7 +79,7 @@ test('three core nodes bootstrap every group once; owner and standbys reach byte
   }
 });
 
-test('a killed owner node: a standby takes each of its groups over within seconds, epoch + 1, and every acknowledged write is there', async () => {
+test('a killed owner node: a standby takes each of its groups over within seconds, epoch + 1, and every acknowledged write is there', async (t) => {
   const victim = ownerOf(0);
   const groups = Array.from({ length: GROUPS }, (_, g) => g).filter((g) => ownerOf(g) === victim);
   const before = new Map(groups.map((g) => [g, victim.plane.table.get(g)!]));
@@ -89,6 +93,7 @@ test('a killed owner node: a standby takes each of its groups over within second
     return r.owner !== victim.name && c.serving(c.node(r.owner), g);
   }), 20_000);
   const tookMs = Date.now() - t0;
+  t.diagnostic(`groups served again ${tookMs} ms after the kill (down after ${c.o.downAfterMs} ms)`);
   for (const g of groups) {
     const r = survivor.plane.table.get(g)!;
     const prev = before.get(g)!;
@@ -181,6 +186,52 @@ test('draining a node hands every group it owns to a named successor: nothing lo
     const handoffs = (await readLog(owner, g)).filter((e) => e.kind === 'handoff');
     assert.ok(handoffs.length >= 1, `group ${g} has a hand-off entry`);
   }
+});
+
+test('a session registered with its group\'s shard on the owner shows online on every node within a second, gets a message routed there, and goes offline with a last-seen', async () => {
+  await c.waitFor('every group served by its owner', () => c.settled(), 20_000);
+  const alice = userKey(utf8.encode('alice'));
+  const g = c.live[0]!.plane.groups.ofUser(alice);
+  const owner = ownerOf(g);
+  const edge = c.live.find((n) => n !== owner)!;
+  const session = spawnProbe(edge.sched);
+  const t0 = Date.now();
+  edge.sched.sendNamed(routerShardName(g), 0, { t: 'register', user: alice, session: session.pid } satisfies RouterRegister, null, owner.name);
+  await session.next((m) => (m as { t?: string }).t === 'registered', 5_000);
+  await c.waitFor('alice online on every node', () => c.live.every((n) => n.presence.status(alice).online), 5_000);
+  const onlineMs = Date.now() - t0;
+  assert.ok(onlineMs < 1_000, `presence took ${onlineMs} ms`);
+  const rec: DirectMessage = { k: 'direct', from: utf8.encode('bob'), body: utf8.encode('hello across nodes'), format: 'opaque' };
+  edge.sched.sendNamed(routerShardName(g), 0, { t: 'route', to: alice, rec, replyTo: null } satisfies RouterRoute, null, owner.name);
+  const d = await session.next<{ t: string; rec: DirectMessage }>((m) => (m as { t?: string }).t === 'deliver', 5_000);
+  assert.equal(text.decode(d.rec.body), 'hello across nodes');
+  // Stored in the group's replicated inbox: on the owner and on each standby.
+  for (const name of [owner.name, ...c.live[0]!.plane.table.get(g)!.standbys]) {
+    const n = c.node(name);
+    await c.waitFor(`alice's message in ${name}'s copy`, () => n.storage.table(groupTableName(g, 'inbox')).count({ prefix: [userBytes(alice)] }) === 1);
+  }
+  edge.sched.kill(session.pid, 'logout');
+  await c.waitFor('alice offline with a last-seen on every node', () => c.live.every((n) => !n.presence.status(alice).online && n.presence.status(alice).lastSeen > 0), 5_000);
+});
+
+test('the partition guard: a node cut off from NATS enters safe mode and refuses writes at once; the others do not; it leaves safe mode on heal', async () => {
+  await c.waitFor('every group served by its owner', () => c.settled(), 20_000);
+  const cut = c.live.find((n) => n.plane.table.all().some((r) => r?.owner === n.name))!;
+  const g = cut.plane.table.all().find((r) => r?.owner === cut.name)!.group;
+  const storage = cut.served.get(g)!;
+  const others = c.live.filter((n) => n !== cut);
+  const marks = cut.safeModes.length;
+  c.isolate(cut);
+  await c.waitFor('the cut-off node in safe mode', () => cut.guard.safeMode(), 10_000);
+  const t0 = Date.now();
+  const w = await storage.table(PROBE).put(['in-safe-mode'], utf8.encode('refused'));
+  assert.equal(w.ok ? 'ok' : w.reason, 'unavailable');
+  assert.ok(Date.now() - t0 < 100, 'refused at once, not after a JetStream timeout');
+  assert.deepEqual(others.map((n) => n.guard.safeMode()), others.map(() => false));
+  c.heal(cut);
+  await c.waitFor('the healed node out of safe mode', () => !cut.guard.safeMode(), 10_000);
+  assert.deepEqual(cut.safeModes.slice(marks), [true, false]);
+  await c.waitFor('every group served again', () => c.settled(), 20_000);
 });
 
 /** Every ownership record of group `g`, oldest first, from the control stream. */

@@ -173,13 +173,22 @@ test('a drained node moves its groups away with reason drain', () => {
   assert.ok(w[0]!.record.successor === 'b' || w[0]!.record.successor === 'c');
 });
 
-test('a replica serving a group the table gives to another node is demoted; one with no role is stopped', () => {
-  const records = [record(0, 'b', ['c']), record(1, 'b', ['c'])];
-  const replicas = new Map([[0, rep('owner')], [1, rep('standby')]]);
-  assert.deepEqual(decide(view({ groups: 2, records, replicas })), [
+test('a replica serving a group the table gives to another node is demoted, also when listed as a standby; one with no role is stopped', () => {
+  const records = [record(0, 'b', ['c']), record(1, 'b', ['c']), record(2, 'b', ['a', 'c'])];
+  const replicas = new Map([[0, rep('owner')], [1, rep('standby')], [2, rep('owner')]]);
+  assert.deepEqual(decide(view({ groups: 3, records, replicas })), [
     { t: 'demote', group: 0 },
     { t: 'stop_replica', group: 1 },
+    { t: 'demote', group: 2 },
   ]);
+});
+
+test('a takeover that was given up is not retried before the back-off', () => {
+  const records = [record(0, 'c', ['a', 'b'])];
+  const up = [member('a'), member('b')];
+  const failedAt = (at: number) => new Map([[0, rep('standby', { takeoverFailedAt: at })]]);
+  assert.deepEqual(only(decide(view({ groups: 1, up, records, replicas: failedAt(900), now: 1_000 })), 'take_over'), []);
+  assert.deepEqual(only(decide(view({ groups: 1, up, records, replicas: failedAt(900), now: 5_000 })), 'take_over'), [{ t: 'take_over', group: 0, reason: 'failover' }]);
 });
 
 test('a hand-off whose successor is gone, or that timed out, is taken back; a fresh one is left alone', () => {
