@@ -1,9 +1,10 @@
 /**
  * The names a cluster uses on NATS, written once: its JetStream streams (the control stream and
  * one shard stream per group) and the core NATS subjects of the clustered service (ownership
- * notices, replication to standbys, presence). `<c>` is the cluster name escaped as one subject
- * token (runtime/Distribution.ts `subjectToken`), so these never collide with the distribution's
- * own `iris.<c>.hb|ctl.<n>|env.<n>` subjects or with another cluster's.
+ * notices, replication to standbys, presence). Nothing else may spell them. `<c>` is the
+ * cluster name escaped as one subject token (runtime/Distribution.ts `subjectToken`), so these
+ * never collide with the distribution's own `iris.<c>.hb|ctl.<n>|env.<n>` subjects or with
+ * another cluster's.
  *
  * Streams (names may hold only letters, digits, `_` and `-`; anything else in the cluster name
  * becomes `_XX`, its hex code):

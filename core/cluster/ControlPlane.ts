@@ -41,7 +41,7 @@ import { groupReplica, newReplicaStatus, type ReplicaChanged, type ReplicaComman
 import type { GroupServicesDeps, StartGroupServicesResult } from './GroupServices.js';
 import { ControlStream, decodeNotice, encodeNotice, OwnershipTable, type DrainingNode, type OwnershipReason, type OwnershipRecord, type TableChange } from './OwnershipTable.js';
 import type { PartitionGuard } from './PartitionGuard.js';
-import { placeGroups, PLACEMENT_REPLICAS, type GroupAssignment } from './Placement.js';
+import { placeGroups, PLACEMENT_REPLICAS } from './Placement.js';
 import type { Durability } from './ReplicatedStorage.js';
 import { ShardGroups } from './ShardGroups.js';
 import { shardStreamSpec } from './ShardStream.js';
@@ -658,5 +658,3 @@ function answerDrain(st: PlaneState, ctx: ProcessContext): void {
   for (const r of st.table.all()) if (r !== undefined && (r.owner === me || r.standbys.includes(me) || r.successor === me)) return;
   for (const w of st.drainWaiters.splice(0)) GenServer.reply(ctx, w, { ok: true } satisfies DrainResult);
 }
-
-export type { GroupAssignment };

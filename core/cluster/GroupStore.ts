@@ -28,9 +28,30 @@ interface Queued {
   readonly done: (r: StorageWriteResult) => void;
 }
 
+/** The copies open on each engine: one GroupStore per (engine, group), shared by every user. */
+const openCopies = new WeakMap<StorageEngine, Map<number, GroupStore>>();
+
 export class GroupStore {
-  /** Open group `group`'s copy on `local`, reading its applied position. */
+  /**
+   * Group `group`'s copy on `local`. One instance per (engine, group) for the life of the engine:
+   * a replica that restarts gets the same instance, so applies still in flight from its
+   * previous life (an owner's acknowledged entries) stay in line with its own. A copy stopped by
+   * a failed transaction resumes from its last durable entry once nothing is in flight.
+   */
   static open(local: StorageEngine, group: number): GroupStoreOpen {
+    let copies = openCopies.get(local);
+    if (copies === undefined) openCopies.set(local, (copies = new Map()));
+    const existing = copies.get(group);
+    if (existing !== undefined) {
+      if (existing.failure !== null) existing.reset();
+      return { ok: true, store: existing };
+    }
+    const r = GroupStore.read(local, group);
+    if (r.ok) copies.set(group, r.store);
+    return r;
+  }
+
+  private static read(local: StorageEngine, group: number): GroupStoreOpen {
     const raw = local.table(groupTableName(group, META_TABLE)).get(APPLIED_KEY);
     let seq = 0;
     let msgId: string | null = null;
