@@ -170,7 +170,12 @@ test('draining a node hands every group it owns to a named successor: nothing lo
     const rec = c.live[0]!.plane.table.get(g)!;
     assert.notEqual(rec.owner, drained.name);
     assert.ok(!rec.standbys.includes(drained.name));
-    assert.equal(rec.reason === 'handoff' || rec.reason === 'standbys', true, `group ${g} reason ${rec.reason}`);
+    // In the group's history: the drained owner named a successor, which then claimed it by hand-off.
+    const history = await recordsOf(c.live[0]!, g);
+    assert.ok(
+      history.some((x, k) => k > 0 && x.reason === 'handoff' && history[k - 1]!.owner === drained.name && history[k - 1]!.successor === x.owner),
+      `group ${g}: ${history.map((x) => `${x.epoch}:${x.owner}:${x.reason}`).join(' ')}`,
+    );
     const owner = c.node(rec.owner);
     await c.waitFor(`group ${g} served by ${rec.owner}`, () => c.serving(owner, g));
     const table = owner.storage.table(groupTableName(g, PROBE));
