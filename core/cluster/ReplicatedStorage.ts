@@ -288,6 +288,10 @@ export class ReplicatedStorage implements StorageEngine {
         return { ok: false, reason: 'unavailable', message: `shard group ${this.o.store.group} is no longer owned here` };
       case 'frozen':
         return { ok: false, reason: 'unavailable', message: `shard group ${this.o.store.group} is ${this.handedOff ? 'handed off' : 'being handed off'}` };
+      case 'settling':
+        if (this.freezeAfterSettle) return { ok: false, reason: 'unavailable', message: `shard group ${this.o.store.group} is being handed off` };
+        if (this.o.writable !== undefined && !this.o.writable()) return { ok: false, reason: 'unavailable', message: 'the cluster is in safe mode (no majority visible)' };
+        return null;
       default:
         if (this.o.writable !== undefined && !this.o.writable()) return { ok: false, reason: 'unavailable', message: 'the cluster is in safe mode (no majority visible)' };
         return null;
@@ -374,6 +378,7 @@ export class ReplicatedStorage implements StorageEngine {
    * expectations until each is known (landed, or refused because another owner is there).
    */
   private async settle(): Promise<void> {
+    if (this.phase === 'frozen') this.freezeAfterSettle = true;
     this.phase = 'settling';
     const deadline = this.now() + SHARD_SETTLE_DEADLINE_MS;
     while (this.inflight.length > 0) {

@@ -296,6 +296,30 @@ test('freeze settles the writes in flight, refuses new ones, and the hand-off en
   }
 });
 
+test('a freeze holds through an unknown outcome: writes stay refused while it is settled, and the entry lands once', async () => {
+  const r = await rig();
+  try {
+    const t = r.storage.table('kv');
+    r.streams.hold();
+    const inflight = t.put(['a'], v('1'));
+    await nextTurn();
+    const frozen = r.storage.freeze();
+    // The held append's answer is lost once frozen: the outcome is settled while frozen.
+    r.streams.faults.push('timeout_landed');
+    r.streams.release();
+    await nextTurn();
+    const during = await t.put(['b'], v('2'));
+    assert.equal(during.ok ? 'ok' : during.reason, 'unavailable');
+    assert.equal(await frozen, true);
+    assert.deepEqual(await inflight, OK);
+    const after = await t.put(['c'], v('3'));
+    assert.equal(after.ok ? 'ok' : after.reason, 'unavailable');
+    assert.deepEqual(msgIds(r), ['1.0', '1.1']);
+  } finally {
+    await r.done();
+  }
+});
+
 test('a copy built from the stream alone holds byte-equal tables at the same applied sequence', async () => {
   const r = await rig();
   const dir = tempDir('iris-repl-standby-');
