@@ -20,6 +20,29 @@ export const CORE_SETTINGS = {
   inbox_page_bytes: { kind: 'int', default: 1024 * 1024, min: 64 * 1024, max: 256 * 1024 * 1024, doc: 'Payload bytes read per page when a session loads its inbox (at least one message per page).' },
   group_fanout_per_s: { kind: 'int', default: 2_000, min: 1, max: 100_000_000, doc: 'Group deliveries (message × recipients) one sender may cause per second, sustained.' },
   group_fanout_burst: { kind: 'int', default: 10_000, min: 1, max: 100_000_000, doc: 'Group deliveries one sender may cause in a burst.' },
+  // ---- the cluster (core/cluster/, docs/cluster.md); a node without NATS ignores them ----
+  shard_groups: {
+    kind: 'int',
+    default: 16,
+    min: 1,
+    max: 256,
+    doc: 'Shard groups of a cluster (users, groups and key-directory entries are hashed over them); fixed when the cluster is created, a node configured otherwise refuses to start.',
+  },
+  durability: {
+    kind: 'enum',
+    default: 'quorum',
+    values: ['local', 'quorum'],
+    doc: 'In a cluster, when a write counts as done: local = in the shard stream and fsync\'d by the owner; quorum = also fsync\'d by a standby. A single node is always local.',
+  },
+  ownership_refresh_ms: { kind: 'int', default: 2_000, min: 100, max: 600_000, doc: 'How often a node re-reads the ownership records (a missed change notice costs at most this long).' },
+  rebalance_max_moves: { kind: 'int', default: 2, min: 1, max: 256, doc: 'Shard groups moving between owners at a time (rebalancing, drain), cluster-wide.' },
+  partition_grace_ms: {
+    kind: 'int',
+    default: 1_000,
+    min: 0,
+    max: 60_000,
+    doc: 'How long a node may see fewer than a majority of expected_cluster_nodes before it enters safe mode (writes refused cluster_unavailable).',
+  },
 } as const;
 
 export type CoreSettings = SettingsOf<typeof CORE_SETTINGS>;

@@ -29,11 +29,14 @@ import type { CoreCounters } from './CoreCounters.js';
 import { STATE_CACHE_ENTRIES } from './defaults.js';
 import type { GroupMessage, SenderKey } from './Delivery.js';
 import { LruCache } from './LruCache.js';
+import { sendTo, type ServiceAddress } from './Router.js';
 import type { RouterRoute } from './RouterShard.js';
 import { userBytes, userKey, type UserKey } from './UserId.js';
 
 export const MAX_GROUP_MEMBERS = 256;
 export const MAX_GROUPS_PER_USER = 100;
+/** Gids drawn for a new group before giving up (a cluster of 256 shard groups needs 256 on average). */
+const MAX_GID_DRAWS = 100_000;
 /** Registered name of the groups server. */
 export const GROUPS_NAME = 'groups';
 
@@ -73,7 +76,13 @@ interface Group {
 
 export interface GroupsDeps {
   storage: StorageEngine;
-  shardFor(user: UserKey): Pid | string;
+  /** The router shard of `user` (in a cluster, `shard.<g>` on the owner of the user's shard group). */
+  shardFor(user: UserKey): ServiceAddress;
+  /**
+   * Whether a new group may take `gid` (in a cluster, only a gid of this server's shard group:
+   * creation draws gids until one fits). Default: any.
+   */
+  acceptGid?(gid: string): boolean;
   /** Takes `n` fan-out tokens of `user`; false when there are not enough. */
   fanoutAllowed(user: UserKey, n: number): boolean;
   counters: CoreCounters;
@@ -101,9 +110,9 @@ function decodeGroup(b: Uint8Array): Group {
   return { name: v.name, createdMs: v.createdMs, members: new Map(v.members.map(([u, r]) => [userKey(u), r === 1 ? 'admin' : 'member'])) };
 }
 
-/** Start the groups server (registered as GROUPS_NAME) linked to `ctx` (its supervisor). */
-export function startGroups(ctx: ProcessContext, deps: GroupsDeps): Promise<GenServer.StartResult> {
-  return GenServer.startLink(ctx, groupsBehaviour, deps, { name: GROUPS_NAME, label: 'Groups' });
+/** Start the groups server (registered as `name`, default GROUPS_NAME) linked to `ctx` (its supervisor). */
+export function startGroups(ctx: ProcessContext, deps: GroupsDeps, name: string = GROUPS_NAME): Promise<GenServer.StartResult> {
+  return GenServer.startLink(ctx, groupsBehaviour, deps, { name, label: 'Groups' });
 }
 
 /** The server's state: the storage tables and bounded caches. Mutated in place (one writer). */
@@ -224,7 +233,7 @@ function commit(st: GroupsState, ops: StorageOp[], gid: string, g: Group | null,
 function fanOut(st: GroupsState, ctx: ProcessContext, g: Group, from: UserKey, rec: GroupMessage | SenderKey, replyTo: Pid): void {
   for (const u of g.members.keys()) {
     if (u === from) continue;
-    ctx.send(st.deps.shardFor(u), { t: 'route', to: u, rec, replyTo } satisfies RouterRoute);
+    sendTo(ctx, st.deps.shardFor(u), { t: 'route', to: u, rec, replyTo } satisfies RouterRoute);
   }
 }
 
@@ -235,8 +244,10 @@ function memberRequest(m: GroupsRequest, st: GroupsState, ctx: ProcessContext): 
     case 'create': {
       const n = st.groupCount(m.user);
       if (n >= MAX_GROUPS_PER_USER) return error(null, 'too_many_groups');
+      const fits = (id: string): boolean => (st.deps.acceptGid === undefined || st.deps.acceptGid(id)) && st.load(id) === null;
       let gid = uuidFromBytes(ctx.env.random.bytes(16));
-      while (st.load(gid) !== null) gid = uuidFromBytes(ctx.env.random.bytes(16));
+      for (let i = 0; i < MAX_GID_DRAWS && !fits(gid); i++) gid = uuidFromBytes(ctx.env.random.bytes(16));
+      if (!fits(gid)) return error(null, 'storage_failed');
       const g: Group = { name: m.name, createdMs: ctx.env.clock.wallMs(), members: new Map([[m.user, 'admin']]) };
       st.cache.set(gid, g);
       st.setCount(m.user, n + 1);

@@ -75,9 +75,9 @@ function decodeBundle(b: Uint8Array): Omit<Stored, 'pool'> {
   };
 }
 
-/** Start the key directory (registered as KEYS_NAME) linked to `ctx` (its supervisor). */
-export function startKeyDirectory(ctx: ProcessContext, storage: StorageEngine): Promise<GenServer.StartResult> {
-  return GenServer.startLink(ctx, keyDirectoryBehaviour, storage, { name: KEYS_NAME, label: 'KeyDirectory' });
+/** Start the key directory (registered as `name`, default KEYS_NAME) linked to `ctx` (its supervisor). */
+export function startKeyDirectory(ctx: ProcessContext, storage: StorageEngine, name: string = KEYS_NAME): Promise<GenServer.StartResult> {
+  return GenServer.startLink(ctx, keyDirectoryBehaviour, storage, { name, label: 'KeyDirectory' });
 }
 
 class Directory {

@@ -14,6 +14,9 @@ import type { AppendResult, Inbox, InboxPage, PageLimits, StoredItem } from './I
 import type { OfflineMailbox } from './OfflineMailbox.js';
 import { describeUser, userBytes, type UserKey } from './UserId.js';
 
+/** The table of receipts kept for offline users (apart from the message inbox). */
+export const RECEIPTS_TABLE = 'receipts';
+
 export class MailboxInbox implements Inbox {
   /** Receipts dropped because the user's receipt store was full (for /metrics). */
   droppedNotices = 0;

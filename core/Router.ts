@@ -6,6 +6,7 @@
  */
 import * as Supervisor from '../actors/Supervisor.js';
 import type { Pid } from '../runtime/Pid.js';
+import type { ProcessContext } from '../runtime/ProcessContext.js';
 import type { Scheduler } from '../runtime/Scheduler.js';
 import { HashRing } from './HashRing.js';
 import { CORE_SUPERVISOR_INTENSITY, CORE_SUPERVISOR_PERIOD_S } from './defaults.js';
@@ -17,6 +18,25 @@ export interface Router {
   /** Registered name of the shard owning `user`. */
   shardFor(user: UserKey): string;
   readonly shardNames: readonly string[];
+}
+
+/**
+ * A process registered under `name` on scheduler `sched` of node `node` (in a cluster, a shard
+ * group's services live on the group's owner node).
+ */
+export interface NamedOnNode {
+  readonly name: string;
+  readonly node: string;
+  readonly sched: number;
+}
+
+/** Where a router shard (or another service) is: a pid, a local name, or a name on a node. */
+export type ServiceAddress = Pid | string | NamedOnNode;
+
+/** Send `msg` to `to` wherever it is (a remote named send never blocks nor fails, like any send). */
+export function sendTo(ctx: ProcessContext, to: ServiceAddress, msg: unknown): void {
+  if (typeof to === 'object' && 'name' in to && !('slot' in to)) ctx.sendNamed(to.name, to.sched, msg, to.node);
+  else ctx.send(to as Pid | string, msg);
 }
 
 export function shardName(i: number): string {

@@ -26,3 +26,43 @@ export const CORE_SUPERVISOR_INTENSITY = 10;
 export const CORE_SUPERVISOR_PERIOD_S = 10;
 /** Groups and key-directory entries kept in memory; the least recently used beyond it are dropped (storage is the truth). */
 export const STATE_CACHE_ENTRIES = 10_000;
+
+// ---- the cluster (core/cluster/, docs/cluster.md) ------------------------------------------
+
+/** Copies JetStream keeps of the control and shard streams (R3: one NATS server may fail). */
+export const CLUSTER_STREAM_REPLICAS = 3;
+/**
+ * Msg-Id dedup window of the control and shard streams (JetStream's default): an append whose
+ * outcome is unknown is settled by appending it again, with the same Msg-Id, within it.
+ */
+export const SHARD_STREAM_DUPLICATE_WINDOW_MS = 120_000;
+/** Largest shard-stream entry (below NATS's default 1 MiB max_payload, with room for headers). */
+export const SHARD_ENTRY_MAX_BYTES = 960 * 1024;
+/** A turn's writes are cut into entries of about this size (a single write call is never cut). */
+export const SHARD_ENTRY_TARGET_BYTES = 256 * 1024;
+/** How long an append waits for its ack before its outcome counts as unknown. */
+export const SHARD_APPEND_TIMEOUT_MS = 5_000;
+/** Unknown outcomes are settled within this long, or the owner gives the group up (well inside the dedup window). */
+export const SHARD_SETTLE_DEADLINE_MS = 60_000;
+/** Pause between attempts to settle an unknown outcome, or to reach an unavailable stream. */
+export const SHARD_RETRY_MS = 200;
+/** Reads of the streams (get, info, last on subject) give up after this long. */
+export const STREAM_READ_TIMEOUT_MS = 2_000;
+/** Gets in flight while a replica catches up from the stream. */
+export const CATCHUP_PARALLEL_GETS = 32;
+/** Entries a standby applies in one local transaction at most. */
+export const REPLICA_APPLY_BATCH_ENTRIES = 512;
+/** An idle owner tells its standbys its last sequence this often (a lost entry is noticed within it). */
+export const REPLICA_HEAD_BEAT_MS = 1_000;
+/** Attempts of a takeover (catch up, claim, marker) before it gives up and the control plane tries again. */
+export const TAKEOVER_ATTEMPTS = 20;
+/** After a takeover was given up, the control plane waits this long before trying again. */
+export const TAKEOVER_BACKOFF_MS = 1_000;
+/** A hand-off the successor has not taken over within this long is taken back by the owner. */
+export const HANDOFF_TIMEOUT_MS = 10_000;
+/** A standby this many entries (or fewer) behind the owner may be handed the group. */
+export const MOVE_MAX_LAG_ENTRIES = 64;
+/** Presence snapshot entries per reply message. */
+export const PRESENCE_SNAPSHOT_CHUNK = 2_000;
+/** A presence snapshot request gives up after this long. */
+export const PRESENCE_SNAPSHOT_TIMEOUT_MS = 2_000;

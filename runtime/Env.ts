@@ -161,7 +161,15 @@ export type StorageFailure =
   /** Any other I/O or engine error (the message says which). */
   | 'io_error'
   /** The engine was closed before the write. */
-  | 'closed';
+  | 'closed'
+  /**
+   * A replicated engine (core/cluster/ReplicatedStorage.ts) could not make the write durable
+   * where it must be: its log is unavailable (no quorum of servers, an election), this node no
+   * longer owns the data (fenced by a new owner), or the cluster guard refuses writes (safe
+   * mode). Nothing of the write was applied; retrying later, possibly on another node, is the
+   * answer.
+   */
+  | 'unavailable';
 
 export type StorageWriteResult = { ok: true } | { ok: false; reason: StorageFailure; message: string };
 

@@ -13,7 +13,7 @@ import { CORE_SUPERVISOR_INTENSITY, CORE_SUPERVISOR_PERIOD_S } from '../core/def
 import { GROUPS_NAME, startGroups } from '../core/Groups.js';
 import type { Inbox } from '../core/Inbox.js';
 import { KEYS_NAME, startKeyDirectory } from '../core/KeyDirectory.js';
-import { MailboxInbox } from '../core/MailboxInbox.js';
+import { MailboxInbox, RECEIPTS_TABLE } from '../core/MailboxInbox.js';
 import { OfflineMailbox } from '../core/OfflineMailbox.js';
 import { PresenceTable } from '../core/Presence.js';
 import { startRouter, type Router } from '../core/Router.js';
@@ -35,9 +35,6 @@ import type { Scheduler } from '../runtime/Scheduler.js';
 import type { IrisConfig } from './NodeConfig.js';
 
 export { GROUPS_NAME, KEYS_NAME };
-
-/** The table of receipts kept for offline users (apart from the message inbox). */
-const RECEIPTS_TABLE = 'receipts';
 
 export interface IrisService {
   /** Hand every new client link here (TCP, TLS, WebSocket or simulated). */

@@ -11,6 +11,7 @@ import { ADMIN_SETTINGS, adminTokenProblem } from '../edge/admin/AdminSettings.j
 import { EDGE_SETTINGS } from '../edge/EdgeSettings.js';
 import { JWT_MIN_SECRET_BYTES } from '../edge/auth/JwtVerifier.js';
 import { applyListenerModeDefaults, checkListenerSettings } from '../edge/listeners/ListenerSettings.js';
+import { validNodeName } from '../runtime/Membership.js';
 import { coerceSetting, defaultsOf, type SettingProblem, type SettingSpec, type SettingsOf, type SettingsSchema } from '../runtime/Settings.js';
 
 export type Mode = 'dev' | 'production';
@@ -29,7 +30,12 @@ export const NODE_SETTINGS = {
   consistency_mode: { kind: 'enum', default: 'hardened_ap', values: ['ap', 'hardened_ap', 'cp'], doc: 'ap, hardened_ap (quorum + partition guard) or cp.' },
   region_id: { kind: 'string', default: 'local', doc: 'This node’s region.' },
   allow_table_nuke: { kind: 'bool', default: false, doc: 'Never delete tables to "repair" storage unless this is on.' },
+  cluster_name: { kind: 'string', default: 'iris', doc: 'Name of the cluster this node joins (its NATS subjects and JetStream streams); nodes of other clusters are invisible.' },
+  roles: { kind: 'list', default: ['edge', 'core'], doc: 'What this node does in a cluster: edge (client connections), core (owns shard groups), or both.' },
 } as const;
+
+/** The roles a node may take (config key `roles`). */
+export const NODE_ROLES = ['edge', 'core'] as const;
 
 /** Every key of the node configuration: the node's own and each layer's. */
 export const CONFIG_SCHEMA = { ...NODE_SETTINGS, ...CORE_SETTINGS, ...EDGE_SETTINGS, ...ADMIN_SETTINGS } as const satisfies SettingsSchema;
@@ -131,6 +137,12 @@ export function resolveConfig(layers: Array<[string, RawLayer]>, storageOnTmpfs?
   problems.push(...listeners.problems);
   warnings.push(...listeners.warnings);
   if (c.allow_table_nuke) warnings.push('allow_table_nuke is on: corrupted tables may be deleted instead of refusing to start');
+  if (c.roles.length === 0 || c.roles.some((r) => !(NODE_ROLES as readonly string[]).includes(r))) {
+    problems.push({ key: 'roles', message: `roles: must be edge, core or both (got '${c.roles.join(',')}')` });
+  }
+  if (c.cluster_name === '' || !validNodeName(c.cluster_name)) {
+    problems.push({ key: 'cluster_name', message: `cluster_name: must be 1-255 printable characters without spaces (got '${c.cluster_name}')` });
+  }
   const adminProblem = adminTokenProblem(c.admin_token);
   if (adminProblem !== undefined) problems.push({ key: 'admin_token', message: adminProblem });
   if (c.port !== 0 && c.port === c.http_port) problems.push({ key: 'http_port', message: `http_port: must differ from port (both ${c.port})` });

@@ -1,0 +1,181 @@
+/**
+ * Presence everywhere (requirement M6): every node keeps a local PresenceTable holding every
+ * user's online state and last-seen, so GET_STATUS is answered locally on any node. The router
+ * shards of a group's owner change it; this feed publishes those changes on core NATS
+ * (`iris.<c>.presence`, the changes of one turn in one message) and applies every other node's
+ * changes to the local table. Core NATS is at most once, so a node also asks a group's owner
+ * for a snapshot of the group's users (`iris.<c>.presence.snapshot.<g>`, paged by request/
+ * reply) when it starts, when its NATS link comes back and when the group's owner changes; the
+ * owner answers from its table. Soft state: a lost change is repaired by the next snapshot,
+ * never by anything durable. It never blocks a shard and never throws at a publisher.
+ */
+import { decodeValue, encodeValue } from '../../runtime/Envelope.js';
+import type { ClusterTransport, Env } from '../../runtime/Env.js';
+import { PRESENCE_SNAPSHOT_CHUNK, PRESENCE_SNAPSHOT_TIMEOUT_MS } from '../defaults.js';
+import type { PresenceTable } from '../Presence.js';
+import { userBytes, userKey, type UserKey } from '../UserId.js';
+import type { ClusterNames } from './ClusterNames.js';
+import type { OwnershipTable } from './OwnershipTable.js';
+import type { ShardGroups } from './ShardGroups.js';
+
+export interface PresenceFeedOptions {
+  env: Env;
+  transport: ClusterTransport;
+  names: ClusterNames;
+  /** This node's name (its own publications are skipped on arrival). */
+  node: string;
+  table: PresenceTable;
+  groups: ShardGroups;
+  ownership: OwnershipTable;
+}
+
+/** [user bytes, online, lastSeen] */
+type WireChange = [Uint8Array, boolean, number];
+
+export interface PresenceFeedStats {
+  published: number;
+  applied: number;
+  snapshots: number;
+  snapshotFailures: number;
+}
+
+export class PresenceFeed {
+  readonly stats: PresenceFeedStats = { published: 0, applied: 0, snapshots: 0, snapshotFailures: 0 };
+  private pending: WireChange[] = [];
+  private flushScheduled = false;
+  private readonly stops: Array<() => void> = [];
+  private running = false;
+  /** Groups with a snapshot request under way (one at a time per group). */
+  private readonly asking = new Set<number>();
+
+  constructor(private readonly o: PresenceFeedOptions) {}
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    const t = this.o.transport;
+    const changes = t.subscribe(this.o.names.presence, (d) => this.onChanges(d));
+    const snapshots = t.subscribe(this.o.names.presenceSnapshotAll, (d, subject, reply) => this.onSnapshotRequest(subject, d, reply));
+    this.stops.push(() => changes.unsubscribe(), () => snapshots.unsubscribe());
+    this.stops.push(this.o.table.watch((u, online, lastSeen) => this.changed(u, online, lastSeen)));
+    this.stops.push(
+      t.onLinkState((s) => {
+        if (s === 'up') this.askAll();
+      }),
+    );
+    this.stops.push(
+      this.o.ownership.subscribe((c) => {
+        if (c.t === 'group' && c.record.owner !== c.previous?.owner) this.ask(c.group);
+      }),
+    );
+    this.askAll();
+  }
+
+  stop(): void {
+    this.running = false;
+    for (const s of this.stops.splice(0)) s();
+  }
+
+  /** Ask every group's owner (other than this node) for a snapshot. */
+  askAll(): void {
+    for (let g = 0; g < this.o.groups.count; g++) this.ask(g);
+  }
+
+  /** Ask group `g`'s owner for the state of its users, page by page, and apply it. */
+  ask(g: number): void {
+    const owner = this.o.ownership.ownerOf(g);
+    if (!this.running || owner === undefined || owner === this.o.node || this.asking.has(g)) return;
+    this.asking.add(g);
+    void this.fetch(g).finally(() => this.asking.delete(g));
+  }
+
+  private async fetch(g: number): Promise<void> {
+    let from = 0;
+    for (let page = 0; page < 1_000_000; page++) {
+      const r = await this.o.transport.request(this.o.names.presenceSnapshot(g), encodeValue(from), PRESENCE_SNAPSHOT_TIMEOUT_MS);
+      if (!this.running) return;
+      if (!r.ok) {
+        this.stats.snapshotFailures++;
+        return;
+      }
+      let v: unknown;
+      try {
+        v = decodeValue(r.data);
+      } catch {
+        v = null;
+      }
+      if (!Array.isArray(v) || !Array.isArray(v[0])) return;
+      this.applyAll(v[0] as WireChange[]);
+      if (typeof v[1] !== 'number') {
+        this.stats.snapshots++;
+        return;
+      }
+      from = v[1];
+    }
+  }
+
+  private changed(user: UserKey, online: boolean, lastSeen: number): void {
+    if (!this.running) return;
+    this.pending.push([userBytes(user), online, lastSeen]);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      this.o.env.timers.defer(this.flush);
+    }
+  }
+
+  private readonly flush = (): void => {
+    this.flushScheduled = false;
+    const all = this.pending;
+    this.pending = [];
+    for (let i = 0; i < all.length; i += PRESENCE_SNAPSHOT_CHUNK) {
+      this.o.transport.publish(this.o.names.presence, encodeValue([this.o.node, all.slice(i, i + PRESENCE_SNAPSHOT_CHUNK)]));
+      this.stats.published++;
+    }
+  };
+
+  private onChanges(data: Uint8Array): void {
+    let v: unknown;
+    try {
+      v = decodeValue(data);
+    } catch {
+      return;
+    }
+    if (!Array.isArray(v) || v[0] === this.o.node || !Array.isArray(v[1])) return;
+    this.applyAll(v[1] as WireChange[]);
+  }
+
+  private applyAll(changes: readonly WireChange[]): void {
+    for (const c of changes) {
+      if (!Array.isArray(c) || !(c[0] instanceof Uint8Array) || typeof c[1] !== 'boolean' || typeof c[2] !== 'number') continue;
+      this.o.table.apply(userKey(c[0]), c[1], c[2]);
+      this.stats.applied++;
+    }
+  }
+
+  /** Answer a snapshot page of group g if this node owns it: [changes, next page start | null]. */
+  private onSnapshotRequest(subject: string, data: Uint8Array, reply: string | undefined): void {
+    if (reply === undefined) return;
+    const g = Number(subject.slice(subject.lastIndexOf('.') + 1));
+    if (!Number.isInteger(g) || this.o.ownership.ownerOf(g) !== this.o.node) return;
+    let from = 0;
+    try {
+      const f = decodeValue(data);
+      if (typeof f === 'number' && f >= 0) from = f;
+    } catch {
+      return;
+    }
+    const page: WireChange[] = [];
+    let index = 0;
+    let more = false;
+    this.o.table.forEach((user, online, lastSeen) => {
+      if (more || this.o.groups.ofUser(user) !== g) return;
+      if (index++ < from) return;
+      if (page.length >= PRESENCE_SNAPSHOT_CHUNK) {
+        more = true;
+        return;
+      }
+      page.push([userBytes(user), online, lastSeen]);
+    });
+    this.o.transport.publish(reply, encodeValue([page, more ? from + page.length : null]));
+  }
+}

@@ -1,0 +1,69 @@
+/**
+ * The presence feed over the in-memory core-NATS fake: a shard's changes on one node reach every
+ * other node's table in one message per turn; a node that starts late gets the owner's snapshot
+ * of each group (paged); a node does not re-apply its own publications.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { clusterNames } from '../../../core/cluster/ClusterNames.js';
+import { OwnershipTable, type OwnershipRecord } from '../../../core/cluster/OwnershipTable.js';
+import { PresenceFeed } from '../../../core/cluster/PresenceFeed.js';
+import { ShardGroups } from '../../../core/cluster/ShardGroups.js';
+import { PRESENCE_SNAPSHOT_CHUNK } from '../../../core/defaults.js';
+import { PresenceTable } from '../../../core/Presence.js';
+import { userKey } from '../../../core/UserId.js';
+import { testEnv } from '../../support/kernel.js';
+import { MemoryHub } from '../../support/memoryTransport.js';
+import { waitUntil } from '../../support/serviceKit.js';
+
+const names = clusterNames('presence-unit');
+const groups = new ShardGroups(4);
+const utf8 = new TextEncoder();
+const u = (s: string) => userKey(utf8.encode(s));
+
+function ownedBy(owner: string): OwnershipTable {
+  const t = new OwnershipTable(groups.count);
+  for (const g of groups.all()) t.apply({ group: g, epoch: 1, owner, ownerIncarnation: 1, standbys: [], successor: null, reason: 'bootstrap' } satisfies OwnershipRecord, g + 1);
+  return t;
+}
+
+function feed(hub: MemoryHub, node: string, table: PresenceTable, ownership: OwnershipTable): PresenceFeed {
+  return new PresenceFeed({ env: testEnv(), transport: hub.connect(), names, node, table, groups, ownership });
+}
+
+test('changes made by one node\'s shards reach the other nodes in one message per turn, and nobody re-applies its own', async () => {
+  const hub = new MemoryHub();
+  const t1 = new PresenceTable();
+  const t2 = new PresenceTable();
+  const f1 = feed(hub, 'n1', t1, ownedBy('n1'));
+  const f2 = feed(hub, 'n2', t2, ownedBy('n1'));
+  f1.start();
+  f2.start();
+  let messages = 0;
+  hub.connect().subscribe(names.presence, () => messages++);
+  t1.setOnline(u('alice'));
+  t1.setOnline(u('bob'));
+  t1.setOffline(u('bob'), 1234);
+  await waitUntil('n2 sees alice and bob', () => t2.status(u('alice')).online && t2.status(u('bob')).lastSeen === 1234);
+  assert.equal(messages, 1);
+  assert.deepEqual(t2.status(u('bob')), { online: false, lastSeen: 1234 });
+  assert.equal(f1.stats.applied, 0);
+  f1.stop();
+  f2.stop();
+});
+
+test('a node that starts late gets each group\'s snapshot from its owner, page by page', async () => {
+  const hub = new MemoryHub();
+  const t1 = new PresenceTable();
+  const f1 = feed(hub, 'n1', t1, ownedBy('n1'));
+  f1.start();
+  const n = PRESENCE_SNAPSHOT_CHUNK * 2 + 7;
+  for (let i = 0; i < n; i++) t1.apply(u(`user${i}`), i % 2 === 0, i % 2 === 0 ? 0 : 1000 + i);
+  const t2 = new PresenceTable();
+  const f2 = feed(hub, 'n2', t2, ownedBy('n1'));
+  f2.start();
+  await waitUntil('n2 has every group\'s snapshot', () => f2.stats.snapshots === groups.count, 5_000);
+  for (let i = 0; i < n; i++) assert.deepEqual(t2.status(u(`user${i}`)), t1.status(u(`user${i}`)));
+  f1.stop();
+  f2.stop();
+});
