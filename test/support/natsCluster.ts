@@ -134,6 +134,16 @@ export class NatsCluster {
     return this.slot(i).port;
   }
 
+  /** Monitoring URL (`http://127.0.0.1:<port>`) of server `i`: /varz, /routez, /jsz. */
+  monitorUrl(i: number): string {
+    return `http://127.0.0.1:${this.slot(i).httpPort}`;
+  }
+
+  /** Server name of server `i` (`s1`, `s2`, …), as JetStream reports leaders and peers. */
+  serverName(i: number): string {
+    return this.slot(i).name;
+  }
+
   /** OS pid of server `i` (undefined when it is not running). */
   pid(i: number): number | undefined {
     return this.slot(i).proc?.pid;
