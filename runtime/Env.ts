@@ -216,7 +216,9 @@ export const silentLogger: Logger = {
  *   that seq to learn whether it is its own.
  * - **Dedup.** An append whose `msgId` was already accepted within the stream's duplicate
  *   window answers `{ok: true, duplicate: true}` with the earlier seq and adds nothing: the way
- *   to retry an append whose outcome is unknown. Racing appends with one Msg-Id add one entry.
+ *   to retry an append whose outcome is unknown. The Msg-Id is checked before any expectation,
+ *   so re-sending an entry exactly as first sent answers `duplicate` even after the stream
+ *   moved on. Racing appends with one Msg-Id add one entry.
  * - **Unavailable fast or slow.** Without a stream leader (an election, 4–9 s; a minority)
  *   an append answers `unavailable` quickly or `timeout` after `timeoutMs`; callers must not
  *   make clients wait on it (the partition guard refuses writes before that). `unavailable`
