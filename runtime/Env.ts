@@ -243,7 +243,7 @@ export interface StreamStore {
   ensureStream(spec: StreamSpec): Promise<StreamOutcome<{ created: boolean }>>;
   /** Append one entry to `stream` on `subject` (a subject another stream captures is a caller bug: rejects). */
   append(stream: string, subject: string, data: Uint8Array, opts?: AppendOptions): Promise<AppendOutcome>;
-  /** The entry at `seq`; with `next`, the first entry at or after `seq` (on `subject` if given). */
+  /** The entry at `seq`; with `next`, the first entry at or after `seq` (on `subject` if given; `subject` is ignored without `next`). */
   get(stream: string, seq: number, opts?: { next?: boolean; subject?: string; timeoutMs?: number }): Promise<GetOutcome>;
   /** The last entry on `subject`. */
   lastOnSubject(stream: string, subject: string, timeoutMs?: number): Promise<GetOutcome>;

@@ -23,6 +23,9 @@
  * | no answer within timeoutMs (a leader without quorum keeps the entry and may commit it later) | `timeout` |
  * | API error 10060 "expected stream does not match": `subject` belongs to another stream | a bug of the caller: rejects |
  * | any other API error (resources, JetStream not ready) | `unavailable` with the server's text |
+ * | direct get: status 404 | `not_found` (on the replica that answered: it may lag the ack by ms) |
+ * | direct get: no answer (no replica serves it, or it is routed to a server just killed) | `timeout` |
+ * | stream create: 10058 "already in use with a different configuration" | `invalid` |
  */
 import { jetstream, jetstreamManager, JetStreamApiError, type JetStreamClient, type JetStreamManager, type StreamConfig } from '@nats-io/jetstream';
 import { ClosedConnectionError, InvalidArgumentError, NoRespondersError, RequestError, TimeoutError, type Msg, type NatsConnection } from '@nats-io/transport-node';
@@ -157,7 +160,8 @@ export class JetStreamStore implements StreamStore {
   async get(stream: string, seq: number, opts: { next?: boolean; subject?: string; timeoutMs?: number } = {}): Promise<GetOutcome> {
     const next = opts.next === true;
     if (!next && seq < 1) return { ok: false, reason: 'not_found', message: `no entry ${seq} in ${stream}` };
-    const query = next || opts.subject !== undefined ? { seq: Math.max(1, seq), next_by_subj: opts.subject ?? '>' } : { seq };
+    // `subject` narrows a `next` search only ('>' matches every subject).
+    const query = next ? { seq: Math.max(1, seq), next_by_subj: opts.subject ?? '>' } : { seq };
     return this.directGet(stream, query, opts.timeoutMs);
   }
 
