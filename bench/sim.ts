@@ -10,6 +10,10 @@
  *   s of traffic plus the heal, drain and presence phases, no faults:
  *   sim_seconds_per_wall_second and service_events_per_s; best of 3.
  * - ci_seed_mix: the first 100 seeds of `npm run sim` (random fault sets): seeds per second.
+ * - cluster world (P8's cluster half): 5 Iris nodes (distribution on, heartbeats running, no
+ *   service) on 3 simulated NATS servers with the JetStream model, 4 R3 streams, appends at
+ *   50/s in total spread over the nodes and streams, 120 virtual s: cluster_world_sim_seconds_
+ *   per_wall_second; the same world without appends; and the events by kind (what costs).
  */
 import { describeMachine } from './machine.js';
 import { SimWorld } from '../sim/SimWorld.js';
@@ -19,6 +23,7 @@ import { Scheduler } from '../runtime/Scheduler.js';
 import { domainHost } from '../sim/DomainHost.js';
 import { simEnv, SimLog } from '../sim/SimEnv.js';
 import { Pid } from '../runtime/Pid.js';
+import { SimCluster } from '../sim/SimCluster.js';
 
 const best = async (n: number, f: () => Promise<number> | number): Promise<number> => {
   let b = 0;
@@ -74,6 +79,60 @@ async function domainHopsPerS(): Promise<number> {
   return (2 * done) / s;
 }
 
+const CLUSTER_BENCH_STREAMS = 4;
+const CLUSTER_BENCH_VIRTUAL_MS = 120_000;
+const CLUSTER_BENCH_APPENDS_PER_S = 50;
+
+interface ClusterWorldRun {
+  simPerWall: number;
+  events: number;
+  acked: number;
+  refused: number;
+  /** Events by label (only when traced). */
+  byLabel: Record<string, number> | null;
+}
+
+/** The cluster world of P8: 5 nodes, 3 servers, 4 streams, `appendsPerS` appends per virtual second. */
+async function clusterWorld(appendsPerS: number, traced: boolean): Promise<ClusterWorldRun> {
+  const c = new SimCluster({ seed: 3, nodes: 5, servers: 3, recordTrace: traced });
+  c.start();
+  await c.waitFor('the JetStream API', () => c.jetstream!.apiReady());
+  const store = (i: number) => c.nodes[i % c.nodes.length]!.env!.streams!;
+  for (let s = 0; s < CLUSTER_BENCH_STREAMS; s++) {
+    const r = await c.settle(store(0).ensureStream({ name: `B${s}`, subjects: [`b.${s}.>`], replicas: 3, duplicateWindowMs: 120_000 }));
+    if (!r.ok) throw new Error(`cluster bench: stream B${s} not created: ${r.message}`);
+  }
+  let acked = 0;
+  let refused = 0;
+  let n = 0;
+  const traceFrom = c.world.trace?.length ?? 0;
+  const eventsFrom = c.world.events;
+  if (appendsPerS > 0) {
+    const every = 1000 / appendsPerS;
+    const tick = (): void => {
+      const i = n++;
+      void store(i).append(`B${i % CLUSTER_BENCH_STREAMS}`, `b.${i % CLUSTER_BENCH_STREAMS}.x`, new Uint8Array(64), { msgId: `m${i}` }).then((r) => {
+        if (r.ok) acked++;
+        else refused++;
+      });
+      c.world.after(every, 'bench_append', tick);
+    };
+    c.world.after(every, 'bench_append', tick);
+  }
+  const t0 = performance.now();
+  await c.run(CLUSTER_BENCH_VIRTUAL_MS);
+  const wall = (performance.now() - t0) / 1000;
+  let byLabel: Record<string, number> | null = null;
+  if (c.world.trace !== null) {
+    byLabel = {};
+    for (const line of c.world.trace.slice(traceFrom)) {
+      const label = line.split(' ')[2]!;
+      byLabel[label] = (byLabel[label] ?? 0) + 1;
+    }
+  }
+  return { simPerWall: CLUSTER_BENCH_VIRTUAL_MS / 1000 / wall, events: c.world.events - eventsFrom, acked, refused, byLabel };
+}
+
 export const REFERENCE_SCENARIO: Scenario = { seed: 1, clients: 1000, rate: 0.05, safetyMs: 60_000, livenessSendMs: 2000, faults: [], schedulers: 2 };
 
 export async function simBench(): Promise<object> {
@@ -101,6 +160,14 @@ export async function simBench(): Promise<object> {
     seedEvents += r.events;
   }
   const seedWall = (performance.now() - t0) / 1000;
+  let cluster: ClusterWorldRun | null = null;
+  for (let i = 0; i < 3; i++) {
+    const r = await clusterWorld(CLUSTER_BENCH_APPENDS_PER_S, false);
+    if (cluster === null || r.simPerWall > cluster.simPerWall) cluster = r;
+  }
+  const quiet = await best(3, async () => (await clusterWorld(0, false)).simPerWall);
+  const costs = (await clusterWorld(CLUSTER_BENCH_APPENDS_PER_S, true)).byLabel!;
+  const topCosts = Object.fromEntries(Object.entries(costs).sort((a, b) => b[1] - a[1]).slice(0, 12));
   return {
     bench: 'sim',
     when: new Date().toISOString(),
@@ -110,6 +177,7 @@ export async function simBench(): Promise<object> {
       domain_hops: '200,000 round trips between two scheduler domains of one simulated node, envelopes through the production codec; best of 3',
       reference: 'one node (2 scheduler domains), 1,000 clients, 50 msg/s total, 60 virtual s of traffic + heal/drain/presence phases, no faults, checkers on; best of 3',
       ci_seed_mix: 'seeds 1..100 of `npm run sim` (swarm fault sets, 3-8 clients, 5-30 virtual s each), one pass',
+      cluster_world: '5 nodes (distribution, heartbeats every 500 ms, no service) on 3 simulated NATS servers with JetStream, 4 R3 streams, 50 appends/s in total (64 B, Msg-Id) round robin over nodes and streams, 120 virtual s; best of 3; events per kind from one traced run',
     },
     results: {
       kernel_events_per_s: kernel,
@@ -119,10 +187,17 @@ export async function simBench(): Promise<object> {
       reference_run: ref,
       ci_seeds_per_s: 100 / seedWall,
       ci_seed_events_per_s: seedEvents / seedWall,
+      cluster_world_sim_seconds_per_wall_second: cluster!.simPerWall,
+      cluster_world_events_per_virtual_s: cluster!.events / (CLUSTER_BENCH_VIRTUAL_MS / 1000),
+      cluster_world_appends_acked: cluster!.acked,
+      cluster_world_appends_refused: cluster!.refused,
+      cluster_world_no_appends_sim_seconds_per_wall_second: quiet,
+      cluster_world_events_by_kind: topCosts,
     },
     ratios: {
       kernel_events_vs_target: Math.round((kernel / 1_000_000) * 100) / 100,
       sim_seconds_vs_target: Math.round((simPerWall / 100) * 100) / 100,
+      cluster_world_sim_seconds_vs_target: Math.round((cluster!.simPerWall / 100) * 100) / 100,
     },
   };
 }

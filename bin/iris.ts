@@ -53,6 +53,7 @@ async function start(argv: string[]): Promise<void> {
       `  v1 over WebSocket:  ws://${cfg.host}:${node.httpPort}/ws  (binary frames)\n` +
       `  health:             http://${cfg.host}:${node.httpPort}/health\n` +
       `  admin API:          http://${cfg.host}:${node.httpPort}/admin/  (bearer token: ${node.adminTokenFile ?? 'admin_token'})\n` +
+      `  browser origins:    ${cfg.ws_allowed_origins.length === 0 ? 'none: only clients that send no Origin (set ws_allowed_origins)' : cfg.ws_allowed_origins.join(', ')}\n` +
       `  data:               ${cfg.wal_directory}\n` +
       `  auth:               ${cfg.auth_enabled ? 'JWT (HS256) required: LOGIN is "user:token"' : 'off (dev): LOGIN is just the user name'}\n` +
       `iris: try it: node dist/bin/v1chat.js --port ${node.tcpPort} --user alice   (see README)`,

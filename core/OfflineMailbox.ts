@@ -35,7 +35,7 @@
 import type { Env, StorageEngine, StorageOp, StorageTable, StorageWriteResult } from '../runtime/Env.js';
 import { CORE_DEFAULTS } from './CoreSettings.js';
 import { MESSAGE_ID_BYTES, messageIdKey } from './MessageId.js';
-import { OFFLINE_MAILBOX_COUNT_CACHE_USERS, OFFLINE_MAILBOX_ID_BLOCK, OFFLINE_MAILBOX_KNOWN_IDS, OFFLINE_MAILBOX_MAX_USER_BYTES } from './defaults.js';
+import { OFFLINE_MAILBOX_COUNT_CACHE_USERS, OFFLINE_MAILBOX_ID_BLOCK, OFFLINE_MAILBOX_KNOWN_IDS, OFFLINE_MAILBOX_LIST_CHUNK, OFFLINE_MAILBOX_MAX_USER_BYTES } from './defaults.js';
 
 
 export interface OfflineMailboxOptions {
@@ -289,37 +289,41 @@ export class OfflineMailbox {
 
   /**
    * Stored messages of `user`, oldest first: up to `limit` (and `maxBytes` of stored values, at
-   * least one message) with ids after `afterId` (from the start without it). Messages whose append has not resolved yet may be missing; messages
-   * whose ACK is being written are left out.
+   * least one message) with ids after `afterId` (from the start without it). Messages whose
+   * append has not resolved yet may be missing; messages whose ACK is being written are left
+   * out. With `maxBytes`, storage is read OFFLINE_MAILBOX_LIST_CHUNK entries at a time, so a
+   * page of large messages reads about the page, never `limit` values.
    */
   list(user: Uint8Array, opts: { afterId?: Uint8Array; limit: number; maxBytes?: number }): ListResult {
     if (invalidUser(user) !== undefined || opts.limit <= 0) return { ok: true, entries: [], more: false };
-    const range = this.inbox.getRange({
-      prefix: [user],
-      ...(opts.afterId !== undefined ? { start: [user, opts.afterId], startExclusive: true } : {}),
-      limit: opts.limit + 1,
-    });
-    let more = range.length > opts.limit;
     const maxBytes = opts.maxBytes ?? Infinity;
+    const chunk = maxBytes === Infinity ? opts.limit + 1 : OFFLINE_MAILBOX_LIST_CHUNK;
     let bytes = 0;
+    /** Entries looked at (the count limit counts them, also those left out while their ACK is written). */
+    let scanned = 0;
+    let after = opts.afterId;
     const entries: MailboxEntry[] = [];
-    for (let i = 0; i < range.length && i < opts.limit; i++) {
-      const { key, value } = range[i]!;
-      const id = key[1];
-      if (key.length !== 2 || !(id instanceof Uint8Array) || id.length !== MESSAGE_ID_BYTES) {
-        return { ok: false, reason: 'corrupt', message: `inbox key of ${hex(user)} is not (user, 16-byte id)` };
+    for (;;) {
+      // One more than the limit: whether more follow.
+      const want = Math.min(chunk, opts.limit + 1 - scanned);
+      const range = this.inbox.getRange({ prefix: [user], ...(after !== undefined ? { start: [user, after], startExclusive: true } : {}), limit: want });
+      for (const { key, value } of range) {
+        const id = key[1];
+        if (key.length !== 2 || !(id instanceof Uint8Array) || id.length !== MESSAGE_ID_BYTES) {
+          return { ok: false, reason: 'corrupt', message: `inbox key of ${hex(user)} is not (user, 16-byte id)` };
+        }
+        if (scanned === opts.limit) return { ok: true, entries, more: true };
+        scanned++;
+        after = id;
+        if (this.removals.size > 0 && this.removals.has(messageIdKey(id))) continue;
+        if (entries.length > 0 && bytes + value.length > maxBytes) return { ok: true, entries, more: true };
+        const entry = decodeValue(id, value);
+        if (entry === undefined) return { ok: false, reason: 'corrupt', message: `inbox entry ${hex(id)} of ${hex(user)} is malformed` };
+        bytes += value.length;
+        entries.push(entry);
       }
-      if (this.removals.size > 0 && this.removals.has(messageIdKey(id))) continue;
-      if (entries.length > 0 && bytes + value.length > maxBytes) {
-        more = true;
-        break;
-      }
-      const entry = decodeValue(id, value);
-      if (entry === undefined) return { ok: false, reason: 'corrupt', message: `inbox entry ${hex(id)} of ${hex(user)} is malformed` };
-      bytes += value.length;
-      entries.push(entry);
+      if (range.length < want) return { ok: true, entries, more: false };
     }
-    return { ok: true, entries, more };
   }
 
   /** Remove a delivered message once acknowledged; resolves after the removal is durable. */

@@ -23,7 +23,11 @@ export type SessionToConnection =
   | { t: 'deliver'; id: Uint8Array; rec: Delivery; bytes: number }
   /** The answer to `fetch`: stored messages after the asked id, oldest first. */
   | { t: 'page'; items: StoredItem[]; more: boolean }
-  | { t: 'notice'; rec: Notice };
+  /**
+   * A notice: live (`stored` false: droppable while the client does not keep up) or kept for the
+   * user while it was offline (`stored` true: handed over once, at most noticeLimit per login).
+   */
+  | { t: 'notice'; rec: Notice; stored: boolean };
 
 /** What a connection sends to its session. */
 export interface SessionFetch {
@@ -101,7 +105,7 @@ class Session {
         this.ctx.send(this.connection, m satisfies SessionToConnection);
         return;
       case 'notice':
-        this.ctx.send(this.connection, { t: 'notice', rec: m.rec as Typing | ReadReceipt } satisfies SessionToConnection);
+        this.ctx.send(this.connection, { t: 'notice', rec: m.rec as Typing | ReadReceipt, stored: false } satisfies SessionToConnection);
         return;
       case 'replaced':
         throw new ProcessExit({ shutdown: 'replaced' });
@@ -114,7 +118,7 @@ class Session {
     this.live = false;
     if (!this.noticesTaken) {
       this.noticesTaken = true;
-      for (const rec of await inbox.takeNotices(user, args.noticeLimit)) ctx.send(connection, { t: 'notice', rec } satisfies SessionToConnection);
+      for (const rec of await inbox.takeNotices(user, args.noticeLimit)) ctx.send(connection, { t: 'notice', rec, stored: true } satisfies SessionToConnection);
     }
     const page = await inbox.page(user, { afterId: afterId ?? undefined, maxCount: args.pageMessages, maxBytes: args.pageBytes });
     ctx.send(connection, { t: 'page', items: page.items, more: page.more } satisfies SessionToConnection);

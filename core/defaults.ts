@@ -7,6 +7,11 @@
 export const OFFLINE_MAILBOX_MAX_USER_BYTES = 512;
 /** Message ids reserved per durable write of the mailbox id counter (a restart skips the rest). */
 export const OFFLINE_MAILBOX_ID_BLOCK = 65_536;
+/**
+ * Stored messages read from storage at a time when a page is bounded by bytes: at most this
+ * many values beyond the page are ever read for it (messages may be up to 256 KiB).
+ */
+export const OFFLINE_MAILBOX_LIST_CHUNK = 16;
 /** Users whose mailbox size is cached in memory; idle entries beyond it are dropped and recounted. */
 export const OFFLINE_MAILBOX_COUNT_CACHE_USERS = 100_000;
 /**

@@ -34,6 +34,8 @@ export interface ConnectionSettings {
   pageMessages: number;
   pageBytes: number;
   noticeLimit: number;
+  /** A request waiting longer for its service is answered request_timeout. */
+  requestTimeoutMs: number;
   /** GET_STATUS before login is answered (dev mode); production requires a login. */
   statusBeforeLogin: boolean;
 }

@@ -33,6 +33,8 @@ export class DeliveryWindow {
   behind = true;
   /** A fetch is outstanding (at most one). */
   fetching = false;
+  /** Bytes of the delivery that did not fit (0: none): the next page starts with it. */
+  private waitingBytes = 0;
 
   constructor(private readonly limits: DeliveryWindowLimits) {}
 
@@ -43,9 +45,18 @@ export class DeliveryWindow {
     return n < this.limits.maxMessages && this.bytes + bytes <= this.limits.maxBytes;
   }
 
-  /** Whether there is room to ask for more (some room in both count and bytes). */
+  /**
+   * Whether there is room to ask for more: room in both count and bytes, and for the delivery
+   * that did not fit, if one did not (asking before it fits would only read it again).
+   */
   hasRoom(): boolean {
+    if (this.waitingBytes > 0) return this.fits(this.waitingBytes);
     return this.unacked.size < this.limits.maxMessages && this.bytes < this.limits.maxBytes;
+  }
+
+  /** A delivery of `bytes` did not fit: ask for more once acknowledgements make room for it. */
+  blocked(bytes: number): void {
+    this.waitingBytes = bytes;
   }
 
   /** `id` of `bytes` was written. */
@@ -54,6 +65,7 @@ export class DeliveryWindow {
     this.unacked.set(messageIdKey(id), bytes);
     this.bytes += bytes;
     this.lastWritten = id;
+    this.waitingBytes = 0;
   }
 
   /** Whether `id` was written on this connection and not yet acknowledged (it is then forgotten). */

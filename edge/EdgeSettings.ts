@@ -7,6 +7,7 @@
  * sends are shaped (the connection stops reading until the budget refills), never refused.
  */
 import { defaultsOf, type SettingsOf } from '../runtime/Settings.js';
+import { LISTENER_SETTINGS } from './listeners/ListenerSettings.js';
 import { V1_INPUT_BUFFER_CAP_DEFAULT } from './protocol/v1Limits.js';
 
 const MiB = 1024 * 1024;
@@ -36,6 +37,13 @@ export const EDGE_SETTINGS = {
     min: 100,
     max: 3_600_000,
     doc: 'A client whose output stays backed up (not reading) this long is disconnected; its messages stay stored.',
+  },
+  request_timeout_ms: {
+    kind: 'int',
+    default: 10_000,
+    min: 100,
+    max: 600_000,
+    doc: 'A request waiting this long for its service (groups, keys) is answered ERROR request_timeout in its turn, so later answers are not held back.',
   },
   delivery_window_messages: {
     kind: 'int',
@@ -72,6 +80,8 @@ export const EDGE_SETTINGS = {
   rate_limit_connections_per_ip_per_s: { kind: 'int', default: 100, min: 1, max: RATE_MAX, doc: '... this many per second; refused with RATE_LIMITED beyond.' },
   rate_limit_failed_logins: { kind: 'int', default: 10, min: 1, max: 1_000_000, doc: 'Failed logins per (account, client address) before that address is refused for that account ...' },
   rate_limit_failed_logins_per_min: { kind: 'int', default: 1, min: 1, max: 1_000_000, doc: '... then this many more per minute. A valid token always gets in.' },
+  // WebSocket limits and origins, TCP keepalive, TLS client certificates.
+  ...LISTENER_SETTINGS,
 } as const;
 
 export type EdgeSettings = SettingsOf<typeof EDGE_SETTINGS>;

@@ -24,8 +24,8 @@ export type EdgeErrorCode =
   | 'token_expired'
   /** The login token was revoked while the session was open; the connection closes. */
   | 'token_revoked'
-  /** The group id is not a group id (36-char text). */
-  | 'bad_group_id';
+  /** A request got no answer from its service within request_timeout_ms (it restarted, or is unreachable); send it again. */
+  | 'request_timeout';
 
 /** The key directory's refusals (inside PREKEY_RESPONSE). */
 export type KeyDirectoryErrorCode = 'bad_signature' | 'too_many_prekeys' | 'storage_failed' | PrekeyUploadRefusal;
@@ -40,7 +40,7 @@ export const CLIENT_ERROR_CODES: readonly ClientErrorCode[] = [
   'rate_limited',
   'token_expired',
   'token_revoked',
-  'bad_group_id',
+  'request_timeout',
   'inbox_full',
   'storage_unavailable',
   'invalid_recipient',

@@ -4,7 +4,10 @@
  * questions by their order. Each request that gets an answer takes a tag when it is read; the
  * services answer with the tag whenever they are done, and the answers leave in tag order.
  * An answer that turns out empty (a group message taken) still holds its place. Bounded by
- * the requests a connection may have open (the caller stops reading at `full`).
+ * the requests a connection may have open (the caller stops reading at `full`). A request
+ * whose answer never comes (its service restarted mid-request, a reply lost between nodes)
+ * would hold every later answer back: `expire` answers requests older than a deadline in
+ * their turn instead.
  */
 
 /** Written with the answer when its turn comes (null: nothing to write). */
@@ -17,6 +20,8 @@ export class ReplyQueue {
   private head = 1;
   /** Answers that arrived before their turn, by tag. */
   private early: Map<number, Answer> | null = null;
+  /** When each request still waiting for its service was opened (monotonic ms), by tag, in tag order. */
+  private waiting: Map<number, number> | null = null;
 
   constructor(
     private readonly write: (answer: Uint8Array) => void,
@@ -24,19 +29,51 @@ export class ReplyQueue {
     private readonly maxOpen: number,
   ) {}
 
-  /** A tag for a request whose answer will come later. */
-  open(): number {
-    return this.nextTag++;
+  /** A tag for a request whose answer will come later from a service; `nowMs` starts its deadline. */
+  open(nowMs: number): number {
+    const tag = this.nextTag++;
+    (this.waiting ??= new Map()).set(tag, nowMs);
+    return tag;
+  }
+
+  /** When the oldest request still waiting was opened, or null when none waits. */
+  oldestWaiting(): number | null {
+    const w = this.waiting;
+    if (w === null) return null;
+    for (const at of w.values()) return at;
+    return null;
+  }
+
+  /**
+   * Answer `answer` (a refusal) for every request waiting since before `beforeMs`; later
+   * answers for them are ignored. Returns how many expired.
+   */
+  expire(beforeMs: number, answer: Answer): number {
+    const w = this.waiting;
+    if (w === null) return 0;
+    let n = 0;
+    for (const [tag, at] of w) {
+      if (at >= beforeMs) break;
+      this.settle(tag, answer);
+      n++;
+    }
+    return n;
   }
 
   /** Answer now, in turn: written at once when nothing older is open. */
   now(answer: Answer): void {
-    this.settle(this.open(), answer);
+    this.settle(this.nextTag++, answer);
   }
 
   /** The answer to `tag`; written once every older answer is. Unknown or repeated tags are ignored. */
   settle(tag: number, answer: Answer): void {
-    if (tag < this.head || tag >= this.nextTag) return;
+    // Written already, or settled and waiting for its turn (an expired request's late answer).
+    if (tag < this.head || tag >= this.nextTag || this.early?.has(tag) === true) return;
+    const w = this.waiting;
+    if (w !== null) {
+      w.delete(tag);
+      if (w.size === 0) this.waiting = null;
+    }
     if (tag !== this.head) {
       (this.early ??= new Map()).set(tag, answer);
       return;

@@ -7,8 +7,10 @@ need_install=()
 command -v nats-server >/dev/null 2>&1 || need_install+=(nats-server)
 # strace: the storage test proves every acknowledged write was fsync'd before it was acknowledged.
 command -v strace >/dev/null 2>&1 || need_install+=(strace)
-# openssl: the TLS tests make a throwaway self-signed certificate.
+# openssl: the TLS tests make throwaway certificates (a server's, client CAs and client certificates).
 command -v openssl >/dev/null 2>&1 || need_install+=(openssl)
+# ss (iproute2): the keepalive tests read the kernel's keepalive timer of a socket.
+command -v ss >/dev/null 2>&1 || need_install+=(iproute2)
 
 if [ ${#need_install[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null 2>&1; then

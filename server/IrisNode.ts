@@ -8,6 +8,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { readFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
 import type { IrisConfig } from './NodeConfig.js';
 import type { ClientListener } from '../edge/ClientLink.js';
 import { AdminAuth } from '../edge/admin/AdminAuth.js';
@@ -19,6 +20,7 @@ import { GROUPS_NAME, startIrisService, type IrisService } from './IrisService.j
 import { metricsText } from './Metrics.js';
 import { listenTcp } from '../edge/listeners/TcpListener.js';
 import { listenUws, loadNativeUws } from '../edge/listeners/UwsServer.js';
+import { OriginPolicy } from '../edge/listeners/OriginPolicy.js';
 import { openLmdbStorage, type LmdbStorage } from '../runtime/node/LmdbStorage.js';
 import { RuntimeNode } from '../runtime/node/RuntimeNode.js';
 
@@ -37,9 +39,27 @@ export interface IrisNode {
 
 export type StartIrisNodeResult = { ok: true; node: IrisNode } | { ok: false; message: string };
 
+/** What the listeners need from files and lists in the config, read and checked before anything starts. */
+function listenerInputs(config: IrisConfig): { ok: true; origins: OriginPolicy; clientCa: Buffer | null } | { ok: false; message: string } {
+  const origins = OriginPolicy.parse(config.ws_allowed_origins);
+  if (!origins.ok) return { ok: false, message: `ws_allowed_origins: '${origins.entry}' is ${origins.reason}` };
+  let clientCa: Buffer | null = null;
+  if (config.tls_client_auth !== 'none') {
+    try {
+      clientCa = readFileSync(config.tls_client_ca_file);
+      new X509Certificate(clientCa);
+    } catch (err) {
+      return { ok: false, message: `tls_client_ca_file: cannot use ${config.tls_client_ca_file} (${(err as Error).message.split('\n')[0]}); point it at the PEM file of the CA that signs client certificates` };
+    }
+  }
+  return { ok: true, origins: origins.policy, clientCa };
+}
+
 export async function startIrisNode(config: IrisConfig): Promise<StartIrisNodeResult> {
   const uws = loadNativeUws();
   if (!uws.ok) return { ok: false, message: uws.reason };
+  const inputs = listenerInputs(config);
+  if (!inputs.ok) return inputs;
   const opened = openLmdbStorage({ path: config.wal_directory, productionChecks: config.mode === 'production' });
   if (!opened.ok) return { ok: false, message: `wal_directory: ${opened.message}` };
   const storage: LmdbStorage = opened.engine;
@@ -70,10 +90,12 @@ export async function startIrisNode(config: IrisConfig): Promise<StartIrisNodeRe
     config.tls_cert_file !== '' && config.tls_key_file !== ''
       ? { cert: readFileSync(config.tls_cert_file), key: readFileSync(config.tls_key_file) }
       : undefined;
+  const clientAuth = tls !== undefined && inputs.clientCa !== null && config.tls_client_auth !== 'none' ? { mode: config.tls_client_auth, ca: inputs.clientCa } : undefined;
+  logListenerPolicy(runtime, config, inputs.origins);
   let tcp: ClientListener;
   let http: ClientListener;
   try {
-    tcp = await listenTcp({ host: config.host, port: config.port, tls }, accept);
+    tcp = await listenTcp({ host: config.host, port: config.port, tls, clientAuth, keepAliveIdleSec: config.tcp_keepalive_idle_s, log: runtime.log }, accept);
   } catch (err) {
     return fail(`port: cannot listen on ${config.host}:${config.port} (${(err as Error).message}); choose another port`);
   }
@@ -82,8 +104,19 @@ export async function startIrisNode(config: IrisConfig): Promise<StartIrisNodeRe
       {
         host: config.host,
         port: config.http_port,
-        tls: tls !== undefined ? { keyFile: config.tls_key_file, certFile: config.tls_cert_file } : undefined,
+        tls:
+          tls !== undefined
+            ? { keyFile: config.tls_key_file, certFile: config.tls_cert_file, ...(clientAuth !== undefined ? { clientCaFile: config.tls_client_ca_file } : {}) }
+            : undefined,
         maxRequestBodyBytes: ADMIN_MAX_REQUEST_BODY_BYTES,
+        maxFrameBytes: config.ws_max_frame_bytes,
+        outputHighWaterBytes: config.ws_output_high_water_bytes,
+        outputLimitBytes: config.ws_output_limit_bytes,
+        pausedInputLimitBytes: config.ws_paused_input_limit_bytes,
+        idleTimeoutSec: config.ws_idle_timeout_s,
+        autoPing: config.ws_auto_ping,
+        origins: inputs.origins,
+        log: runtime.log,
         routes: {
           '/health': () => ({ status: 200, body: JSON.stringify({ ...health(), memory: memoryMb() }) }),
           '/metrics': () => ({ status: 200, contentType: 'text/plain; version=0.0.4', body: metricsText(service) }),
@@ -122,6 +155,22 @@ export async function startIrisNode(config: IrisConfig): Promise<StartIrisNodeRe
       },
     },
   };
+}
+
+/** Say at startup which browser pages may connect and what client certificates are asked for. */
+function logListenerPolicy(runtime: RuntimeNode, config: IrisConfig, origins: OriginPolicy): void {
+  runtime.log.info(
+    { ws_allowed_origins: origins.description, tcp_keepalive_idle_s: config.tcp_keepalive_idle_s, ws_idle_timeout_s: config.ws_idle_timeout_s },
+    origins.allowsBrowsers ? 'WebSocket upgrades allowed from clients without an Origin and from the listed browser origins' : 'WebSocket upgrades allowed only from clients without an Origin (no browser page); set ws_allowed_origins to allow pages',
+  );
+  if (config.tls_client_auth === 'none') return;
+  runtime.log.info({ tls_client_auth: config.tls_client_auth, tls_client_ca_file: config.tls_client_ca_file, tls_client_cert_user_match: config.tls_client_cert_user_match }, 'client certificates requested on the TLS ports');
+  if (config.tls_client_auth === 'required' || config.tls_client_cert_user_match) {
+    runtime.log.warn(
+      {},
+      'WSS logins will be refused: uWebSockets.js 20.30 verifies a client certificate presented on the WebSocket port but cannot report whether there was one or whose it is; clients that need a certificate must use the TLS port',
+    );
+  }
 }
 
 /** The process's memory in /health, in MB: resident, V8 heap used and reserved, buffers outside it. */

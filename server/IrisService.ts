@@ -51,6 +51,8 @@ export interface IrisService {
   readonly revocations: RevocationStore;
   /** Sessions a revocation of their token's jti ends (edge/auth/LiveTokens.ts). */
   readonly liveTokens: LiveTokens;
+  /** Read receipts for offline users dropped because their receipt store was full. */
+  droppedReceipts(): number;
   /** Open client connections. */
   connections(): number;
   /** The body of `/health`. */
@@ -136,7 +138,12 @@ export async function startIrisService(s: Scheduler, env: Env, storage: StorageE
     keys: KEYS_NAME,
     presence,
     inbox,
-    authenticate: loginGate({ verifier, limits }),
+    authenticate: loginGate({
+      verifier,
+      limits,
+      clientCertificate: { required: config.tls_client_auth === 'required', userMatch: config.tls_client_cert_user_match },
+      log: env.log,
+    }),
     limits,
     rates,
     liveTokens,
@@ -149,6 +156,7 @@ export async function startIrisService(s: Scheduler, env: Env, storage: StorageE
       pageMessages: config.inbox_page_messages,
       pageBytes: config.inbox_page_bytes,
       noticeLimit: config.receipt_inbox_cap,
+      requestTimeoutMs: config.request_timeout_ms,
       statusBeforeLogin: config.mode !== 'production',
     },
   };
@@ -172,6 +180,7 @@ export async function startIrisService(s: Scheduler, env: Env, storage: StorageE
       rates,
       revocations,
       liveTokens,
+      droppedReceipts: () => plain.droppedNotices,
       connections: () => connections,
       health: () => ({ status: 'ok', node: config.node_name, mode: config.mode, connections, online_users: presence.onlineCount() }),
     },

@@ -21,6 +21,7 @@ export function metricsText(service: IrisService): string {
     ['iris_connections_refused_total', 'counter', 'Connections refused (node cap or per-address rate).', l.refusedConnections],
     ['iris_logins_refused_total', 'counter', 'Logins refused by the failed-login limit.', l.refusedLogins],
     ['iris_typing_dropped_total', 'counter', 'Typing notices dropped over their sender budget.', service.rates.droppedTyping],
+    ['iris_receipts_dropped_total', 'counter', 'Read receipts for offline users dropped because the receipt store of the user was full.', service.droppedReceipts()],
   ];
   let out = '';
   for (const [name, kind, help, value] of samples) out += `# HELP ${name} ${help}\n# TYPE ${name} ${kind}\n${name} ${value}\n`;

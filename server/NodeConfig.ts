@@ -10,6 +10,7 @@ import { CORE_SETTINGS } from '../core/CoreSettings.js';
 import { ADMIN_SETTINGS, adminTokenProblem } from '../edge/admin/AdminSettings.js';
 import { EDGE_SETTINGS } from '../edge/EdgeSettings.js';
 import { JWT_MIN_SECRET_BYTES } from '../edge/auth/JwtVerifier.js';
+import { applyListenerModeDefaults, checkListenerSettings } from '../edge/listeners/ListenerSettings.js';
 import { coerceSetting, defaultsOf, type SettingProblem, type SettingSpec, type SettingsOf, type SettingsSchema } from '../runtime/Settings.js';
 
 export type Mode = 'dev' | 'production';
@@ -125,6 +126,10 @@ export function resolveConfig(layers: Array<[string, RawLayer]>, storageOnTmpfs?
     }
     if (!c.auth_enabled) warnings.push('AUTH DISABLED (dev mode): any client can log in as any user without a token; never expose this node');
   }
+  applyListenerModeDefaults(c, c.mode, explicit);
+  const listeners = checkListenerSettings(c, c.mode, c.tls_cert_file !== '' && c.tls_key_file !== '');
+  problems.push(...listeners.problems);
+  warnings.push(...listeners.warnings);
   if (c.allow_table_nuke) warnings.push('allow_table_nuke is on: corrupted tables may be deleted instead of refusing to start');
   const adminProblem = adminTokenProblem(c.admin_token);
   if (adminProblem !== undefined) problems.push({ key: 'admin_token', message: adminProblem });

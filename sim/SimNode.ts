@@ -1,20 +1,30 @@
 /**
  * One simulated Iris node: its schedulers as in-thread domains (envelopes between them are
  * encoded and decoded with the production codec and delivered as kernel events), a
- * simulated storage engine on the node's disk, and the unchanged messaging service
- * (edge/IrisService.ts) on scheduler 0. A crash drops every scheduler, the engine (and its
- * unflushed writes) and every client link; a restart boots a new incarnation on the same
- * disk, the way `iris start` after SIGKILL does.
+ * simulated storage engine on the node's disk, and, as configured, the unchanged messaging
+ * service (server/IrisService.ts) on scheduler 0 and/or the distribution layer
+ * (runtime/Distribution.ts) on a client connection to the simulated NATS servers, with the
+ * JetStream model as the Env's `streams`. A crash drops every scheduler, the engine (and its
+ * unflushed writes), the NATS connection (its server sees a reset) and every client link; a
+ * restart boots a new incarnation on the same disk with a fresh, larger distribution
+ * incarnation, the way `iris start` after SIGKILL does.
  */
 import type { IrisConfig } from '../server/NodeConfig.js';
 import type { Inbox } from '../core/Inbox.js';
 import { startIrisService, type IrisService } from '../server/IrisService.js';
+import { Distribution } from '../runtime/Distribution.js';
+import type { Env } from '../runtime/Env.js';
+import type { Envelope } from '../runtime/Envelope.js';
 import { describeReason } from '../runtime/ExitReason.js';
-import { Scheduler } from '../runtime/Scheduler.js';
+import type { MembershipEvent } from '../runtime/Membership.js';
+import { Scheduler, type SchedulerHost } from '../runtime/Scheduler.js';
 import { domainHost } from './DomainHost.js';
 import type { SimOwner } from './EventQueue.js';
 import { simEnv, SimLog, type NodeClock } from './SimEnv.js';
+import type { SimJetStream } from './SimJetStream.js';
 import { SimLink, type LinkClientSide, type LinkProfile } from './SimLink.js';
+import type { SimNats } from './SimNats.js';
+import type { SimNatsClient } from './SimNatsClient.js';
 import { SimDisk, SimStorageEngine } from './SimStorage.js';
 import type { SimWorld } from './SimWorld.js';
 
@@ -27,13 +37,40 @@ export interface CrashReport {
   reason: string;
 }
 
+/** How a node joins the simulated cluster. */
+export interface SimNodeCluster {
+  readonly nats: SimNats;
+  /** Bound to the Env's `streams`; absent: the node has none. */
+  readonly jetstream?: SimJetStream;
+  /** Cluster name: subjects are `iris.<cluster>.…`. */
+  readonly cluster: string;
+  /** The server the node connects to first (it moves on when that one is lost). */
+  readonly server?: string;
+  readonly roles: readonly string[];
+  /** Distribution timings (defaults CLUSTER_HEARTBEAT_MS, CLUSTER_DOWN_AFTER_MS). */
+  readonly heartbeatMs?: number;
+  readonly downAfterMs?: number;
+}
+
 export interface SimNodeOptions {
   name: string;
   schedulers: number;
-  config: IrisConfig;
+  /** The service's configuration (required when `service` is on). */
+  config?: IrisConfig;
+  /** Run the messaging service on scheduler 0 (default: on, unless the node is in a cluster). */
+  service?: boolean;
+  /** Join the simulated cluster: NATS, the distribution layer, JetStream. */
+  cluster?: SimNodeCluster;
   /** Watches the node's inbox (what the service reports durable and acknowledged). */
   wrapInbox?: (inner: Inbox) => Inbox;
   keepLogLines?: boolean;
+}
+
+/** A membership event as one node saw it, with when and in which of its incarnations. */
+export interface SeenMembership {
+  readonly at: number;
+  readonly incarnation: number;
+  readonly event: MembershipEvent;
 }
 
 export class SimNode {
@@ -46,6 +83,14 @@ export class SimNode {
   schedulers: Scheduler[] = [];
   service: IrisService | null = null;
   storage: SimStorageEngine | null = null;
+  /** The distribution layer of the current incarnation (cluster nodes). */
+  dist: Distribution | null = null;
+  /** The NATS client connection of the current incarnation (cluster nodes). */
+  nats: SimNatsClient | null = null;
+  /** The Env of the current incarnation. */
+  env: Env | null = null;
+  /** Every membership event this node saw, across incarnations. */
+  readonly membership: SeenMembership[] = [];
   readonly crashes: CrashReport[] = [];
   incarnations = 0;
   private links = new Set<SimLink>();
@@ -61,7 +106,7 @@ export class SimNode {
     this.log = new SimLog(world, opts.name, opts.keepLogLines === true);
   }
 
-  /** Start a new incarnation on the node's disk; the service is up once its processes are. */
+  /** Start a new incarnation on the node's disk; it is up once its service (if any) is. */
   boot(): void {
     if (this.status !== 'down') return;
     this.incarnations++;
@@ -71,15 +116,60 @@ export class SimNode {
     const storage = new SimStorageEngine(this.world, owner, this.disk, this.world.random(`${this.name}/disk/${this.incarnations}`));
     this.storage = storage;
     const random = this.world.random(`${this.name}/env/${this.incarnations}`);
-    const env = simEnv(this.world, owner, this.clock, random, this.log);
+    const c = this.opts.cluster;
+    // A cluster node's Env carries its storage too (the single-node service gets it directly).
+    let env = simEnv(this.world, owner, this.clock, random, this.log, c !== undefined ? storage : undefined);
+    let dist: Distribution | null = null;
+    if (c !== undefined) {
+      const client = c.nats.connectClient(this.name, owner, c.server);
+      this.nats = client;
+      env = { ...env, transport: client.transport, ...(c.jetstream !== undefined ? { streams: c.jetstream.storeFor(client) } : {}) };
+    }
+    this.env = env;
     const scheds: Scheduler[] = [];
+    const hosts: SchedulerHost[] = [];
+    const remote = (node: string, sched: number, e: Envelope): void => dist?.route(node, sched, e);
     for (let i = 0; i < this.opts.schedulers; i++) {
-      const s = new Scheduler({ node: this.name, id: i, inc: this.nextInc(), env, host: domainHost(this.world, owner, this.name, i, (d) => this.schedulers[d]) });
-      s.onCrash = (pid, reason, label) => this.crashes.push({ at: this.world.now, node: this.name, label, reason: describeReason(reason) });
+      const host = domainHost(this.world, owner, this.name, i, (d) => this.schedulers[d], remote);
+      hosts.push(host);
+      const s = new Scheduler({ node: this.name, id: i, inc: this.nextInc(), env, host });
+      s.onCrash = (_pid, reason, label) => this.crashes.push({ at: this.world.now, node: this.name, label, reason: describeReason(reason) });
       scheds.push(s);
     }
     this.schedulers = scheds;
-    void startIrisService(scheds[0]!, env, storage, this.opts.config, this.opts.wrapInbox !== undefined ? { wrapInbox: this.opts.wrapInbox } : {}).then((r) => {
+    if (c !== undefined) {
+      const incarnation = this.nextInc();
+      dist = new Distribution({
+        env,
+        transport: env.transport!,
+        cluster: c.cluster,
+        self: { name: this.name, incarnation, roles: [...c.roles], addresses: {}, schedulers: this.opts.schedulers },
+        local: {
+          // Scheduler 0 shares the distribution's thread; the others are reached as threads are.
+          deliver: (sched, e) => {
+            if (sched === 0) scheds[0]!.receiveEnvelope(e);
+            else hosts[0]!.route(this.name, sched, e);
+          },
+          canonical: (pid) => scheds[0]!.canonical(pid),
+        },
+        ...(c.heartbeatMs !== undefined ? { heartbeatMs: c.heartbeatMs } : {}),
+        ...(c.downAfterMs !== undefined ? { downAfterMs: c.downAfterMs } : {}),
+      });
+      this.dist = dist;
+      dist.subscribe((event) => this.membership.push({ at: this.world.now, incarnation, event }));
+      dist.start();
+    }
+    const wantService = this.opts.service ?? c === undefined;
+    if (!wantService) {
+      this.status = 'up';
+      return;
+    }
+    const config = this.opts.config;
+    if (config === undefined) {
+      this.world.failures.push(`${this.name}: the service needs a configuration`);
+      return;
+    }
+    void startIrisService(scheds[0]!, env, storage, config, this.opts.wrapInbox !== undefined ? { wrapInbox: this.opts.wrapInbox } : {}).then((r) => {
       if (!owner.alive) return;
       if (!r.ok) {
         this.world.failures.push(`${this.name}: service failed to start: ${r.message}`);
@@ -98,6 +188,8 @@ export class SimNode {
     this.service = null;
     this.storage = null;
     this.schedulers = [];
+    this.dist = null;
+    this.env = null;
     const links = [...this.links];
     this.links.clear();
     for (const l of links) l.reset();

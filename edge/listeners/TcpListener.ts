@@ -1,19 +1,35 @@
 /**
- * The raw TCP (and TLS) listener for v1 clients: one ClientLink per socket, Nagle off, reads
- * paused and resumed on request, writes reporting backpressure. Production-only I/O: the
- * simulator replaces listeners with virtual links, so this folder may use node:net/tls.
+ * The raw TCP (and TLS) listener for v1 clients: one ClientLink per socket, Nagle off, TCP
+ * keepalive on (a vanished client is found by the kernel's probes), reads paused and resumed
+ * on request, writes reporting backpressure. With client authentication, a certificate
+ * that does not chain to the client CA ends the connection right after the handshake, and a
+ * verified one becomes the link's `peerCertificate`. Production-only I/O: the simulator
+ * replaces listeners with virtual links, so this folder may use node:net/tls.
  */
 import { createServer, type Server, type Socket } from 'node:net';
-import { createServer as createTlsServer, type TlsOptions } from 'node:tls';
-import type { AcceptLink, ClientLink, ClientLinkHandlers, ClientListener, LinkTransport } from '../ClientLink.js';
+import { createServer as createTlsServer, type TLSSocket, type TlsOptions } from 'node:tls';
+import type { Logger } from '../../runtime/Env.js';
+import type { AcceptLink, ClientLink, ClientLinkHandlers, ClientListener, LinkTransport, PeerCertificate } from '../ClientLink.js';
+import { readClientCertificate } from './ClientCertificate.js';
+import { LISTENER_DEFAULTS } from './ListenerSettings.js';
 
 export interface TcpListenerOptions {
   host: string;
   port: number;
   /** When set, the port speaks TLS only (plaintext is refused by the handshake). */
   tls?: TlsOptions;
+  /**
+   * With `tls`: ask clients for a certificate signed by `ca` (PEM). `required`: a client
+   * without one fails the handshake; `optional`: it may connect without one. Either way a
+   * certificate from another CA ends the connection.
+   */
+  clientAuth?: { mode: 'optional' | 'required'; ca: string | Buffer };
   /** Send-buffer bytes above which `write` returns false. */
   highWaterMark?: number;
+  /** Seconds of silence before the kernel sends keepalive probes. Default: tcp_keepalive_idle_s. */
+  keepAliveIdleSec?: number;
+  /** Where refused client certificates are logged. */
+  log?: Logger;
 }
 
 export const DEFAULT_TCP_HIGH_WATER_MARK = 256 * 1024;
@@ -28,6 +44,7 @@ class TcpLink implements ClientLink {
     private readonly socket: Socket,
     readonly transport: LinkTransport,
     private readonly highWater: number,
+    readonly peerCertificate: PeerCertificate | null,
   ) {}
   get remoteAddress(): string {
     return this.socket.remoteAddress ?? 'unknown';
@@ -87,6 +104,8 @@ export function listenTcp(opts: TcpListenerOptions, accept: AcceptLink): Promise
   const sockets = new Set<Socket>();
   const highWater = opts.highWaterMark ?? DEFAULT_TCP_HIGH_WATER_MARK;
   const transport: LinkTransport = opts.tls !== undefined ? 'tls' : 'tcp';
+  const clientAuth = opts.tls !== undefined ? opts.clientAuth : undefined;
+  const log = opts.log ?? null;
   function onClose(this: LinkedSocket): void {
     sockets.delete(this);
     const link = this[LINK];
@@ -96,9 +115,21 @@ export function listenTcp(opts: TcpListenerOptions, accept: AcceptLink): Promise
     }
   }
   const onSocket = (socket: Socket) => {
+    let peer: PeerCertificate | null = null;
+    if (clientAuth !== undefined) {
+      const cert = readClientCertificate(socket as TLSSocket);
+      if (cert.kind === 'unverified') {
+        // Only reachable when certificates are optional: `required` fails the handshake.
+        log?.info({ remote: socket.remoteAddress, transport, reason: cert.reason }, 'refused a TLS client whose certificate does not chain to tls_client_ca_file');
+        socket.on('error', () => {});
+        socket.destroy();
+        return;
+      }
+      if (cert.kind === 'verified') peer = cert.certificate;
+    }
     sockets.add(socket);
     socket.setNoDelay(true);
-    const link = new TcpLink(socket, transport, highWater);
+    const link = new TcpLink(socket, transport, highWater, peer);
     try {
       link.handlers = accept(link);
     } catch {
@@ -112,7 +143,21 @@ export function listenTcp(opts: TcpListenerOptions, accept: AcceptLink): Promise
     socket.on('error', onError);
     socket.on('close', onClose);
   };
-  const server: Server = opts.tls !== undefined ? createTlsServer(opts.tls, onSocket) : createServer(onSocket);
+  // Keepalive is set on the accepted TCP socket by the server (under TLS too, where the
+  // TLSSocket itself has no handle to set it on).
+  const keepAlive = { keepAlive: true, keepAliveInitialDelay: (opts.keepAliveIdleSec ?? LISTENER_DEFAULTS.tcp_keepalive_idle_s) * 1000 };
+  let server: Server;
+  if (opts.tls !== undefined) {
+    const tlsOptions: TlsOptions =
+      clientAuth === undefined
+        ? opts.tls
+        : { ...opts.tls, ca: clientAuth.ca, requestCert: true, rejectUnauthorized: clientAuth.mode === 'required' };
+    const tlsServer = createTlsServer({ ...tlsOptions, ...keepAlive }, onSocket);
+    tlsServer.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
+      if (clientAuth !== undefined) log?.info({ remote: socket.remoteAddress, transport, reason: err.code ?? err.message }, 'TLS handshake failed');
+    });
+    server = tlsServer;
+  } else server = createServer(keepAlive, onSocket);
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port, opts.host, () => {

@@ -32,7 +32,7 @@ import type { ProcessBody, ProcessContext } from '../../runtime/ProcessContext.j
 import type { LiveToken, TokenEnded } from '../auth/LiveTokens.js';
 import type { ClientLink } from '../ClientLink.js';
 import type { ConnectionDeps } from '../ConnectionDeps.js';
-import type { LinkEvent } from '../EdgeAcceptor.js';
+import { INPUT_BACKLOG_BYTES, type LinkEvent } from '../EdgeAcceptor.js';
 import { DeliveryWindow } from '../DeliveryWindow.js';
 import { LOGIN_TEXT, type ClientErrorCode } from '../ErrorCodes.js';
 import { ReplyQueue } from '../ReplyQueue.js';
@@ -60,6 +60,7 @@ const PUMP = { t: 'pump' } as const;
 const SLOW_CLIENT = 'slow_client';
 const SHAPED = 'shaped';
 const TOKEN_EXPIRY = 'token_expiry';
+const REQUEST_DEADLINE = 'request_deadline';
 
 /** The body of a v1 connection process for `link`; spawn it with label 'Connection'. */
 export function v1Connection(link: ClientLink, deps: ConnectionDeps): ProcessBody {
@@ -92,6 +93,15 @@ export class V1Conn {
   private linkPaused = false;
   /** A packet read but not yet allowed by its budget (handled first when reading resumes). */
   private pending: ClientPacket | null = null;
+  /** The decoder has answered need_more since its last push: it may take the next chunk. */
+  private decoderIdle = true;
+  /**
+   * Input that arrived while the decoder still held undecoded packets (reading was held), oldest
+   * first: legal traffic the connection itself is slowing, decoded once reading resumes and never
+   * counted against the input cap, which bounds a packet being assembled.
+   */
+  private queued: Uint8Array[] | null = null;
+  private queuedBytes = 0;
   /** Items of the pending BATCH_SEND already routed. */
   batchDone = 0;
   /** The login token's entry in LiveTokens (a revocation of its jti ends this session). */
@@ -136,8 +146,14 @@ export class V1Conn {
     this.updateReading();
   }
 
+  /** An ERROR not tied to a request's turn (the login timed out, a message was refused later). */
   refuse(code: ClientErrorCode): void {
     this.write(encodeErrorFrame(code));
+  }
+
+  /** Refuse the request just read: its ERROR waits for the answers to earlier requests (request order). */
+  refuseRequest(code: ClientErrorCode): void {
+    this.replies.now(encodeErrorFrame(code));
   }
 
   /** The link drained below its low-water mark. */
@@ -150,6 +166,32 @@ export class V1Conn {
   }
 
   // ---- input --------------------------------------------------------------------------
+
+  /**
+   * Bytes from the link. While the decoder still holds packets not yet handled (reading is held:
+   * output backed up, a budget spent, answers outstanding) they wait in arrival order. A paused
+   * link delivers no more (TCP stops reading; a WebSocket link holds frames up to its own limit,
+   * edge/listeners/UwsServer.ts), and the acceptor pauses a link whose mailbox falls behind
+   * (INPUT_BACKLOG_BYTES), so what waits is what was on its way. Past QUEUED_INPUT_LIMIT (a
+   * safety net that legal traffic never reaches) it returns false: the connection must close.
+   */
+  input(bytes: Uint8Array): boolean {
+    if (this.decoderIdle && this.queued === null) {
+      this.decoderIdle = false;
+      this.decoder.push(bytes);
+      return true;
+    }
+    (this.queued ??= []).push(bytes);
+    this.queuedBytes += bytes.length;
+    return this.queuedBytes <= queuedInputLimit(this.deps.settings.maxInputBufferBytes);
+  }
+
+  /** Input overflowed while reading was held (more than a paused link can have had on its way). */
+  overflow(): Result {
+    this.refuse('input_buffer_overflow');
+    this.ctx.env.log.info(this.logContext({ code: 'input_buffer_overflow', queued: this.queuedBytes }), 'closing connection on unrecoverable input');
+    return this.close('normal');
+  }
 
   /** Pause or resume reading from the link to match why it must wait. */
   private updateReading(): void {
@@ -175,18 +217,31 @@ export class V1Conn {
       this.pending = null;
       if (p === null) {
         const r = this.decoder.next();
-        if (r.kind === 'need_more') return this.keep();
+        if (r.kind === 'need_more') {
+          const q = this.queued;
+          if (q === null) {
+            this.decoderIdle = true;
+            return this.keep();
+          }
+          const chunk = q.shift()!;
+          this.queuedBytes -= chunk.length;
+          if (q.length === 0) this.queued = null;
+          this.decoder.push(chunk);
+          continue;
+        }
         if (r.kind === 'error') {
           if (r.opcode === 0x01 && state === 'login') {
             this.write(loginText('auth_failed'));
             return this.close('normal');
           }
-          this.refuse(r.code);
-          if (r.fatal) {
-            this.ctx.env.log.info(this.logContext({ code: r.code }), 'closing connection on unrecoverable input');
-            return this.close('normal');
+          if (!r.fatal) {
+            // A refused packet is a request answered ERROR: in its turn.
+            this.refuseRequest(r.code);
+            continue;
           }
-          continue;
+          this.refuse(r.code);
+          this.ctx.env.log.info(this.logContext({ code: r.code }), 'closing connection on unrecoverable input');
+          return this.close('normal');
         }
         p = r.packet;
       }
@@ -214,6 +269,26 @@ export class V1Conn {
     this.updateReading();
   }
 
+  /** A tag for a request answered later by a service; the first one waiting arms its deadline. */
+  openRequest(): number {
+    const now = this.ctx.env.clock.monotonicMs();
+    if (this.replies.oldestWaiting() === null) this.act({ genericTimeout: REQUEST_DEADLINE, ms: this.deps.settings.requestTimeoutMs });
+    return this.replies.open(now);
+  }
+
+  /** The request deadline: answer what waited too long, in turn, and watch the next one. */
+  requestDeadline(): void {
+    const now = this.ctx.env.clock.monotonicMs();
+    const timeout = this.deps.settings.requestTimeoutMs;
+    const wasFull = this.replies.full;
+    if (this.replies.expire(now - timeout + 1, encodeErrorFrame('request_timeout')) > 0) {
+      this.ctx.env.log.warn(this.logContext({}), 'a request got no answer in time');
+    }
+    const next = this.replies.oldestWaiting();
+    if (next !== null) this.act({ genericTimeout: REQUEST_DEADLINE, ms: Math.max(1, next + timeout - now) });
+    if (wasFull && !this.replies.full) this.updateReading();
+  }
+
   /** An answer's turn may have come: reading may resume. */
   answered(tag: number, answer: Uint8Array | null): void {
     const wasFull = this.replies.full;
@@ -226,7 +301,7 @@ export class V1Conn {
   private loginPacket(p: ClientPacket): Step {
     if (p.op === 'get_status' && this.deps.settings.statusBeforeLogin) return this.status(p.target, this.link.remoteAddress);
     if (p.op !== 'login') {
-      this.refuse('not_logged_in');
+      this.refuseRequest('not_logged_in');
       return 'next';
     }
     const { ctx, deps } = this;
@@ -275,6 +350,7 @@ export class V1Conn {
     const w = this.window;
     if (w.behind) return;
     if (this.outputBlocked || !w.fits(bytes)) {
+      if (!this.outputBlocked) w.blocked(bytes);
       w.behind = true;
       return;
     }
@@ -299,6 +375,7 @@ export class V1Conn {
         continue;
       }
       if (!w.fits(it.bytes)) {
+        w.blocked(it.bytes);
         stopped = true;
         break;
       }
@@ -324,9 +401,13 @@ export class V1Conn {
     this.fetchIfBehind();
   }
 
-  /** A notice: written only while the client keeps up (notices are the first to drop). */
-  notice(rec: Notice): void {
-    if (this.outputBlocked || this.link.bufferedBytes() > NOTICE_DROP_BUFFERED_BYTES) return;
+  /**
+   * A notice. A live one is written only while the client keeps up (notices are the first to
+   * drop); one kept while the user was offline has left storage already and is written (there
+   * are at most receipt_inbox_cap of them per login).
+   */
+  notice(rec: Notice, stored: boolean): void {
+    if (!stored && (this.outputBlocked || this.link.bufferedBytes() > NOTICE_DROP_BUFFERED_BYTES)) return;
     this.write(v1NoticeFrame(rec));
   }
 
@@ -377,6 +458,15 @@ export class V1Conn {
   }
 }
 
+/**
+ * Input a connection may queue while its reading is held: the acceptor's backlog plus a largest
+ * packet's worth of frames already on their way (two input caps), beyond which the client is
+ * not a paused link's in-flight input but a flood.
+ */
+function queuedInputLimit(maxInputBufferBytes: number): number {
+  return 2 * maxInputBufferBytes + INPUT_BACKLOG_BYTES;
+}
+
 function loginText(code: keyof typeof LOGIN_TEXT): Uint8Array {
   const t = LOGIN_TEXT[code];
   const out = new Uint8Array(t.length);
@@ -411,6 +501,9 @@ const behaviour: StateMachine.Behaviour<State, V1Conn, Args> = {
         case TOKEN_EXPIRY:
           c.refuse('token_expired');
           return c.close('normal');
+        case REQUEST_DEADLINE:
+          c.requestDeadline();
+          return c.pump(state);
       }
     }
     return KEEP;
@@ -425,8 +518,7 @@ function info(ev: unknown, state: State, c: V1Conn): Result {
   const m = ev as Incoming;
   switch (m.t) {
     case 'link_data':
-      c.decoder.push(m.bytes);
-      return c.pump(state);
+      return c.input(m.bytes) ? c.pump(state) : c.overflow();
     case 'link_drain':
       c.drained();
       return c.pump(state);
@@ -439,7 +531,7 @@ function info(ev: unknown, state: State, c: V1Conn): Result {
       c.page(m.items, m.more);
       return c.keep();
     case 'notice':
-      c.notice(m.rec);
+      c.notice(m.rec, m.stored);
       return c.keep();
     case 'route_refused':
       c.refuse(m.code);

@@ -58,7 +58,7 @@ export function dispatchV1(c: V1Conn, p: ClientPacket): Step {
   const { ctx, deps } = c;
   switch (p.op) {
     case 'login':
-      c.refuse('already_logged_in');
+      c.refuseRequest('already_logged_in');
       return 'next';
     case 'send':
       return charge(c, me, 1) ?? (route(c, p.target, { k: 'direct', from: me, body: p.msg, format: 'opaque' }), 'next');
@@ -81,7 +81,7 @@ export function dispatchV1(c: V1Conn, p: ClientPacket): Step {
       const wait = charge(c, me, 1);
       if (wait !== null) return wait;
       const check = checkCborContent(p.cbor);
-      if (check !== 'ok') c.refuse(check);
+      if (check !== 'ok') c.refuseRequest(check);
       else route(c, p.target, { k: 'direct', from: me, body: p.cbor, format: 'cbor' });
       return 'next';
     }
@@ -89,7 +89,7 @@ export function dispatchV1(c: V1Conn, p: ClientPacket): Step {
       const wait = charge(c, me, 1);
       if (wait !== null) return wait;
       const check = checkCborContent(p.header);
-      if (check !== 'ok') c.refuse(check);
+      if (check !== 'ok') c.refuseRequest(check);
       else route(c, p.recipient, { k: 'e2ee', from: me, header: p.header, ciphertext: p.ciphertext });
       return 'next';
     }
@@ -114,7 +114,7 @@ export function dispatchV1(c: V1Conn, p: ClientPacket): Step {
         c.replies.now(encodePrekeyResponseFrame(prekeyStatusMap('error', u.code)));
         return 'next';
       }
-      GenServer.cast(ctx, deps.keys, { t: 'upload', user: c.meKey, upload: u.upload, replyTo: ctx.self, tag: c.replies.open() } satisfies KeyDirectoryRequest);
+      GenServer.cast(ctx, deps.keys, { t: 'upload', user: c.meKey, upload: u.upload, replyTo: ctx.self, tag: c.openRequest() } satisfies KeyDirectoryRequest);
       return 'next';
     }
     case 'fetch_prekeys': {
@@ -124,11 +124,11 @@ export function dispatchV1(c: V1Conn, p: ClientPacket): Step {
         c.replies.now(encodePrekeyResponseFrame(prekeyStatusMap('error', 'rate_limited')));
         return 'next';
       }
-      GenServer.cast(ctx, deps.keys, { t: 'fetch', target: userKey(p.user), replyTo: ctx.self, tag: c.replies.open() } satisfies KeyDirectoryRequest);
+      GenServer.cast(ctx, deps.keys, { t: 'fetch', target: userKey(p.user), replyTo: ctx.self, tag: c.openRequest() } satisfies KeyDirectoryRequest);
       return 'next';
     }
     case 'group_create':
-      GenServer.cast(ctx, deps.groups, { t: 'create', user: c.meKey, name: p.name, replyTo: ctx.self, tag: c.replies.open() } satisfies GroupsRequest);
+      GenServer.cast(ctx, deps.groups, { t: 'create', user: c.meKey, name: p.name, replyTo: ctx.self, tag: c.openRequest() } satisfies GroupsRequest);
       return 'next';
     case 'group_leave':
     case 'group_roster':
@@ -150,7 +150,7 @@ export function dispatchV1(c: V1Conn, p: ClientPacket): Step {
           return 'next';
         }
       }
-      const base = { user: c.meKey, gid, replyTo: ctx.self, tag: c.replies.open() };
+      const base = { user: c.meKey, gid, replyTo: ctx.self, tag: c.openRequest() };
       const req: GroupsRequest =
         p.op === 'group_leave'
           ? { t: 'leave', ...base }

@@ -5,6 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DEFAULT_CONFIG, layerFromEnv, resolveConfig } from '../../server/NodeConfig.js';
+import { DEV_WS_ALLOWED_ORIGINS, LISTENER_DEFAULTS } from '../../edge/listeners/ListenerSettings.js';
 
 const SECRET = 'x'.repeat(40);
 
@@ -84,4 +85,80 @@ test('dev mode with a secret turns auth on by default', () => {
 
 test('the defaults record is frozen', () => {
   assert.ok(Object.isFrozen(DEFAULT_CONFIG));
+});
+
+// ---------------------------------------------------------------------------------------------
+// Listener keys (declared in edge/listeners/ListenerSettings.ts)
+
+/** The problems of a config that should be refused, as [key, message] pairs. */
+function refused(layer: Record<string, unknown>): Array<[string, string]> {
+  const r = resolveConfig([['file', layer]]);
+  assert.ok(!r.ok, 'expected the config to be refused');
+  return r.problems.map((p) => [p.key, p.message]);
+}
+
+test('the listener keys default to their declared values, and the WebSocket limits are sized in KiB', () => {
+  const r = resolveConfig([]);
+  assert.ok(r.ok);
+  for (const [k, v] of Object.entries(LISTENER_DEFAULTS)) assert.deepEqual(r.config[k as keyof typeof LISTENER_DEFAULTS], v, k);
+  assert.equal(r.config.ws_output_high_water_bytes, 256 * 1024);
+  assert.equal(r.config.ws_output_limit_bytes, 768 * 1024);
+  assert.equal(r.config.ws_paused_input_limit_bytes, 1024 * 1024 + 1024 + 256 * 1024);
+  assert.deepEqual(r.config.ws_allowed_origins, DEV_WS_ALLOWED_ORIGINS);
+  assert.equal(r.config.tls_client_auth, 'none');
+});
+
+test('production mode allows no browser origin unless ws_allowed_origins is set, and warns about *', () => {
+  const quiet = resolveConfig([['file', { mode: 'production', jwt_secret: SECRET }]], () => false);
+  assert.ok(quiet.ok);
+  assert.deepEqual(quiet.config.ws_allowed_origins, []);
+  const set = resolveConfig([['file', { mode: 'production', jwt_secret: SECRET, ws_allowed_origins: 'https://chat.example.com' }]], () => false);
+  assert.ok(set.ok);
+  assert.deepEqual(set.config.ws_allowed_origins, ['https://chat.example.com']);
+  const env = resolveConfig([['env', layerFromEnv({ IRIS_MODE: 'production', IRIS_JWT_SECRET: SECRET, IRIS_WS_ALLOWED_ORIGINS: 'https://a.example, http://localhost:*' })]], () => false);
+  assert.ok(env.ok);
+  assert.deepEqual(env.config.ws_allowed_origins, ['https://a.example', 'http://localhost:*']);
+  const star = resolveConfig([['file', { mode: 'production', jwt_secret: SECRET, ws_allowed_origins: ['*'] }]], () => false);
+  assert.ok(star.ok);
+  assert.ok(star.warnings.some((w) => w.startsWith('ws_allowed_origins is *')));
+});
+
+test('a malformed ws_allowed_origins entry is refused naming the entry and the syntax', () => {
+  assert.deepEqual(refused({ ws_allowed_origins: ['http://localhost:*', 'chat.example.com'] }), [
+    [
+      'ws_allowed_origins',
+      "ws_allowed_origins: 'chat.example.com' is not an origin: write scheme://host, scheme://host:port or scheme://host:* (no path, no trailing slash); separate entries with commas, e.g. https://chat.example.com, http://localhost:*",
+    ],
+  ]);
+});
+
+test('client certificates need a CA file and TLS; user matching needs client certificates', () => {
+  assert.deepEqual(refused({ tls_client_auth: 'required', tls_cert_file: 'c.pem', tls_key_file: 'k.pem' }), [
+    ['tls_client_ca_file', 'tls_client_ca_file: required when tls_client_auth is required; set it to the PEM file of the CA that signs client certificates, or set tls_client_auth=none'],
+  ]);
+  assert.deepEqual(refused({ tls_client_auth: 'optional', tls_client_ca_file: 'ca.pem' }), [
+    ['tls_client_auth', 'tls_client_auth: optional needs TLS on the client ports; set tls_cert_file and tls_key_file, or set tls_client_auth=none'],
+  ]);
+  assert.deepEqual(refused({ tls_client_cert_user_match: true }), [
+    ['tls_client_cert_user_match', 'tls_client_cert_user_match: needs client certificates; set tls_client_auth=required (or optional), or turn the match off'],
+  ]);
+  const ok = resolveConfig([['file', { tls_client_auth: 'required', tls_client_ca_file: 'ca.pem', tls_cert_file: 'c.pem', tls_key_file: 'k.pem', tls_client_cert_user_match: 'true' }]]);
+  assert.ok(ok.ok);
+  assert.equal(ok.config.tls_client_cert_user_match, true);
+  assert.deepEqual(refused({ tls_client_auth: 'sometimes' }), [['tls_client_auth', "tls_client_auth (from file): must be one of none, optional, required, got 'sometimes'"]]);
+});
+
+test('ws_idle_timeout_s outside what uWS accepts (8..960 s) is refused rather than abort the process', () => {
+  assert.deepEqual(refused({ ws_idle_timeout_s: 4 }), [['ws_idle_timeout_s', 'ws_idle_timeout_s (from file): must be at least 8, got 4']]);
+  assert.deepEqual(refused({ ws_idle_timeout_s: 0 }), [['ws_idle_timeout_s', 'ws_idle_timeout_s (from file): must be at least 8, got 0']]);
+  assert.deepEqual(refused({ ws_idle_timeout_s: 961 }), [['ws_idle_timeout_s', 'ws_idle_timeout_s (from file): must be at most 960, got 961']]);
+});
+
+test('WebSocket limits that contradict each other are refused with the relation to keep', () => {
+  assert.deepEqual(refused({ ws_output_limit_bytes: 256 * 1024 }), [
+    ['ws_output_limit_bytes', 'ws_output_limit_bytes: must be above ws_output_high_water_bytes (262144); the default leaves 512 KiB between them'],
+  ]);
+  assert.deepEqual(refused({ ws_paused_input_limit_bytes: 64 * 1024 }), [
+    ['ws_paused_input_limit_bytes', 'ws_paused_input_limit_bytes: must be at least ws_max_frame_bytes (1049600), or one large frame from a paused client closes its link'],
+  ]);
 });

@@ -148,10 +148,14 @@ test('a revoked token is refused at login once the revoke is answered, also afte
     const revoked = await tokenFor('alice', 'alice-phone-1');
     const other = await tokenFor('alice', 'alice-laptop-1');
     assert.equal(await login(t, 'alice', revoked), 'login_ok', 'before the revocation');
+    const live = clients[clients.length - 1]!;
     const exp = Math.floor(Date.now() / 1000) + 600;
     const a = await admin(t, 'POST', '/admin/tokens/revoke', { body: { jti: 'alice-phone-1', exp } });
     assert.equal(a.status, 200);
-    assert.deepEqual(a.json, { jti: 'alice-phone-1', outcome: 'revoked', revoked_until_ms: exp * 1000 + 60_000, sessions_ended: 0 });
+    assert.deepEqual(a.json, { jti: 'alice-phone-1', outcome: 'revoked', revoked_until_ms: exp * 1000 + 60_000, sessions_ended: 1 });
+    // The session holding the token ends at once, told why.
+    assert.deepEqual(await live.next(), { kind: 'error', reason: 'token_revoked' });
+    await live.closedByServer();
     const again = await admin(t, 'POST', '/admin/tokens/revoke', { body: { jti: 'alice-phone-1', exp } });
     assert.equal(again.json['outcome'], 'already_revoked');
     const dead = await admin(t, 'POST', '/admin/tokens/revoke', { body: { jti: 'long-gone', exp: Math.floor(Date.now() / 1000) - 3600 } });

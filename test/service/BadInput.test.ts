@@ -9,6 +9,7 @@ import { once } from 'node:events';
 import { get as httpGet } from 'node:http';
 import fc from 'fast-check';
 import WebSocket from 'ws';
+import { LISTENER_DEFAULTS } from '../../edge/listeners/ListenerSettings.js';
 import { startTestNode, type TestNode } from '../support/irisNode.js';
 import { V1TestClient, text, utf8 } from '../support/V1TestClient.js';
 import {
@@ -426,11 +427,11 @@ test('a text WebSocket frame closes only that WebSocket, with 1003 "binary frame
   bystander.ack(f.msgId);
 });
 
-test('a WebSocket message over the 2 MiB frame limit closes only that WebSocket', async () => {
+test('a WebSocket message over the frame limit (ws_max_frame_bytes) closes only that WebSocket', async () => {
   const bystander = await clients.user('wsbig-bystander', 'ws');
   const ws = await rawWs();
   const closed = once(ws, 'close');
-  ws.send(fill(2 * MiB + 1, 0x02));
+  ws.send(fill(LISTENER_DEFAULTS.ws_max_frame_bytes + 1, 0x02));
   const [code] = (await closed) as [number, Buffer];
   // uWS drops the socket (1006, no close frame) when a message exceeds maxPayloadLength; 1009 would be the polite form.
   assert.ok(code === 1006 || code === 1009, `close code ${code}`);

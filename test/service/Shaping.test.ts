@@ -4,32 +4,14 @@
  * message of a burst arrives, in order, and the connection stays open; a BATCH_SEND costs one
  * token per contained message. Real node, real sockets.
  */
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startTestNode, type TestNode } from '../support/irisNode.js';
-import { V1TestClient, utf8 } from '../support/V1TestClient.js';
+import { serviceFixture } from '../support/serviceFixture.js';
+import { utf8 } from '../support/V1TestClient.js';
 import { encodeBatchSendPacket, encodeSendPacket } from '../../edge/protocol/V1Encoder.js';
 import { EDGE_DEFAULTS } from '../../edge/EdgeSettings.js';
 
-const nodes: TestNode[] = [];
-const clients: V1TestClient[] = [];
-after(async () => {
-  for (const c of clients) c.close();
-  for (const n of nodes) await n.stop();
-});
-
-async function node(overrides: Record<string, unknown> = {}): Promise<TestNode> {
-  const n = await startTestNode(overrides);
-  nodes.push(n);
-  return n;
-}
-
-async function user(n: TestNode, name: string): Promise<V1TestClient> {
-  const c = await V1TestClient.tcp(n.node.tcpPort);
-  clients.push(c);
-  assert.equal((await c.login(name)).kind, 'login_ok');
-  return c;
-}
+const { node, user } = serviceFixture();
 
 function concat(parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));

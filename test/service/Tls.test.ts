@@ -4,7 +4,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { connect as tlsConnect } from 'node:tls';
 import { connect as netConnect } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -14,15 +13,9 @@ import WebSocket from 'ws';
 import { startTestNode } from '../support/irisNode.js';
 import { encodeLoginPacket } from '../../edge/protocol/V1Encoder.js';
 import { utf8 } from '../support/V1TestClient.js';
+import { selfSigned } from '../support/TestPki.js';
 
 const LOGIN_OK = [0x03, ...utf8('LOGIN_OK')];
-
-function selfSigned(dir: string): { cert: string; key: string } {
-  const cert = join(dir, 'cert.pem');
-  const key = join(dir, 'key.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost'], { stdio: 'ignore' });
-  return { cert, key };
-}
 
 test('v1 over TLS and WSS logs in; plaintext on the TLS port is refused', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'iris-tls-'));

@@ -14,6 +14,8 @@ import { after, before, test, type TestContext } from 'node:test';
 import type { AppendOutcome, GetOutcome, StreamEntry, StreamSpec, StreamStore } from '../../runtime/Env.js';
 import { JetStreamStore } from '../../runtime/node/JetStreamStore.js';
 import { connectNats, type NatsTransport } from '../../runtime/node/NatsTransport.js';
+import { SimCluster } from '../../sim/SimCluster.js';
+import type { SimJetStreamOptions } from '../../sim/SimJetStream.js';
 import { NatsCluster } from './natsCluster.js';
 
 /** What the rules need from a cluster of stream servers (real nats-servers, or the simulator's). */
@@ -44,9 +46,15 @@ export interface StreamHarness {
   now(): number;
   /** Poll `probe` until it gives a value (not undefined, null or false), or throw at the deadline. */
   waitFor<T>(what: string, probe: () => Promise<T | undefined | null | false>, timeoutMs?: number): Promise<T>;
-  /** Let `ms` pass (paces retry loops; never used to wait for an outcome). */
+  /**
+   * Resolves after `ms` (paces retry loops; never used to wait for an outcome). Like a store
+   * call, it is awaited directly only inside a promise the rule hands to `settle`.
+   */
   idle(ms: number): Promise<void>;
-  /** Await `p` (the simulator runs its world until it settles). */
+  /**
+   * Await `p` (the simulator runs its world until it settles). Rules await store calls through
+   * it, except inside an async function whose own promise goes to `settle`.
+   */
   settle<T>(p: Promise<T>): Promise<T>;
   close(): Promise<void>;
 }
@@ -142,9 +150,7 @@ export function streamRules(make: () => Promise<StreamHarness> | StreamHarness):
 
   /** Append until acked, always with the same Msg-Id: the way to settle an append whose outcome is unknown. */
   const settleById = (stream: string, subject: string, id: string): Promise<{ seq: number; duplicate: boolean }> => {
-    let attempts = 0;
     return h.waitFor(`${id} settled`, async () => {
-      if (++attempts > 1) await h.idle(RETRY_PACE_MS);
       const r = await append(any, stream, subject, id, { msgId: id, timeoutMs: FAULT_APPEND_TIMEOUT_MS });
       return r.ok ? { seq: r.seq, duplicate: r.duplicate } : undefined;
     }, ELECTION_DEADLINE_MS);
@@ -604,6 +610,65 @@ export async function natsStreamHarness(): Promise<NatsStreamHarness> {
       for (const t of transports) await t.close();
       await cluster.stopAll();
     },
+  };
+  return h;
+}
+
+// ---- the simulator's model ------------------------------------------------------------------
+
+/** Virtual ms a `settle` may run before it is a failure (longer than any rule's deadline). */
+const SIM_SETTLE_MS = 120_000;
+/** Virtual ms between two probes of `waitFor`. */
+const SIM_POLL_MS = 25;
+
+/**
+ * The JetStream model (sim/SimJetStream.ts) in virtual time: 3 simulated servers, one node on
+ * each (the pinned stores) and one more on the first server (the store that uses any server).
+ */
+export async function simStreamHarness(seed = 7, jetstream: SimJetStreamOptions = {}): Promise<StreamHarness> {
+  const c = new SimCluster({ seed, nodes: 4, servers: 3, jetstream });
+  const js = c.jetstream!;
+  c.start();
+  await c.waitFor('the JetStream API', () => js.apiReady(), SIM_SETTLE_MS);
+  const down = new Set<number>();
+  const h: StreamHarness = {
+    kind: 'sim',
+    servers: c.servers.length,
+    async store(server) {
+      const name = server === undefined ? 'n3' : `n${server}`;
+      return c.node(name).env!.streams!;
+    },
+    async streamLeader(stream) {
+      const l = js.leaderOf(stream);
+      return l === null ? null : c.servers.indexOf(l);
+    },
+    async replicasCurrent(stream) {
+      const v = js.replicas(stream);
+      return js.leaderOf(stream) !== null && v.length === c.servers.length && v.every((r) => r.lastSeq === v[0]!.lastSeq && r.applied === v[0]!.applied);
+    },
+    async kill(i) {
+      c.killServer(c.servers[i]!);
+      down.add(i);
+    },
+    async restart(i) {
+      c.restartServer(c.servers[i]!);
+      down.delete(i);
+      await c.run(SIM_POLL_MS);
+    },
+    running: (i) => !down.has(i),
+    now: () => c.now,
+    async waitFor(what, probe, timeoutMs = 10_000) {
+      const deadline = c.now + timeoutMs;
+      for (;;) {
+        const v = await probe();
+        if (v !== undefined && v !== null && v !== false) return v;
+        if (c.now >= deadline) throw new Error(`timed out after ${timeoutMs} virtual ms waiting for ${what}`);
+        await c.run(SIM_POLL_MS);
+      }
+    },
+    idle: (ms) => new Promise((resolve) => c.world.after(ms, 'rule_idle', () => resolve())),
+    settle: (p) => c.settle(p, SIM_SETTLE_MS),
+    async close() {},
   };
   return h;
 }

@@ -102,7 +102,8 @@ export class FrameStream<R, Code extends string> {
       return;
     }
     // Checked before appending: a chunk may complete a legal frame and start the next one.
-    if (held > this.limit()) {
+    // A strict cap admits no such exception: nothing beyond it is ever copied in.
+    if (held > this.limit() || (this.strict && held + bytes.length - from > this.cap)) {
       this.overflowed = true;
       this.own = EMPTY;
       this.ownStart = 0;
@@ -155,7 +156,10 @@ export class FrameStream<R, Code extends string> {
       return { kind: 'error', code: out.code as Code, skip: out.size, fatal: false, opcode: out.opcode };
     }
     this.pendingTotal = out.total;
-    if (src === this.lent) this.absorbLent();
+    if (src === this.lent) {
+      if (this.strict && end - start > this.cap) return this.fail(this.overflowCode, null);
+      this.absorbLent();
+    }
     if (this.ownEnd - this.ownStart > this.limit()) return this.fail(this.overflowCode, null);
     return NEED_MORE;
   }
