@@ -2,10 +2,12 @@
  * `npm run bench -- <suite>`: runs one bench suite and writes bench/results/<suite>.json.
  * Suites: runtime (actor runtime vs Erlang/OTP), service (v1 service processes vs uWS echo and raw
  * LMDB), sim (deterministic simulator speed), distribution (cross-node messaging vs raw NATS,
- * round trips, node-down detection).
+ * round trips, node-down detection), jetstream (acknowledged appends/s on an R3 stream, leader
+ * failover pause).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { distributionBench } from './distribution.js';
+import { jetstreamBench } from './jetstream.js';
 import { runtimeBench } from './runtime.js';
 import { serviceBench } from './service.js';
 import { simBench } from './sim.js';
@@ -15,6 +17,7 @@ const SUITES: Record<string, () => Promise<object>> = {
   service: serviceBench,
   sim: simBench,
   distribution: distributionBench,
+  jetstream: jetstreamBench,
 };
 
 async function main(): Promise<void> {

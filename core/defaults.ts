@@ -66,3 +66,5 @@ export const MOVE_MAX_LAG_ENTRIES = 64;
 export const PRESENCE_SNAPSHOT_CHUNK = 2_000;
 /** A presence snapshot request gives up after this long. */
 export const PRESENCE_SNAPSHOT_TIMEOUT_MS = 2_000;
+/** Reads of a control record that a compare-and-append was told is a duplicate (a lagging replica may not have it yet). */
+export const CONTROL_DUPLICATE_READS = 5;

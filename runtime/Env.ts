@@ -210,31 +210,52 @@ export const silentLogger: Logger = {
  *   the entry is refused (`wrong_last_msg_id`) unless the stream's last entry carries that
  *   Msg-Id. A chain of ids `<epoch>.<n>` with each entry expecting `<epoch>.<n-1>` fences a
  *   stale writer even while it pipelines: once a new writer's `<epoch+1>.0` marker is in, no
- *   entry of the old chain is accepted. `expectLastSubjectSeq` (the last seq on the entry's
- *   subject) is a safe compare-and-append for one entry at a time, never for a pipeline.
+ *   entry of the old chain is accepted.
+ * - **Compare-and-append.** `expectLastSeq` (the stream's last seq) is checked at apply: of
+ *   racing appends expecting the same seq exactly one wins, the others answer `wrong_last_seq`
+ *   (it does not fence a pipelining writer: its later entries line up again). On nats-server
+ *   2.9.10 `expectLastSubjectSeq` is checked at apply only for 0 ("no entry on the subject
+ *   yet": of racing appends exactly one wins); a seq > 0 is checked only when the leader
+ *   takes the entry in, against entries already applied, so racing appends expecting the same
+ *   seq > 0 can **all** win (measured: several winners in every round; fixed in 2.11). It
+ *   refuses a writer whose read is stale, never a concurrent one. For a compare-and-append on
+ *   a subject, add a Msg-Id that names the new state (for example `<subject>.<epoch>`): racing
+ *   writers then produce one entry, and a writer answered `duplicate: true` reads the entry at
+ *   that seq to learn whether it is its own.
  * - **Dedup.** An append whose `msgId` was already accepted within the stream's duplicate
  *   window answers `{ok: true, duplicate: true}` with the earlier seq and adds nothing: the way
- *   to retry an append whose outcome is unknown.
+ *   to retry an append whose outcome is unknown. The Msg-Id is checked before any expectation,
+ *   so re-sending an entry exactly as first sent answers `duplicate` even after the stream
+ *   moved on. Racing appends with one Msg-Id add one entry.
  * - **Unavailable fast or slow.** Without a stream leader (an election, 4–9 s; a minority)
  *   an append answers `unavailable` quickly or `timeout` after `timeoutMs`; callers must not
- *   make clients wait on it (the partition guard refuses writes before that).
+ *   make clients wait on it (the partition guard refuses writes before that). `unavailable`
+ *   means nothing was appended. After a `timeout` the entry may still land, even much later: a
+ *   leader cut off from its quorum keeps it and commits it when the quorum is back (measured on
+ *   2.9.10); settle it by appending again with the same Msg-Id within the window, never by
+ *   reading (a read that misses proves nothing, see below).
  * - **Reads without consumers.** `get` reads one entry by sequence from any replica (direct
- *   get), also the next one at or after a sequence, or the last one on a subject; `info` gives
- *   the first and last sequence. No consumer is ever created (each would be a Raft group, and
- *   creating one needs the JetStream meta leader, which is itself re-elected after a crash).
+ *   get), also the next one at or after a sequence, or the last one on a subject; it needs
+ *   neither the stream leader nor the meta leader, so it answers during an election and on a
+ *   minority. A replica may lag the leader by a few milliseconds: an entry acked a moment ago
+ *   can be `not_found` (about 1 read in 14 right after an ack, measured) and `lastOnSubject`
+ *   can give an older entry; an entry found is always the one acked at that seq. `info` gives
+ *   the first and last sequence from the stream leader (so it is `timeout` without one). No
+ *   consumer is ever created (each would be a Raft group, and creating one needs the
+ *   JetStream meta leader, which is itself re-elected after a crash).
  * - **Stream creation** (`ensureStream`) needs the JetStream API and may fail while the meta
  *   leader is elected: done at bootstrap, never on the failover path.
  */
 export interface StreamStore {
   /** Create the stream if it does not exist (idempotent for the same spec). */
   ensureStream(spec: StreamSpec): Promise<StreamOutcome<{ created: boolean }>>;
-  /** Append one entry to `stream` on `subject` (which the stream captures). */
+  /** Append one entry to `stream` on `subject` (a subject another stream captures is a caller bug: rejects). */
   append(stream: string, subject: string, data: Uint8Array, opts?: AppendOptions): Promise<AppendOutcome>;
-  /** The entry at `seq`; with `next`, the first entry at or after `seq` (on `subject` if given). */
+  /** The entry at `seq`; with `next`, the first entry at or after `seq` (on `subject` if given; `subject` is ignored without `next`). */
   get(stream: string, seq: number, opts?: { next?: boolean; subject?: string; timeoutMs?: number }): Promise<GetOutcome>;
   /** The last entry on `subject`. */
   lastOnSubject(stream: string, subject: string, timeoutMs?: number): Promise<GetOutcome>;
-  /** First and last sequence (0 and 0 for an empty stream; firstSeq > lastSeq after a purge). */
+  /** First and last sequence (0 and 0 for an empty stream; firstSeq > lastSeq after a purge); `invalid` when there is no such stream. */
   info(stream: string, timeoutMs?: number): Promise<StreamOutcome<{ firstSeq: number; lastSeq: number }>>;
 }
 
@@ -248,7 +269,10 @@ export interface StreamSpec {
   duplicateWindowMs: number;
   /** Entries older than this are dropped (0: kept until removed otherwise). */
   maxAgeMs?: number;
-  /** Largest entry accepted. */
+  /**
+   * Largest entry accepted, counting its data and the headers that carry its Msg-Id and
+   * expectations (JetStream's max_msg_size counts both; they take 30–150 bytes): leave room.
+   */
   maxEntryBytes?: number;
 }
 
@@ -257,8 +281,10 @@ export interface AppendOptions {
   msgId?: string;
   /** Nats-Expected-Last-Msg-Id: refuse unless the stream's last entry has this Msg-Id. */
   expectLastMsgId?: string;
-  /** Nats-Expected-Last-Subject-Sequence: refuse unless the last entry on `subject` has this seq (0: none). */
+  /** Nats-Expected-Last-Subject-Sequence: refuse unless the last entry on `subject` has this seq (0: none); racy for > 0, see above. */
   expectLastSubjectSeq?: number;
+  /** Nats-Expected-Last-Sequence: refuse unless the stream's last entry has this seq (0: empty stream). */
+  expectLastSeq?: number;
   /** Give up waiting for the ack after this long (the outcome is then unknown: retry with the same msgId). */
   timeoutMs?: number;
 }
@@ -272,6 +298,8 @@ export type AppendFailure =
   | 'wrong_last_msg_id'
   /** `expectLastSubjectSeq` did not match: the subject moved on (a compare-and-append lost). */
   | 'wrong_last_subject_seq'
+  /** `expectLastSeq` did not match: the stream moved on (a compare-and-append lost). */
+  | 'wrong_last_seq'
   /** No stream leader answered (no responders, no quorum): nothing was appended. */
   | 'unavailable'
   /** No ack in time: the entry may or may not be in (retry with the same msgId). */

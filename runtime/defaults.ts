@@ -52,3 +52,16 @@ export const NATS_PING_INTERVAL_MS = 5_000;
 export const GLOBAL_LOCK_DEADLINE_MS = 3_000;
 /** Upper bound of the random pause before a registration retries a contended lock. */
 export const GLOBAL_LOCK_BACKOFF_MS = 40;
+
+// ---- replicated logs (runtime/node/JetStreamStore.ts, the Env's StreamStore) -------------
+
+/** How long an append waits for its ack when the caller gives no timeoutMs (JetStream's client default). */
+export const STREAM_APPEND_TIMEOUT_MS = 5_000;
+/** How long a direct get or a stream info waits for an answer when the caller gives none. */
+export const STREAM_READ_TIMEOUT_MS = 2_000;
+/** How long a stream create/validate waits for the JetStream API (the meta leader) before `timeout`. */
+export const STREAM_API_TIMEOUT_MS = 5_000;
+/** Servers holding a copy of each stream in production (R3: survives the loss of one). */
+export const STREAM_REPLICAS = 3;
+/** Msg-Id duplicate window of a stream (JetStream's default; retries of unknown outcomes must land within it). */
+export const STREAM_DUPLICATE_WINDOW_MS = 120_000;

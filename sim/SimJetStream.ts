@@ -26,8 +26,9 @@
  *   restarts with everything; an OS crash or power loss (`os`) goes back to the last sync,
  *   so a server restarts with less and catches up from the leader, and two such crashes
  *   within the sync interval can lose acknowledged entries. Term and vote are assumed durable.
- * - **KV update race** (`kvUpdateRace`): with it, a non-zero `expectLastSubjectSeq` is checked
- *   only by the leader before proposing, so racing compare-and-sets can both win (2.9.10).
+ * - **KV update race** (`kvUpdateRace`, on by default as in 2.9.10, measured on the installed
+ *   server): a non-zero `expectLastSubjectSeq` is checked only by the leader before proposing,
+ *   so racing compare-and-sets can both win. Off models the check at apply (2.11).
  *
  * Everything is deterministic from the world's seed and runs on its event queue.
  */
@@ -62,7 +63,7 @@ export interface SimJetStreamOptions {
   requestTimeoutMs?: number;
   /** Most entries one Raft append message carries. */
   maxEntriesPerAppend?: number;
-  /** Model nats-server 2.9.10's KV update race (leader-only pre-check of a non-zero expected subject sequence). */
+  /** nats-server 2.9.10's KV update race (leader-only pre-check of a non-zero expected subject sequence); default true, as measured. */
   kvUpdateRace?: boolean;
 }
 
@@ -78,7 +79,7 @@ export const SIM_JETSTREAM_DEFAULTS: SimJetStreamConfig = {
   syncIntervalMs: 120_000,
   requestTimeoutMs: 5_000,
   maxEntriesPerAppend: 1_024,
-  kvUpdateRace: false,
+  kvUpdateRace: true,
 };
 
 /** The Raft group name of the meta group. */
@@ -271,6 +272,11 @@ export class SimJetStream {
         return;
       }
       default: {
+        if (req.type === 'info' && !js.assignments.has(req.stream) && js.meta.leader !== null) {
+          // nats-server: the meta leader answers the info of a stream it never assigned (10059).
+          this.answer(at, reply, { ok: false, reason: 'invalid', message: `no stream ${req.stream}` });
+          return;
+        }
         const holders: string[] = [];
         for (const other of this.live.values()) if (other.streams.has(req.stream) && this.nats.believesRoute(at, other.name)) holders.push(other.name);
         if (holders.length === 0) {
@@ -343,6 +349,7 @@ export class SimJetStream {
       msgId: o.msgId ?? null,
       expectLastMsgId: o.expectLastMsgId,
       expectLastSubjectSeq: o.expectLastSubjectSeq,
+      expectLastSeq: o.expectLastSeq,
       subjectSeqPrechecked: prechecked,
       ts: now,
       reply,

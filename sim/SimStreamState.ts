@@ -29,6 +29,8 @@ export interface StreamAppend {
   readonly msgId: string | null;
   readonly expectLastMsgId: string | undefined;
   readonly expectLastSubjectSeq: number | undefined;
+  /** Nats-Expected-Last-Sequence: checked at apply against the stream's last seq (safe when racing). */
+  readonly expectLastSeq: number | undefined;
   /** The leader already checked `expectLastSubjectSeq` before proposing (the 2.9.10 race). */
   readonly subjectSeqPrechecked: boolean;
   /** The leader's clock when it proposed: the entry's timestamp (dedup window, max age). */
@@ -66,6 +68,9 @@ export class SimStreamState {
     if (e.msgId !== null) {
       const d = this.dedup.get(e.msgId);
       if (d !== undefined) return { ok: true, seq: d.seq, duplicate: true };
+    }
+    if (e.expectLastSeq !== undefined && e.expectLastSeq !== this.lastSeq) {
+      return { ok: false, reason: 'wrong_last_seq', message: `last sequence is ${this.lastSeq}, expected ${e.expectLastSeq}` };
     }
     if (e.expectLastSubjectSeq !== undefined && !e.subjectSeqPrechecked) {
       const last = this.lastBySubject.get(e.subject) ?? 0;

@@ -5,10 +5,16 @@
  * Records (JSON, so an operator can read them with any NATS tool):
  * - `…ctl.config`: `{shardGroups}`, written once, by the first node, with `expectLastSubjectSeq: 0`;
  * - `…ctl.group.<g>`: `{group, epoch, owner, ownerIncarnation, standbys, successor, reason}`,
- *   the last one is the group's state. A record is only ever written by compare-and-append
- *   (`expectLastSubjectSeq` = the sequence of the record the writer read), so of two racing
- *   writers exactly one wins; its epoch is the previous one + 1 (1 for the first, written with
- *   `expectLastSubjectSeq: 0`). `successor` names the node a hand-off is under way to;
+ *   the last one is the group's state. A record is only ever written by compare-and-append:
+ *   `expectLastSubjectSeq` = the sequence `s` of the record the writer read, and the Msg-Id
+ *   `<subject>@<s>` ("the record after s"), so of two racing writers exactly one wins. Both are
+ *   needed on nats-server 2.9.10: `expectLastSubjectSeq` > 0 refuses a writer whose read is
+ *   stale but lets concurrent appends expecting the same `s` all in (measured:
+ *   test/runtime/JetStreamStore.test.ts), while racing writers send the same Msg-Id, so one
+ *   entry lands and the others are answered `duplicate` with its seq — a writer told that reads
+ *   the entry to learn whether it is its own (a retry after a timeout) or another's (lost). The
+ *   epoch is the previous one + 1 (1 for the first, `s` = 0). `successor` names the node a
+ *   hand-off is under way to;
  * - `…ctl.drains`: the nodes (name and incarnation) being drained, written the same way.
  *
  * Every node keeps the table in memory (`OwnershipTable`): reads are local and synchronous
@@ -20,7 +26,7 @@
  * compare-and-set on nats-server 2.9).
  */
 import type { StreamStore } from '../../runtime/Env.js';
-import { STREAM_READ_TIMEOUT_MS } from '../defaults.js';
+import { CONTROL_DUPLICATE_READS, STREAM_READ_TIMEOUT_MS } from '../defaults.js';
 import type { ClusterNames } from './ClusterNames.js';
 import type { GroupAssignment } from './Placement.js';
 import { controlStreamSpec } from './ShardStream.js';
@@ -293,9 +299,33 @@ export class ControlStream {
   }
 
   private async append(subject: string, data: Uint8Array, expectSeq: number): Promise<WriteOutcome> {
-    const r = await this.streams.append(this.names.ctlStream, subject, data, { expectLastSubjectSeq: expectSeq, timeoutMs: STREAM_READ_TIMEOUT_MS });
-    if (r.ok) return r.duplicate ? { ok: false, reason: 'conflict', message: 'duplicate' } : { ok: true, seq: r.seq };
+    const r = await this.streams.append(this.names.ctlStream, subject, data, {
+      expectLastSubjectSeq: expectSeq,
+      msgId: `${subject}@${expectSeq}`,
+      timeoutMs: STREAM_READ_TIMEOUT_MS,
+    });
+    if (r.ok) return r.duplicate ? this.ownDuplicate(r.seq, data) : { ok: true, seq: r.seq };
     if (r.reason === 'wrong_last_subject_seq') return { ok: false, reason: 'conflict', message: r.message };
     return { ok: false, reason: 'unavailable', message: `${r.reason}: ${r.message}` };
   }
+
+  /**
+   * The record after the one we read is already in at `seq`: ours (an append of ours whose
+   * answer was lost) or a racing writer's. A replica a few ms behind may not have it yet, so a
+   * `not_found` is asked again; an entry that cannot be read leaves the outcome unknown.
+   */
+  private async ownDuplicate(seq: number, data: Uint8Array): Promise<WriteOutcome> {
+    for (let i = 0; i < CONTROL_DUPLICATE_READS; i++) {
+      const e = await this.streams.get(this.names.ctlStream, seq, { timeoutMs: STREAM_READ_TIMEOUT_MS });
+      if (e.ok) return sameBytes(e.entry.data, data) ? { ok: true, seq } : { ok: false, reason: 'conflict', message: `another writer's record is at ${seq}` };
+      if (e.reason !== 'not_found') return { ok: false, reason: 'unavailable', message: `${e.reason}: ${e.message}` };
+    }
+    return { ok: false, reason: 'unavailable', message: `the record at ${seq} could not be read` };
+  }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

@@ -1,8 +1,9 @@
 /**
  * The production ClusterTransport: core NATS through `@nats-io/transport-node` (v3). Connects
  * to the configured servers (credentials and TLS when given), reconnects for ever after the
- * first connection, and reports its link state. The only module that imports `@nats-io/*`;
- * sim/SimNats.ts is its twin and both pass the same rule tests (test/support/transportRules.ts).
+ * first connection, and reports its link state. With JetStreamStore (which shares its
+ * connection), the only module that imports `@nats-io/*`; sim/SimNats.ts is its twin and both
+ * pass the same rule tests (test/support/transportRules.ts).
  * It never throws at a publisher: a publish the client refuses is a lost message (at most once).
  */
 import { readFile } from 'node:fs/promises';
@@ -108,6 +109,14 @@ export class NatsTransport implements ClusterTransport {
 
   get maxPayload(): number {
     return this.nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD;
+  }
+
+  /**
+   * The NATS connection itself, for the other NATS bindings of this folder (JetStreamStore
+   * shares it rather than opening a second one). Never hand it above the Env.
+   */
+  get connection(): NatsConnection {
+    return this.nc;
   }
 
   /** The server this client is connected to now (`host:port`), for logs and tests. */

@@ -10,7 +10,8 @@
  * main thread, runtime/node/NatsTransport.ts): pids of other node processes work like local
  * ones. Worker schedulers relay envelopes for other nodes to the main thread (one port per
  * pair keeps per-pair order), which batches them per destination node. Without `cluster` the
- * node is the embedded single node, as before.
+ * node is the embedded single node, as before. A cluster node's `env.streams` is a
+ * JetStreamStore on the same NATS connection (replicated logs, runtime/node/JetStreamStore.ts).
  */
 import { availableParallelism } from 'node:os';
 import { MessageChannel, Worker } from 'node:worker_threads';
@@ -23,6 +24,7 @@ import type { Pid } from '../Pid.js';
 import type { ModuleSpec, ProcessBody, RemoteSpawnResult, SpawnOptions } from '../ProcessContext.js';
 import { Scheduler, type SchedulerMetrics } from '../Scheduler.js';
 import { DirtyPool } from './DirtyPool.js';
+import { JetStreamStore } from './JetStreamStore.js';
 import { connectNats, type NatsTlsOptions, type NatsTransport } from './NatsTransport.js';
 import { cryptoRandom, newIncarnation, newNodeIncarnation, realClock, realTimers } from './ProductionEnv.js';
 import { ThreadHost } from './ThreadHost.js';
@@ -124,7 +126,7 @@ export class RuntimeNode {
       random: cryptoRandom(),
       log: this.log,
       dirty: this.dirty,
-      ...(transport !== null ? { transport } : {}),
+      ...(transport !== null ? { transport, streams: new JetStreamStore(transport.connection, { log }) } : {}),
     };
     this.host = new ThreadHost(this.name);
     this.mainHb = new Int32Array(new SharedArrayBuffer(HB_CELLS * 4));

@@ -337,9 +337,10 @@ test('a Msg-Id chain fences a pipelining stale writer: after the new writer\'s m
   }
 });
 
-test('Expected-Last-Subject-Sequence does not fence a pipelining stale writer: its predictions line up again after one refusal, while a Msg-Id chain refuses them all', async () => {
+test('even checked at apply, Expected-Last-Subject-Sequence does not fence a pipelining stale writer: its predictions line up again after one refusal, while a Msg-Id chain refuses them all', async () => {
   const r = await replayTwice('subject-seq pipeline', async () => {
-    const w = await streamWorld(71);
+    // The check at apply (2.11) is the kinder case; 2.9.10's leader-only check fences even less.
+    const w = await streamWorld(71, { kvUpdateRace: false });
     const { c } = w;
     for (let i = 0; i < 3; i++) assert.ok((await c.settle(w.store('n0').append(STREAM, 'g.s', bytes(i), { msgId: `1.${i}` }))).ok);
     // A new writer's entry lands first (seq 4).
@@ -370,14 +371,14 @@ async function race(seed: number, jetstream: SimJetStreamOptions): Promise<{ has
   return { hash: c.traceHash(), events: c.world.events, winners, stored: w.entries(js.leaderOf(STREAM)!).length };
 }
 
-test('Expected-Last-Subject-Sequence compare-and-append: of racing writers exactly one wins each round', async () => {
-  const r = await replayTwice('cas', () => race(81, {}));
+test('with the check at apply (nats-server 2.11, the race switched off), Expected-Last-Subject-Sequence compare-and-append has exactly one winner each round', async () => {
+  const r = await replayTwice('cas', () => race(81, { kvUpdateRace: false }));
   assert.deepEqual(r.winners, Array(12).fill(1));
   assert.equal(r.stored, 12);
 });
 
-test('with the 2.9.10 KV update race switched on, racing updates with the same revision can both win (a lease built on it breaks), while creates stay safe', async () => {
-  const r = await replayTwice('kv race', () => race(81, { kvUpdateRace: true }));
+test('as in nats-server 2.9.10 (the model default), racing updates with the same revision can both win (a lease built on it breaks), while creates stay safe', async () => {
+  const r = await replayTwice('kv race', () => race(81, {}));
   assert.equal(r.winners[0], 1, 'the create (expected 0) is checked at apply: one winner');
   assert.ok(r.winners.slice(1).some((n) => n > 1), `some update round had several winners: ${r.winners.join(',')}`);
   assert.ok(r.stored > 12);

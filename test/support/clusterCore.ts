@@ -6,8 +6,8 @@
  * `crash` stops a node like SIGKILL (no goodbye, connections cut), `isolate`/`heal` cut it off
  * from NATS and back without telling it. Waits are on conditions with deadlines.
  *
- * The StreamStore is test/support/jetStreamTestStore.ts until the production binding
- * (runtime/node/JetStreamStore.ts) lands: `openTestStreamStore` is the one place to swap.
+ * The StreamStore is the production binding (runtime/node/JetStreamStore.ts) on the node's
+ * own NATS connection, as on a real node.
  */
 import { startControlPlane, type ControlPlaneHandle, type ControlPlaneSettings } from '../../core/cluster/ControlPlane.js';
 import { startGroupServices } from '../../core/cluster/GroupServices.js';
@@ -24,8 +24,8 @@ import type { ModuleSpec, ProcessBody } from '../../runtime/ProcessContext.js';
 import { Scheduler, type SchedulerHost } from '../../runtime/Scheduler.js';
 import { openLmdbStorage, type LmdbStorage } from '../../runtime/node/LmdbStorage.js';
 import { connectNats, type NatsTransport } from '../../runtime/node/NatsTransport.js';
+import { JetStreamStore } from '../../runtime/node/JetStreamStore.js';
 import { cryptoRandom, realClock, realTimers } from '../../runtime/node/ProductionEnv.js';
-import { openTestStreamStore, type TestStreamStore } from './jetStreamTestStore.js';
 import { NatsCluster } from './natsCluster.js';
 import { tempDir } from './storage.js';
 import { TcpProxy } from './tcpProxy.js';
@@ -59,7 +59,7 @@ export interface CoreClusterOptions {
 
 interface Parts {
   transport: NatsTransport;
-  streams: TestStreamStore;
+  streams: JetStreamStore;
   proxy: TcpProxy;
   dir: { remove(): void };
 }
@@ -112,7 +112,7 @@ export class CoreCluster {
     const r = await connectNats({ servers: [proxy.url], name, ignoreClusterUpdates: true, reconnectWaitMs: 50, pingIntervalMs: 60_000 });
     if (!r.ok) throw new Error(r.message);
     const transport = r.transport;
-    const streams = await openTestStreamStore([proxy.url], name);
+    const streams = new JetStreamStore(transport.connection);
     const dir = tempDir(`iris-core-${name}-`);
     const opened = openLmdbStorage({ path: dir.path, maxTables: clusterStorageTables(this.o.settings.shardGroups) });
     if (!opened.ok) throw new Error(opened.message);
@@ -178,7 +178,6 @@ export class CoreCluster {
     node.alive = false;
     await p.proxy.close();
     await p.transport.close();
-    await p.streams.close();
     await node.dist.stop();
     node.feed.stop();
     node.guard.stop();
@@ -232,7 +231,6 @@ export class CoreCluster {
       n.sched.shutdown('shutdown');
       await n.dist.stop();
       await p.transport.close();
-      await p.streams.close();
       await p.proxy.close();
       await n.storage.close();
     }

@@ -6,7 +6,7 @@
  * false`: appends answer `unavailable`, nothing is appended), an append whose answer is lost
  * (`timeout`, with the entry appended or not), and appends held back so a test decides when
  * they are processed (`hold()` / `release()`). Integration tests use real JetStream instead
- * (test/support/jetStreamTestStore.ts).
+ * (runtime/node/JetStreamStore.ts).
  */
 import type { AppendOptions, AppendOutcome, GetOutcome, StreamEntry, StreamOutcome, StreamSpec, StreamStore } from '../../runtime/Env.js';
 

@@ -71,6 +71,11 @@ async function until(what: string, cond: () => Promise<boolean>, timeoutMs: numb
   }
 }
 
+/** The part of /jsz?streams=true the stream lookups read. */
+interface Jsz {
+  account_details?: Array<{ stream_detail?: Array<{ name: string; state?: { last_seq?: number }; cluster?: { leader?: string; replicas?: Array<{ name: string; current: boolean }> } }> }>;
+}
+
 const live = new Set<ChildProcess>();
 process.once('exit', () => {
   for (const p of live) {
@@ -134,6 +139,16 @@ export class NatsCluster {
     return this.slot(i).port;
   }
 
+  /** Monitoring URL (`http://127.0.0.1:<port>`) of server `i`: /varz, /routez, /jsz. */
+  monitorUrl(i: number): string {
+    return `http://127.0.0.1:${this.slot(i).httpPort}`;
+  }
+
+  /** Server name of server `i` (`s1`, `s2`, …), as JetStream reports leaders and peers. */
+  serverName(i: number): string {
+    return this.slot(i).name;
+  }
+
   /** OS pid of server `i` (undefined when it is not running). */
   pid(i: number): number | undefined {
     return this.slot(i).proc?.pid;
@@ -195,6 +210,51 @@ export class NatsCluster {
       }
       return true;
     }, ROUTES_MS);
+  }
+
+  /**
+   * The server leading JetStream stream `stream` as a majority of the servers sees it (their
+   * /jsz); null while there is none. A restarted server may name itself leader for seconds
+   * before it knows better, so one server's word is not enough.
+   */
+  async streamLeader(stream: string): Promise<number | null> {
+    const views = await this.streamViews(stream);
+    const votes = new Map<string, number>();
+    for (const v of views) if (v.leader !== null) votes.set(v.leader, (votes.get(v.leader) ?? 0) + 1);
+    const winner = this.slots.find((s) => s.proc !== null && (votes.get(s.name) ?? 0) > this.slots.length / 2);
+    return winner === undefined ? null : winner.index;
+  }
+
+  /**
+   * True when `stream` has a leader, every running server holds it up to the leader's last
+   * sequence (by its own /jsz), and the leader counts every replica current. A direct get
+   * through a server does not prove that server holds the entry: a replica that is catching up
+   * leaves the answer to another one.
+   */
+  async streamCaughtUp(stream: string): Promise<boolean> {
+    const views = await this.streamViews(stream);
+    const leader = await this.streamLeader(stream);
+    if (leader === null) return false;
+    const lv = views.find((v) => v.server === leader);
+    if (lv === undefined || lv.lastSeq === null || lv.replicas.some((r) => !r.current)) return false;
+    return views.every((v) => v.lastSeq === lv.lastSeq);
+  }
+
+  /** Each running server's own view of `stream` (from /jsz?streams=true). */
+  async streamViews(stream: string): Promise<Array<{ server: number; leader: string | null; lastSeq: number | null; replicas: Array<{ name: string; current: boolean }> }>> {
+    const out = [];
+    for (const s of this.slots) {
+      if (s.proc === null) continue;
+      const z = (await getJson(`http://127.0.0.1:${s.httpPort}/jsz?streams=true`)) as Jsz | null;
+      const d = z?.account_details?.flatMap((a) => a.stream_detail ?? []).find((x) => x.name === stream);
+      out.push({
+        server: s.index,
+        leader: d?.cluster?.leader !== undefined && d.cluster.leader !== '' ? d.cluster.leader : null,
+        lastSeq: d?.state?.last_seq ?? null,
+        replicas: (d?.cluster?.replicas ?? []).map((r) => ({ name: r.name, current: r.current })),
+      });
+    }
+    return out;
   }
 
   /** Kill every server by pid and delete the temp directory. */
