@@ -199,15 +199,18 @@ export class CoreCluster {
     return node.plane.replicas.get(g)?.phase === 'owner' && node.sched.whereis(routerShardName(g)) !== undefined;
   }
 
-  /** Every group has a record, and its owner serves it. */
+  /** Every group served by its owner, no move under way, standbys all in place, every node agreeing. */
   settled(): boolean {
     const any = this.live[0];
     if (any === undefined) return false;
+    const standbys = Math.min(2, this.live.length - 1);
     for (const g of any.plane.groups.all()) {
-      const owner = any.plane.table.get(g)?.owner;
-      const n = this.live.find((x) => x.name === owner);
-      if (n === undefined || !this.serving(n, g)) return false;
-      for (const x of this.live) if (x.plane.table.get(g)?.epoch !== any.plane.table.get(g)?.epoch) return false;
+      const r = any.plane.table.get(g);
+      const n = this.live.find((x) => x.name === r?.owner);
+      if (r === undefined || n === undefined || !this.serving(n, g)) return false;
+      // Moves done: no hand-off under way, every standby slot filled by a live node.
+      if (r.successor !== null || r.standbys.length !== standbys || !r.standbys.every((s) => this.live.some((x) => x.name === s))) return false;
+      for (const x of this.live) if (x.plane.table.get(g)?.epoch !== r.epoch) return false;
     }
     return true;
   }
