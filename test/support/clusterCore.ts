@@ -203,13 +203,14 @@ export class CoreCluster {
   settled(): boolean {
     const any = this.live[0];
     if (any === undefined) return false;
-    const standbys = Math.min(2, this.live.length - 1);
+    const eligible = this.live.filter((x) => !any.plane.table.draining.some((d) => d.name === x.name && d.incarnation === x.incarnation));
+    const standbys = Math.min(2, eligible.length - 1);
     for (const g of any.plane.groups.all()) {
       const r = any.plane.table.get(g);
       const n = this.live.find((x) => x.name === r?.owner);
       if (r === undefined || n === undefined || !this.serving(n, g)) return false;
       // Moves done: no hand-off under way, every standby slot filled by a live node.
-      if (r.successor !== null || r.standbys.length !== standbys || !r.standbys.every((s) => this.live.some((x) => x.name === s))) return false;
+      if (r.successor !== null || r.standbys.length !== standbys || !r.standbys.every((s) => eligible.some((x) => x.name === s))) return false;
       for (const x of this.live) if (x.plane.table.get(g)?.epoch !== r.epoch) return false;
     }
     return true;
