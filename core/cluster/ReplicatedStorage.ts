@@ -38,8 +38,9 @@
  * Writes are refused `unavailable` at once while `writable()` is false (the partition guard's
  * safe mode), while frozen for a hand-off, and after the group was lost.
  */
-import type { AppendOutcome, Env, StorageEntry, StorageKey, StorageOp, StorageRange, StorageTable, StorageWriteResult, StreamStore, StorageEngine } from '../../runtime/Env.js';
+import type { AppendOptions, AppendOutcome, Env, StorageEntry, StorageKey, StorageOp, StorageRange, StorageTable, StorageWriteResult, StreamStore, StorageEngine } from '../../runtime/Env.js';
 import { encodedKeyLength } from '../../runtime/StorageKey.js';
+import { canary } from '../Canaries.js';
 import { SHARD_APPEND_TIMEOUT_MS, SHARD_ENTRY_MAX_BYTES, SHARD_ENTRY_TARGET_BYTES, SHARD_RETRY_MS, SHARD_SETTLE_DEADLINE_MS } from '../defaults.js';
 import type { GroupStore } from './GroupStore.js';
 import { encodeEntry, entryMsgId, type ShardEntry } from './ShardStream.js';
@@ -81,6 +82,8 @@ interface Entry {
   n: number;
   msgId: string;
   expect: string;
+  /** The stream sequence this entry is predicted to land at (used only by a planted canary). */
+  expectSeq: number;
   data: Uint8Array;
   /** The answer to the latest append of it (undefined while pending). */
   outcome: AppendOutcome | undefined;
@@ -94,7 +97,7 @@ interface Entry {
 function newEntry(): Entry {
   let markSettled!: () => void;
   const settled = new Promise<void>((r) => (markSettled = r));
-  return { ops: [], bytes: 0, waiters: [], n: 0, msgId: '', expect: '', data: new Uint8Array(0), outcome: undefined, attempt: 0, settled, markSettled };
+  return { ops: [], bytes: 0, waiters: [], n: 0, msgId: '', expect: '', expectSeq: 0, data: new Uint8Array(0), outcome: undefined, attempt: 0, settled, markSettled };
 }
 
 type Phase = 'open' | 'settling' | 'frozen' | 'lost' | 'closed';
@@ -106,6 +109,8 @@ export class ReplicatedStorage implements StorageEngine {
   private nextN = 1;
   /** Msg-Id of the last entry appended (the next one expects it). */
   private chainTail: string;
+  /** Sequence the last entry appended is predicted to land at (used only by a planted canary). */
+  private chainSeq: number;
   /** The last entry known to be in the stream. */
   private lastSeq: number;
   private lastMsgId: string;
@@ -134,6 +139,7 @@ export class ReplicatedStorage implements StorageEngine {
     this.chainTail = msgId;
     this.lastMsgId = msgId;
     this.lastSeq = o.store.appliedSeq;
+    this.chainSeq = this.lastSeq;
     this.standbys = new Set(o.standbys);
   }
 
@@ -254,6 +260,7 @@ export class ReplicatedStorage implements StorageEngine {
 
   /** @internal One write call (put, remove or batch): joins this turn's entry. */
   submit(ops: readonly StorageOp[]): Promise<StorageWriteResult> {
+    if (this.phase === 'frozen' && canary('handoff_drops_writes')) return Promise.resolve(OK);
     const refused = this.refusal();
     if (refused !== null) return Promise.resolve(refused);
     let bytes = 0;
@@ -320,15 +327,24 @@ export class ReplicatedStorage implements StorageEngine {
     e.msgId = entryMsgId(this.o.epoch, e.n);
     e.expect = this.chainTail;
     this.chainTail = e.msgId;
+    e.expectSeq = this.chainSeq;
+    this.chainSeq++;
     e.data = encodeEntry({ t: 'ops', ops: e.ops });
     this.inflight.push(e);
     this.send(e);
+    if (canary('ack_before_puback')) this.resolve(e, OK);
+  }
+
+  /** How an entry is appended: chained to its predecessor's Msg-Id. */
+  private appendOptions(e: Entry): AppendOptions {
+    if (canary('pipelined_expected_seq')) return { msgId: e.msgId, expectLastSubjectSeq: e.expectSeq, timeoutMs: SHARD_APPEND_TIMEOUT_MS };
+    return { msgId: e.msgId, expectLastMsgId: e.expect, timeoutMs: SHARD_APPEND_TIMEOUT_MS };
   }
 
   private send(e: Entry): void {
     const attempt = ++e.attempt;
     e.outcome = undefined;
-    void this.o.streams.append(this.o.stream, this.o.subject, e.data, { msgId: e.msgId, expectLastMsgId: e.expect, timeoutMs: SHARD_APPEND_TIMEOUT_MS }).then((r) => {
+    void this.o.streams.append(this.o.stream, this.o.subject, e.data, this.appendOptions(e)).then((r) => {
       if (attempt !== e.attempt || !this.inflight.includes(e)) return;
       e.outcome = r;
       this.process();
@@ -348,6 +364,10 @@ export class ReplicatedStorage implements StorageEngine {
       }
       switch (o.reason) {
         case 'wrong_last_msg_id':
+          if (canary('stale_owner_keeps_writing')) {
+            this.notLanded('unavailable', `shard stream: ${o.message}`);
+            return void this.adoptStreamEnd();
+          }
           // Its predecessor is in the stream (processed in order): another owner appended.
           return this.lose(`fenced: ${o.message}`);
         case 'timeout':
@@ -366,6 +386,7 @@ export class ReplicatedStorage implements StorageEngine {
     const dropped = this.inflight;
     this.inflight = [];
     this.chainTail = this.lastMsgId;
+    this.chainSeq = this.lastSeq;
     for (const e of dropped) {
       e.attempt++;
       this.resolve(e, { ok: false, reason, message });
@@ -389,7 +410,7 @@ export class ReplicatedStorage implements StorageEngine {
         continue;
       }
       const attempt = ++head.attempt;
-      const r = await this.o.streams.append(this.o.stream, this.o.subject, head.data, { msgId: head.msgId, expectLastMsgId: head.expect, timeoutMs: SHARD_APPEND_TIMEOUT_MS });
+      const r = await this.o.streams.append(this.o.stream, this.o.subject, head.data, this.appendOptions(head));
       if (this.phase !== 'settling') return; // closed meanwhile
       if (attempt !== head.attempt) continue;
       if (r.ok) {
@@ -416,6 +437,16 @@ export class ReplicatedStorage implements StorageEngine {
     this.phase = this.freezeAfterSettle ? 'frozen' : 'open';
     this.launchWaiting();
     this.process();
+  }
+
+  /** The planted bug `stale_owner_keeps_writing`: take the stream's end as this owner's own and go on. */
+  private async adoptStreamEnd(): Promise<void> {
+    const r = await this.o.streams.lastOnSubject(this.o.stream, this.o.subject, SHARD_APPEND_TIMEOUT_MS);
+    if (!r.ok || r.entry.msgId === null || this.phase !== 'open' || this.inflight.length > 0) return;
+    this.lastSeq = r.entry.seq;
+    this.lastMsgId = r.entry.msgId;
+    this.chainTail = r.entry.msgId;
+    this.chainSeq = r.entry.seq;
   }
 
   /** `e` is in the stream at `seq`: publish it, apply it here, then resolve it. */
@@ -480,6 +511,7 @@ export class ReplicatedStorage implements StorageEngine {
     this.waiting.length = 0;
     this.open = null;
     this.chainTail = this.lastMsgId;
+    this.chainSeq = this.lastSeq;
     for (const e of pending) {
       e.attempt++;
       this.resolve(e, r);
