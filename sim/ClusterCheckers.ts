@@ -186,7 +186,10 @@ export function checkCluster(input: ClusterCheckInput): Violation[] {
     if (`${n.name}#${n.incarnations}` === a.node && n.status === 'up') add('pending', `an append on ${a.node} at ${a.at} ms (message ${a.msgId} for u${a.user}) never completed nor failed`, [appendLine(a)]);
   }
   for (const r of h.requests) if (r.liveness && r.answeredAt === null) add('pending', `u${r.user}'s ${r.op} (${r.detail}) made at ${r.at} ms after the heal was never answered`);
-  for (const d of h.drains) if (d.answeredAt === null) add('pending', `the drain of ${d.node} called at ${d.at} ms never returned`);
+  for (const d of h.drains) {
+    const n = cluster.nodes.find((x) => d.node.startsWith(`${x.name}#`))!;
+    if (d.answeredAt === null && `${n.name}#${n.incarnations}` === d.node && n.status === 'up') add('pending', `the drain of ${d.node} called at ${d.at} ms never returned`);
+  }
 
   // ---- liveness ---------------------------------------------------------------------------------
   if (!input.allOnline) add('liveness', 'not every user was connected and registered with its owner before the end');
@@ -350,7 +353,8 @@ function checkGroupStream(input: ClusterCheckInput, g: number, add: (i: string, 
     }
     if (id.epoch < markerEpoch) add('stale_epoch', `entry ${seq} of ${stream} (Msg-Id ${e.msgId}) is of epoch ${id.epoch}, after the marker of epoch ${markerEpoch}`, [`previous entry ${prev === null ? 'none' : `${prev.epoch}.${prev.n}`}`]);
     if (entry.t === 'marker') markerEpoch = Math.max(markerEpoch, id.epoch);
-    else if (prev !== null && id.epoch === prev.epoch && id.n !== prev.n + 1) add('stale_epoch', `entry ${seq} of ${stream} (Msg-Id ${e.msgId}) does not follow ${prev.epoch}.${prev.n} in its owner's chain`);
+    // An owner's entries number up within its epoch (failed appends leave gaps in the numbers).
+    else if (prev !== null && id.epoch === prev.epoch && id.n <= prev.n) add('stale_epoch', `entry ${seq} of ${stream} (Msg-Id ${e.msgId}) comes after ${prev.epoch}.${prev.n} of the same epoch`);
     prev = id;
     if (entry.t === 'ops') {
       for (const op of entry.ops) {

@@ -22,7 +22,15 @@ const STRIKE_GAP_MS: readonly [number, number] = [300, 2_500];
 const DRAIN_TIMEOUT_MS = 20_000;
 /** A rolling restart waits this long for a restarted node to be up before the next one. */
 const ROLLING_STEP_MS = 6_000;
-/** The workload's faults are played by the workload, the storage's by the disks. */
+/**
+ * OS crashes stay inside what JetStream survives: nats-server syncs every 2 min, so an OS crash
+ * loses a server's unsynced copy, and a second server fault before it has caught up (another
+ * OS crash, or a lagging replica it then votes for) can lose acknowledged entries — NATS's
+ * documented limit, not Iris's. So an OS crash strikes only when every server has been up and
+ * connected for this long, at most once per run, and no other server fault follows it until its
+ * server has been back this long.
+ */
+const OS_CRASH_QUIET_MS = 20_000;
 const DISK_OK = { fsyncMs: () => 1, fsyncFailRate: 0, full: false };
 
 export class ClusterNemesis {
@@ -30,6 +38,11 @@ export class ClusterNemesis {
   readonly injected: string[] = [];
   private active = false;
   private rolling = false;
+  /** Server faults (kill, OS crash, pause, route cut) are in force until this virtual ms. */
+  private serverFaultUntil = 0;
+  /** No server fault before this virtual ms (an OS-crashed server catches up). */
+  private serverQuietUntil = 0;
+  private osCrashed = false;
   private readonly faults: ClusterFaultName[];
   /** Undo actions of faults still in force. */
   private readonly undo = new Set<() => void>();
@@ -83,6 +96,11 @@ export class ClusterNemesis {
     });
   }
 
+  /** A server fault in force for `ms` from now. */
+  private serverFault(ms: number): void {
+    this.serverFaultUntil = Math.max(this.serverFaultUntil, this.c.now + ms);
+  }
+
   private readonly strike = (): void => {
     if (!this.active) return;
     this.act(this.r.pick(this.faults));
@@ -124,21 +142,30 @@ export class ClusterNemesis {
       }
       case 'server_kill':
       case 'server_os_crash': {
+        const os = f === 'server_os_crash';
+        if (c.now < this.serverQuietUntil || (os && (this.osCrashed || c.now < this.serverFaultUntil + OS_CRASH_QUIET_MS))) return;
         const up = c.servers.filter((s) => c.nats.serverUp(s));
         if (up.length === 0) return;
         const s = r.pick(up);
-        this.note(`${f === 'server_kill' ? 'kill' : 'os crash'} ${s}`);
-        if (f === 'server_kill') c.killServer(s);
-        else c.osCrashServer(s);
-        this.later(r.between(2_000, 12_000), () => {
+        const ms = r.between(2_000, 12_000);
+        this.note(`${os ? 'os crash' : 'kill'} ${s}`);
+        this.serverFault(ms);
+        if (os) {
+          this.osCrashed = true;
+          this.serverQuietUntil = c.now + ms + OS_CRASH_QUIET_MS;
+          c.osCrashServer(s);
+        } else c.killServer(s);
+        this.later(ms, () => {
           if (!c.nats.serverUp(s)) c.restartServer(s);
         });
         return;
       }
       case 'server_pause': {
+        if (c.now < this.serverQuietUntil) return;
         const s = r.pick(c.servers);
         const ms = r.between(500, 5_000);
         this.note(`pause ${s} ${ms}ms`);
+        this.serverFault(ms);
         c.pauseServer(s, ms);
         return;
       }
@@ -162,11 +189,13 @@ export class ClusterNemesis {
         return;
       }
       case 'partition_servers': {
+        if (c.now < this.serverQuietUntil) return;
         const a = r.pick(c.servers);
         const b = r.pick(c.servers.filter((x) => x !== a));
         const oneWay = r.chance(0.3);
         const ms = r.between(2_000, 15_000);
         this.note(`cut ${a}${oneWay ? '->' : '<->'}${b} ${ms}ms`);
+        this.serverFault(ms);
         c.partition(a, b, oneWay);
         this.later(ms, () => c.heal(a, b));
         return;

@@ -62,8 +62,12 @@ const DRAIN_MS = 3_000;
 const PRESENCE_MS = 3_000;
 /** A node whose core cannot start is restarted by its service manager after this long. */
 const CORE_RESTART_MS = 2_000;
-/** Process exits that are part of the protocol, not crashes (a group's services stop when it moves). */
-const EXPECTED_EXITS = ['not_owner', 'shutdown', 'noconnection'];
+/**
+ * Process exits that are part of the protocol, not crashes: a group's services stop when it
+ * moves; a replica whose local copy failed (a disk fault) stops and the control plane starts it
+ * again.
+ */
+const EXPECTED_EXITS = ['not_owner', 'shutdown', 'noconnection', 'simulated disk full', 'simulated fsync failure'];
 
 export async function runClusterScenario(s: ClusterScenario, opts: ClusterRunOptions = {}): Promise<ClusterRunResult> {
   const wallStart = Date.now();
@@ -201,13 +205,21 @@ export async function runClusterScenario(s: ClusterScenario, opts: ClusterRunOpt
 }
 
 /**
- * Whether the cluster settled: every node runs its core outside safe mode, every node's table
- * holds the same record for every group, its owner serves it and nobody else does.
+ * Whether the cluster settled: every node runs its core outside safe mode, JetStream takes
+ * writes, every node's table holds the same record for every group, its owner serves it and
+ * nobody else does.
  */
 export function clusterSettled(cluster: SimCluster, groups: number): boolean {
   const live = cluster.nodes.filter((n) => n.status === 'up' && n.core !== null);
   if (live.length !== cluster.nodes.length) return false;
   for (const n of live) if (n.core!.guard.safeMode()) return false;
+  // JetStream takes writes again: the API answers and every stream has a leader.
+  const js = cluster.jetstream;
+  const names = live[0]!.core!.plane.names;
+  if (js !== null) {
+    if (!js.apiReady() || js.leaderOf(names.ctlStream) === null) return false;
+    for (let g = 0; g < groups; g++) if (js.leaderOf(names.groupStream(g)) === null) return false;
+  }
   const first = live[0]!.core!.plane.table;
   for (let g = 0; g < groups; g++) {
     const r = first.get(g);

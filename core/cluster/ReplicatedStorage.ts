@@ -458,6 +458,13 @@ export class ReplicatedStorage implements StorageEngine {
     }
     this.lastSeq = seq;
     this.lastMsgId = e.msgId;
+    if (seq <= this.o.store.queuedSeq) {
+      // The local copy already took this entry from the stream: this storage settled its outcome
+      // after the group was lost, and the node's replica, a standby again, caught up past it.
+      // It is in the group (before the next owner's marker): done once durable here.
+      void this.o.store.durableAt(seq).then((ok) => this.resolve(e, ok ? OK : { ok: false, reason: 'io_error', message: `group ${this.o.store.group}: the local copy failed before entry ${seq} was durable` }));
+      return;
+    }
     this.o.publish(seq, e.msgId, e.data);
     void this.o.store.apply({ seq, msgId: e.msgId, entry: { t: 'ops', ops: e.ops } }).then((r) => {
       if (!r.ok) {
