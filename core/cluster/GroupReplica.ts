@@ -335,8 +335,14 @@ class Replica {
    */
   private async sync(target: number): Promise<boolean> {
     let last: Promise<boolean> = Promise.resolve(true);
-    for (let round = 0; this.store.queuedSeq < target && !this.stopped; round++) {
-      if (this.store.failure !== null) return false;
+    for (let round = 0; !this.stopped; round++) {
+      if (this.store.failure !== null) {
+        // A failed transaction stopped the copy: only a new replica resumes it (GroupStore.open
+        // resets it to its durable position), so this one stops rather than retry for ever.
+        this.failCopy(this.store.failure.message);
+        return false;
+      }
+      if (this.store.queuedSeq >= target) break;
       const from = this.store.queuedSeq + 1;
       const to = Math.min(target, from + CATCHUP_PARALLEL_GETS - 1);
       const got = await Promise.all(Array.from({ length: to - from + 1 }, (_, i) => this.read(from + i)));
