@@ -54,6 +54,8 @@ export interface ClusterRunResult {
 const NEMESIS_START_MS: readonly [number, number] = [2_000, 5_000];
 /** Virtual ms the cluster gets to settle after the heal. */
 const SETTLE_DEADLINE_MS = 60_000;
+/** The cluster must stay settled, with no record changing, this long. */
+const SETTLE_STABLE_MS = 2_000;
 /** Steps of the settle wait. */
 const SETTLE_STEP_MS = 50;
 /** After the liveness sends: deliveries drain. */
@@ -127,11 +129,20 @@ export async function runClusterScenario(s: ClusterScenario, opts: ClusterRunOpt
     const healAt = world.now;
     w.reconnectAll();
     let settled = false;
+    let stableSince = -1;
+    let stableAs = '';
     while (!exhausted && world.now - healAt < SETTLE_DEADLINE_MS) {
+      // Settled, and no record changed for a while: moves toward the placement are over too.
       if (clusterSettled(cluster, s.shardGroups) && w.allOnline()) {
-        settled = true;
-        break;
-      }
+        const as = tableSignature(cluster, s.shardGroups);
+        if (as !== stableAs) {
+          stableAs = as;
+          stableSince = world.now;
+        } else if (world.now - stableSince >= SETTLE_STABLE_MS) {
+          settled = true;
+          break;
+        }
+      } else stableAs = '';
       await run(world.now + SETTLE_STEP_MS);
       if (world.now - healAt > 5_000 && (world.now - healAt) % 5_000 < SETTLE_STEP_MS) w.reconnectAll();
     }
@@ -202,6 +213,13 @@ export async function runClusterScenario(s: ClusterScenario, opts: ClusterRunOpt
     plantCanary(null);
     tripwires.remove();
   }
+}
+
+/** Every group's epoch as the first running node's table holds it. */
+function tableSignature(cluster: SimCluster, groups: number): string {
+  const core = cluster.nodes.find((n) => n.core !== null)?.core;
+  if (core === undefined || core === null) return '';
+  return Array.from({ length: groups }, (_, g) => core.plane.table.get(g)?.epoch ?? 0).join(',');
 }
 
 /**

@@ -109,7 +109,7 @@ interface UserState {
   /** Wants to be connected (false once it left at the end). */
   wantsOnline: boolean;
   reconnectAt: number | null;
-  /** The owner node its session last registered with, and whether the shard confirmed it. */
+  /** The owner (`<node>#<incarnation>`) its session last registered with, and whether the shard confirmed it. */
   registeredWith: string | null;
   registered: boolean;
   /** Next message number per target. */
@@ -327,7 +327,7 @@ export class CoreWorkload implements ClusterWorkload {
   private ownerNow(u: UserState): string | undefined {
     if (u.node === null) return undefined;
     const core = this.o.cluster.node(u.node).core;
-    return core?.plane.table.ownerOf(core.plane.groups.ofUser(u.key));
+    return core === null ? undefined : ownerLife(core, u.key);
   }
 
   private agentBody(u: UserState, session: number, core: ClusterCore): ProcessBody {
@@ -337,7 +337,7 @@ export class CoreWorkload implements ClusterWorkload {
       let lastRegister = -Infinity;
       const register = (): void => {
         const at = core.shardOf(u.key);
-        u.registeredWith = at.node;
+        u.registeredWith = ownerLife(core, u.key);
         u.registered = false;
         lastRegister = ctx.env.clock.monotonicMs();
         sendTo(ctx, at, { t: 'register', user: u.key, session: ctx.self } satisfies RouterRegister);
@@ -349,8 +349,8 @@ export class CoreWorkload implements ClusterWorkload {
         switch (m.t) {
           case 'w_tick': {
             ctx.sendAfter(REGISTER_CHECK_MS, { t: 'w_tick' } satisfies AgentCommand);
-            const owner = core.shardOf(u.key).node;
-            if (mine() && (owner !== u.registeredWith || ctx.env.clock.monotonicMs() - lastRegister > REGISTER_REFRESH_MS)) register();
+            // A session registers again with each new owner (or new life of it).
+            if (mine() && (ownerLife(core, u.key) !== u.registeredWith || ctx.env.clock.monotonicMs() - lastRegister > REGISTER_REFRESH_MS)) register();
             return;
           }
           case 'w_route':
@@ -580,6 +580,12 @@ export class CoreWorkload implements ClusterWorkload {
     for (const n of this.o.cluster.nodes) if (n.core !== null) return n.core.plane.table;
     return undefined;
   }
+}
+
+/** The owner of `user`'s group and its incarnation, as `core`'s table says now. */
+function ownerLife(core: ClusterCore, user: UserKey): string {
+  const r = core.plane.table.get(core.plane.groups.ofUser(user));
+  return r === undefined ? '' : `${r.owner}#${r.ownerIncarnation}`;
 }
 
 /** The user index of `u<i>`. */
