@@ -131,6 +131,8 @@ export class ReplicatedStorage implements StorageEngine {
   private freezeAfterSettle = false;
   /** The hand-off entry is in: writes are refused `unavailable` for good. */
   private handedOff = false;
+  /** `close` was called: landed entries no longer wait for a standby's report. */
+  private closing = false;
   private readonly tables = new Map<string, ReplicatedTable>();
 
   constructor(private readonly o: ReplicatedStorageOptions) {
@@ -252,6 +254,10 @@ export class ReplicatedStorage implements StorageEngine {
     this.endTurn();
     if (this.phase === 'open') this.phase = 'frozen';
     else if (this.phase === 'settling') this.freezeAfterSettle = true;
+    // Nobody feeds standby reports to a storage being closed: landed entries are in the stream,
+    // and whoever serves the group next catches up to them before its marker (as when lost).
+    this.closing = true;
+    this.releaseQuorum();
     await this.drained();
     if (this.phase !== 'lost' && !this.handedOff) this.phase = 'closed';
   }
@@ -473,7 +479,7 @@ export class ReplicatedStorage implements StorageEngine {
         this.lose(`local copy failed: ${r.message}`);
         return;
       }
-      if (this.o.durability === 'local' || this.standbys.size === 0 || this.quorumReached(seq) || this.phase === 'lost') {
+      if (this.o.durability === 'local' || this.standbys.size === 0 || this.quorumReached(seq) || this.phase === 'lost' || this.closing) {
         this.resolve(e, OK);
         return;
       }
@@ -489,7 +495,7 @@ export class ReplicatedStorage implements StorageEngine {
   private releaseQuorum(): void {
     while (this.quorumWait.length > 0) {
       const head = this.quorumWait[0]!;
-      if (this.standbys.size > 0 && !this.quorumReached(head.seq) && this.phase !== 'lost') return;
+      if (this.standbys.size > 0 && !this.quorumReached(head.seq) && this.phase !== 'lost' && !this.closing) return;
       this.quorumWait.shift();
       this.resolve(head.entry, OK);
     }
