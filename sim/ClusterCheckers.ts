@@ -39,6 +39,7 @@ import { decodeRecord } from '../core/cluster/OwnershipTable.js';
 import { groupTableName, routerShardName } from '../core/cluster/ShardGroups.js';
 import { decodeEntry, parseMsgId } from '../core/cluster/ShardStream.js';
 import type { ClusterHistory, ClusterAppend, ClusterSent } from './ClusterHistory.js';
+import { majorityAtEndOf } from './ClusterWorkload.js';
 import type { Violation } from './Checkers.js';
 import { bytesHex, decodePayload, GROUP_TARGET, payloadKey } from './Payload.js';
 import type { SimCluster } from './SimCluster.js';
@@ -90,7 +91,7 @@ export function checkCluster(input: ClusterCheckInput): Violation[] {
   if (!input.settled) add('liveness', 'the cluster did not settle after the heal (a group without a serving owner, tables disagreeing, or a node in safe mode)', () => ownershipWitness(cluster, input.shardGroups));
 
   // The final records: the control stream's last record of each group.
-  const records = finalRecords(cluster, input.names, input.shardGroups);
+  const records = finalRecords(cluster, input.names, input.shardGroups, add);
   const live = cluster.nodes.filter((n) => n.status === 'up' && n.core !== null);
   checkOwnership(input, records, live, add);
 
@@ -176,6 +177,10 @@ export function checkCluster(input: ClusterCheckInput): Violation[] {
   for (const a of h.appends) {
     if (a.minorityForMs <= input.graceMs + MINORITY_SLACK_MS) continue;
     if (a.settledAt !== null && a.settledAt === a.at && a.durable === false) continue;
+    const n = cluster.nodes.find((x) => x.name === a.nodeName)!;
+    if (majorityAtEndOf(n, a.distIncarnation, a.majorityNeeded, a.at)) continue;
+    // A paused node's guard timer waits with everything else: its grace counts running time only.
+    if (n.pauses.some((p) => p.until > a.at - a.minorityForMs && p.from <= a.at)) continue;
     add('minority_write', `${a.node} took message ${a.msgId} for u${a.user} at ${a.at} ms after seeing a minority for ${a.minorityForMs} ms: ${a.durable === null ? 'never settled' : a.durable ? `reported durable at ${a.settledAt} ms` : `failed only at ${a.settledAt} ms`}`, [appendLine(a)]);
   }
 
@@ -255,7 +260,7 @@ function describe(payloadHex: string): string {
 }
 
 function appendLine(a: ClusterAppend): string {
-  return `append at ${a.at} on ${a.node} group ${a.group} u${a.user} ${a.msgId} ${describe(a.payloadHex)}: ${a.durable === null ? 'unsettled' : a.durable ? 'durable' : 'failed'} at ${a.settledAt}`;
+  return `append at ${a.at} on ${a.node}${a.safeMode ? ' (safe mode)' : ''} group ${a.group} u${a.user} ${a.msgId} ${describe(a.payloadHex)}: ${a.durable === null ? 'unsettled' : a.durable ? 'durable' : 'failed'} at ${a.settledAt}`;
 }
 
 function recordLine(r: OwnershipRecord | undefined): string[] {
@@ -272,7 +277,7 @@ function fullestReplica(cluster: SimCluster, stream: string): string | null {
 }
 
 /** The last record of each group in the control stream. */
-function finalRecords(cluster: SimCluster, names: ClusterNames, groups: number): Array<OwnershipRecord | undefined> {
+function finalRecords(cluster: SimCluster, names: ClusterNames, groups: number, add: (i: string, m: string, w?: string[]) => void): Array<OwnershipRecord | undefined> {
   const out: Array<OwnershipRecord | undefined> = new Array(groups).fill(undefined);
   const server = fullestReplica(cluster, names.ctlStream);
   if (server === null) return out;
@@ -281,7 +286,11 @@ function finalRecords(cluster: SimCluster, names: ClusterNames, groups: number):
     const e = cluster.jetstream!.entryOn(server, names.ctlStream, seq);
     if (e === null) continue;
     const r = decodeRecord(e.data);
-    if (r !== null && r.group < groups && e.subject === names.groupSubject(r.group)) out[r.group] = r;
+    if (r === null || r.group >= groups || e.subject !== names.groupSubject(r.group)) continue;
+    // Compare-and-append: each record of a group follows the one its writer read, epoch + 1.
+    const prev = out[r.group];
+    if (r.epoch !== (prev?.epoch ?? 0) + 1) add('ownership', `record ${seq} of group ${r.group} (epoch ${r.epoch}, owner ${r.owner}, ${r.reason}) follows epoch ${prev?.epoch ?? 'none'}: two writers won the same compare-and-append`, recordLine(prev));
+    out[r.group] = r;
   }
   return out;
 }

@@ -50,6 +50,11 @@ export interface ClusterAppend {
   standbyRequired: boolean;
   /** How long the owner had seen fewer than a majority of the expected nodes when the append was issued (0: a majority). */
   minorityForMs: number;
+  /** Whether the owner's partition guard was in safe mode when the append was issued. */
+  safeMode: boolean;
+  /** The owner's distribution incarnation and the majority its guard needs (to replay its view). */
+  distIncarnation: number;
+  majorityNeeded: number;
 }
 
 /** A delivery a user's session received from its router shard. */

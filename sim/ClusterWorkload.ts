@@ -179,6 +179,9 @@ export class CoreWorkload implements ClusterWorkload {
           onStandbyDisk: null,
           standbyRequired: false,
           minorityForMs: core === null ? 0 : minorityFor(node, core, world.now),
+          safeMode: core?.guard.safeMode() ?? false,
+          distIncarnation: node.dist?.self.incarnation ?? 0,
+          majorityNeeded: core?.guard.needed ?? 0,
         };
         history.appends.push(a);
         void r.durable.then((ok) => {
@@ -582,10 +585,13 @@ export class CoreWorkload implements ClusterWorkload {
   }
 }
 
-/** The owner of `user`'s group and its incarnation, as `core`'s table says now. */
+/**
+ * The record of `user`'s group as `core`'s table says now: its owner, the owner's incarnation
+ * and the epoch (a new epoch may be a new router shard on the same node, which knows no session).
+ */
 function ownerLife(core: ClusterCore, user: UserKey): string {
   const r = core.plane.table.get(core.plane.groups.ofUser(user));
-  return r === undefined ? '' : `${r.owner}#${r.ownerIncarnation}`;
+  return r === undefined ? '' : `${r.owner}#${r.ownerIncarnation}@${r.epoch}`;
 }
 
 /** The user index of `u<i>`. */
@@ -603,6 +609,21 @@ export function inboxKeyText(user: UserKey, id: Uint8Array): string {
  * How long `node` (its current incarnation) has seen fewer than a majority of the expected
  * nodes at `now`, by its own membership (0 when it sees a majority).
  */
+/**
+ * Whether `node`'s incarnation `incarnation` saw a majority once every membership event of the
+ * instant `at` was applied (a write taken at `at` before the membership caught up in that same
+ * instant was taken by a node that saw a majority by the time its storage decided).
+ */
+export function majorityAtEndOf(node: SimNode, incarnation: number, needed: number, at: number): boolean {
+  const up = new Set<string>();
+  for (const m of node.membership) {
+    if (m.incarnation !== incarnation || m.at > at) continue;
+    if (m.event.type === 'up') up.add(m.event.member.name);
+    else up.delete(m.event.member.name);
+  }
+  return up.size + 1 >= needed;
+}
+
 export function minorityFor(node: SimNode, core: ClusterCore, now: number): number {
   const needed = core.guard.needed;
   const dist = node.dist;

@@ -117,6 +117,8 @@ export class SimNode {
   incarnations = 0;
   /** When the current incarnation booted. */
   bootedAt = 0;
+  /** Every pause: from when until when (virtual ms). */
+  readonly pauses: Array<{ from: number; until: number }> = [];
   private links = new Set<SimLink>();
   private nextLinkId = 0;
 
@@ -256,6 +258,7 @@ export class SimNode {
   /** Stop the world for `ms`: the node's events wait (clients and disks keep going). */
   pause(ms: number): void {
     if (this.status === 'down') return;
+    this.pauses.push({ from: this.world.now, until: this.world.now + ms });
     this.world.pause(this.owner, this.world.now + ms);
   }
 
