@@ -87,7 +87,7 @@ export function clusterScenarioFromSeed(seed: number, shape: ClusterScenarioShap
     durability: r.chance(0.75) ? 'quorum' : 'local',
     users: r.between(4, 8),
     rate: r.between(5, 30),
-    safetyMs: 8_000 + r.int(8) * 1_000,
+    safetyMs: 6_000 + r.int(7) * 1_000,
     livenessSendMs: 2_000,
     faults,
   };

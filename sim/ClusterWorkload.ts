@@ -334,7 +334,6 @@ export class CoreWorkload implements ClusterWorkload {
   }
 
   private agentBody(u: UserState, session: number, core: ClusterCore): ProcessBody {
-    const w = this;
     return (ctx: ProcessContext) => {
       const mine = (): boolean => u.session === session && u.agent !== null;
       let lastRegister = -Infinity;
@@ -374,32 +373,32 @@ export class CoreWorkload implements ClusterWorkload {
           case 'deliver': {
             const rec = m.rec;
             const payload = rec.k === 'direct' ? rec.body : rec.k === 'group' ? rec.ciphertext : new Uint8Array(0);
-            w.history.delivered.push({ at: w.world.now, user: u.index, session, msgId: bytesHex(m.id), payloadHex: bytesHex(payload), from: userIndexOf(userKey(rec.from)) });
+            this.history.delivered.push({ at: this.world.now, user: u.index, session, msgId: bytesHex(m.id), payloadHex: bytesHex(payload), from: userIndexOf(userKey(rec.from)) });
             return;
           }
           case 'route_refused':
-            w.history.refusals.set(m.code, (w.history.refusals.get(m.code) ?? 0) + 1);
+            this.history.refusals.set(m.code, (this.history.refusals.get(m.code) ?? 0) + 1);
             return;
           case 'group_created':
-            w.answer(m.tag, `created ${m.gid}`);
-            if (w.chat === null) {
-              w.chat = { gid: m.gid, group: core.plane.groups.ofChatGroup(m.gid) };
-              w.history.members.set(m.gid, new Map([[u.index, w.world.now]]));
-              w.history.note(w.world.now, `chat group ${m.gid} created by u${u.index} in shard group ${w.chat.group}`);
+            this.answer(m.tag, `created ${m.gid}`);
+            if (this.chat === null) {
+              this.chat = { gid: m.gid, group: core.plane.groups.ofChatGroup(m.gid) };
+              this.history.members.set(m.gid, new Map([[u.index, this.world.now]]));
+              this.history.note(this.world.now, `chat group ${m.gid} created by u${u.index} in shard group ${this.chat.group}`);
             }
-            w.creating = false;
+            this.creating = false;
             return;
           case 'group_done':
           case 'group_left':
           case 'group_roster':
-            w.answer(m.tag, m.t);
+            this.answer(m.tag, m.t);
             return;
           case 'group_error':
-            w.answer(m.tag, `error ${m.code}`);
-            if (w.pending.get(m.tag) === undefined) w.creating = false;
+            this.answer(m.tag, `error ${m.code}`);
+            if (this.pending.get(m.tag) === undefined) this.creating = false;
             return;
           case 'prekeys':
-            w.onPrekeys(u, m);
+            this.onPrekeys(u, m);
             return;
           default:
             return; // notices (receipts), replaced

@@ -448,7 +448,7 @@ export class ReplicatedStorage implements StorageEngine {
   /** The planted bug `stale_owner_keeps_writing`: take the stream's end as this owner's own and go on. */
   private async adoptStreamEnd(): Promise<void> {
     const r = await this.o.streams.lastOnSubject(this.o.stream, this.o.subject, SHARD_APPEND_TIMEOUT_MS);
-    if (!r.ok || r.entry.msgId === null || this.phase !== 'open' || this.inflight.length > 0) return;
+    if (!r.ok || r.entry.msgId === null || this.phase !== 'open') return;
     this.lastSeq = r.entry.seq;
     this.lastMsgId = r.entry.msgId;
     this.chainTail = r.entry.msgId;
