@@ -10,6 +10,7 @@
  * replay of the same scenario must reproduce exactly.
  */
 import { plantCanary } from '../core/Canaries.js';
+import { clusterCoreSettings } from '../core/cluster/ClusterCore.js';
 import { clusterNames } from '../core/cluster/ClusterNames.js';
 import { routerShardName } from '../core/cluster/ShardGroups.js';
 import { CORE_DEFAULTS } from '../core/CoreSettings.js';
@@ -73,7 +74,7 @@ const EXPECTED_EXITS = ['not_owner', 'shutdown', 'noconnection', 'simulated disk
 
 export async function runClusterScenario(s: ClusterScenario, opts: ClusterRunOptions = {}): Promise<ClusterRunResult> {
   const wallStart = Date.now();
-  const graceMs = CORE_DEFAULTS.partition_grace_ms;
+  const { settings, graceMs } = clusterCoreSettings({ ...CORE_DEFAULTS, shard_groups: s.shardGroups, durability: s.durability });
   let workload: CoreWorkload | null = null;
   const cluster = new SimCluster({
     seed: s.seed,
@@ -86,7 +87,7 @@ export async function runClusterScenario(s: ClusterScenario, opts: ClusterRunOpt
     core: {
       expectedNodes: s.nodes,
       graceMs,
-      settings: { shardGroups: s.shardGroups, durability: s.durability, ownershipRefreshMs: CORE_DEFAULTS.ownership_refresh_ms, rebalanceMaxMoves: CORE_DEFAULTS.rebalance_max_moves },
+      settings,
       restartAfterFailureMs: CORE_RESTART_MS,
       wrapInbox: (inner, group, node) => workload!.wrapInbox(inner, group, node),
     },

@@ -18,7 +18,7 @@ import type { Membership, NodeMember } from '../../runtime/Membership.js';
 import type { ProcessContext } from '../../runtime/ProcessContext.js';
 import type { Scheduler } from '../../runtime/Scheduler.js';
 import { newCoreCounters, type CoreCounters } from '../CoreCounters.js';
-import type { Inbox } from '../Inbox.js';
+import type { CoreSettings } from '../CoreSettings.js';
 import { PresenceTable } from '../Presence.js';
 import type { NamedOnNode } from '../Router.js';
 import type { UserKey } from '../UserId.js';
@@ -54,6 +54,14 @@ export interface ClusterCoreOptions {
   handoffTimeoutMs?: number;
   streamReplicas?: number;
   startServices?: (ctx: ProcessContext, group: number, storage: StorageEngine, deps: GroupServicesDeps) => Promise<StartGroupServicesResult>;
+}
+
+/** The clustered core's part of a node's configuration, from its core settings (core/CoreSettings.ts). */
+export function clusterCoreSettings(c: Pick<CoreSettings, 'shard_groups' | 'durability' | 'ownership_refresh_ms' | 'rebalance_max_moves' | 'partition_grace_ms'>): { settings: ControlPlaneSettings; graceMs: number } {
+  return {
+    settings: { shardGroups: c.shard_groups, durability: c.durability, ownershipRefreshMs: c.ownership_refresh_ms, rebalanceMaxMoves: c.rebalance_max_moves },
+    graceMs: c.partition_grace_ms,
+  };
 }
 
 /** A node's running clustered core. */
@@ -109,7 +117,7 @@ export async function startClusterCore(where: Scheduler | ProcessContext, o: Clu
       ...(o.services?.inboxCap !== undefined ? { inboxCap: o.services.inboxCap } : {}),
       ...(o.services?.inboxMaxBytes !== undefined ? { inboxMaxBytes: o.services.inboxMaxBytes } : {}),
       ...(o.services?.receiptInboxCap !== undefined ? { receiptInboxCap: o.services.receiptInboxCap } : {}),
-      ...(o.services?.wrapInbox !== undefined ? { wrapInbox: o.services.wrapInbox as (inner: Inbox, group: number) => Inbox } : {}),
+      ...(o.services?.wrapInbox !== undefined ? { wrapInbox: o.services.wrapInbox } : {}),
     },
     ...(o.startupSettleMs !== undefined ? { startupSettleMs: o.startupSettleMs } : {}),
     ...(o.handoffTimeoutMs !== undefined ? { handoffTimeoutMs: o.handoffTimeoutMs } : {}),
