@@ -2,20 +2,21 @@
  * Clustered core nodes inside one test process, on a real 3-server NATS cluster with JetStream:
  * each node is one scheduler with the unchanged Distribution, its own NATS connections (core
  * NATS and the JetStream store) through its own pausable proxy, its own LMDB directory, a
- * partition guard, a control plane and a presence feed — what server/ will assemble on a node.
+ * partition guard, a control plane and a presence feed, assembled by core/cluster/ClusterCore.ts
+ * exactly as server/ and the simulator assemble them.
  * `crash` stops a node like SIGKILL (no goodbye, connections cut), `isolate`/`heal` cut it off
  * from NATS and back without telling it. Waits are on conditions with deadlines.
  *
  * The StreamStore is the production binding (runtime/node/JetStreamStore.ts) on the node's
  * own NATS connection, as on a real node.
  */
-import { startControlPlane, type ControlPlaneHandle, type ControlPlaneSettings } from '../../core/cluster/ControlPlane.js';
+import { startClusterCore } from '../../core/cluster/ClusterCore.js';
+import type { ControlPlaneHandle, ControlPlaneSettings } from '../../core/cluster/ControlPlane.js';
 import { startGroupServices } from '../../core/cluster/GroupServices.js';
-import { PartitionGuard } from '../../core/cluster/PartitionGuard.js';
-import { PresenceFeed } from '../../core/cluster/PresenceFeed.js';
+import type { PartitionGuard } from '../../core/cluster/PartitionGuard.js';
+import type { PresenceFeed } from '../../core/cluster/PresenceFeed.js';
 import { clusterStorageTables, routerShardName } from '../../core/cluster/ShardGroups.js';
-import { newCoreCounters } from '../../core/CoreCounters.js';
-import { PresenceTable } from '../../core/Presence.js';
+import type { PresenceTable } from '../../core/Presence.js';
 import { Distribution } from '../../runtime/Distribution.js';
 import { silentLogger, type Env, type Logger, type StorageEngine } from '../../runtime/Env.js';
 import { inlineDirtyWork } from '../../runtime/InlineDirtyWork.js';
@@ -141,20 +142,15 @@ export class CoreCluster {
     const events: MembershipEvent[] = [];
     dist.subscribe((e) => events.push(e));
     dist.start();
-    const guard = new PartitionGuard({ env, membership: dist, expectedNodes: this.o.expectedNodes, graceMs: this.o.graceMs });
-    const safeModes: boolean[] = [];
-    guard.subscribe((s) => safeModes.push(s));
-    const presence = new PresenceTable();
     const served = new Map<number, StorageEngine>();
-    const started = await startControlPlane(sched, {
-      cluster: CLUSTER,
+    const started = await startClusterCore(sched, {
+      env,
+      membership: dist,
       self,
-      streams,
-      transport,
-      storage,
-      guard,
+      cluster: CLUSTER,
+      expectedNodes: this.o.expectedNodes,
+      graceMs: this.o.graceMs,
       settings: this.o.settings,
-      services: { presence, counters: newCoreCounters(), shardFor: (u) => u, fanoutAllowed: () => true },
       startupSettleMs: this.o.downAfterMs,
       startServices: (ctx, g, st, deps) => {
         served.set(g, st);
@@ -162,9 +158,9 @@ export class CoreCluster {
       },
     });
     if (!started.ok) throw new Error(started.message);
-    const plane = started.plane;
-    const feed = new PresenceFeed({ env, transport, names: plane.names, node: name, table: presence, groups: plane.groups, ownership: plane.table });
-    feed.start();
+    const { guard, plane, presence, feed } = started.core;
+    const safeModes: boolean[] = [];
+    guard.subscribe((s) => safeModes.push(s));
     const node: CoreNode = { name, incarnation, sched, dist, storage, guard, plane, presence, feed, events, safeModes, served, alive: true };
     this.nodes.push(node);
     this.parts.set(node, { transport, streams, proxy, dir });
