@@ -16,7 +16,7 @@ export interface Tripwires {
 }
 
 /** Captured before anything is replaced; the simulator's own loop uses these. */
-export const realSetImmediate: typeof setImmediate = globalThis.setImmediate;
+export const realNextTick: typeof process.nextTick = process.nextTick.bind(process);
 export const realDateNow: () => number = Date.now;
 
 const SIMULATED_DIRS = /[\\/]dist[\\/](runtime|actors|edge|core)[\\/]/;
