@@ -18,18 +18,12 @@
  * - runtime: an exception escaped an event, a tripwire fired, a service process is missing.
  */
 import type { History, Sent } from './History.js';
-import { decodePayload, GROUP_TARGET, payloadKey } from './Payload.js';
+import { decodePayload, GROUP_TARGET, hexBytes, payloadKey } from './Payload.js';
 
 export interface Violation {
   invariant: string;
   message: string;
   witness: string[];
-}
-
-function hexBytes(h: string): Uint8Array {
-  const b = new Uint8Array(h.length / 2);
-  for (let i = 0; i < b.length; i++) b[i] = parseInt(h.slice(2 * i, 2 * i + 2), 16);
-  return b;
 }
 
 export interface CheckInput {

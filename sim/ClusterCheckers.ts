@@ -41,7 +41,7 @@ import { decodeEntry, parseMsgId } from '../core/cluster/ShardStream.js';
 import type { ClusterHistory, ClusterAppend, ClusterSent } from './ClusterHistory.js';
 import { majorityAtEndOf } from './ClusterWorkload.js';
 import type { Violation } from './Checkers.js';
-import { bytesHex, decodePayload, GROUP_TARGET, payloadKey } from './Payload.js';
+import { decodePayload, GROUP_TARGET, hexBytes, payloadKey } from './Payload.js';
 import type { SimCluster } from './SimCluster.js';
 import type { SimNode } from './SimNode.js';
 import { keyText } from './SimStorage.js';
@@ -68,12 +68,6 @@ export interface ClusterCheckInput {
   /** Problems found while running (exceptions, tripwires, crashed processes). */
   runtime: string[];
 }
-
-const hexBytes = (h: string): Uint8Array => {
-  const b = new Uint8Array(h.length / 2);
-  for (let i = 0; i < b.length; i++) b[i] = parseInt(h.slice(2 * i, 2 * i + 2), 16);
-  return b;
-};
 
 const userBytesOf = (i: number): Uint8Array => new TextEncoder().encode(`u${i}`);
 
@@ -336,7 +330,7 @@ function checkGroupStream(input: ClusterCheckInput, g: number, add: (i: string, 
     list.push(n);
     copies.set(v[0], list);
   }
-  const state = new Map<string, Map<string, string>>();
+  const state = new Map<string, Map<string, Uint8Array>>();
   let markerEpoch = 0;
   let prev: { epoch: number; n: number } | null = null;
   const compareAt = (seq: number): void => {
@@ -371,7 +365,7 @@ function checkGroupStream(input: ClusterCheckInput, g: number, add: (i: string, 
         if (!k.ok) continue;
         let t = state.get(op.table);
         if (t === undefined) state.set(op.table, (t = new Map()));
-        if (op.type === 'put') t.set(keyText(k.bytes), bytesHex(op.value));
+        if (op.type === 'put') t.set(keyText(k.bytes), op.value);
         else t.delete(keyText(k.bytes));
       }
     }
@@ -390,7 +384,7 @@ function appliedKeyText(): string {
 }
 
 /** How `n`'s durable copy of group g differs from `state` (null: equal). */
-function diffCopy(n: SimNode, g: number, state: Map<string, Map<string, string>>): string | null {
+function diffCopy(n: SimNode, g: number, state: Map<string, Map<string, Uint8Array>>): string | null {
   const prefix = `g${g}.`;
   const appliedKey = appliedKeyText();
   const seen = new Set<string>();
@@ -398,7 +392,7 @@ function diffCopy(n: SimNode, g: number, state: Map<string, Map<string, string>>
     if (!name.startsWith(prefix)) continue;
     const t = name.slice(prefix.length);
     seen.add(t);
-    const want = state.get(t) ?? new Map<string, string>();
+    const want = state.get(t) ?? new Map<string, Uint8Array>();
     let size = 0;
     for (const k of table.keys) {
       if (t === META_TABLE && k === appliedKey) continue;
@@ -406,12 +400,18 @@ function diffCopy(n: SimNode, g: number, state: Map<string, Map<string, string>>
       const v = table.values.get(k)!;
       const w = want.get(k);
       if (w === undefined) return `table ${t} holds a key the stream never put`;
-      if (w !== bytesHex(v)) return `table ${t} holds another value for a key`;
+      if (!sameBytes(w, v)) return `table ${t} holds another value for a key`;
     }
     if (size !== want.size) return `table ${t} holds ${size} keys, the stream ${want.size}`;
   }
   for (const [t, m] of state) if (!seen.has(t) && m.size > 0) return `table ${t} is missing (${m.size} keys in the stream)`;
   return null;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 function ownershipWitness(cluster: SimCluster, groups: number): string[] {

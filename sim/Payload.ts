@@ -56,9 +56,13 @@ export function payloadKey(f: PayloadFields): string {
   return `${f.kind === 1 ? 'q' : 's'}${f.sender}>${f.target === GROUP_TARGET ? 'g' : f.target}#${f.seq}@${f.conn}`;
 }
 
+/** Lower-case hex of `b` (history keys; Node's encoder, as the workload and checkers make many). */
 export function bytesHex(b: Uint8Array): string {
-  let s = '';
-  for (let i = 0; i < b.length; i++) s += b[i]!.toString(16).padStart(2, '0');
-  return s;
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
+}
+
+/** The bytes of a hex text made by `bytesHex` (a copy of its own, not a view of Node's buffer pool). */
+export function hexBytes(h: string): Uint8Array {
+  return new Uint8Array(Buffer.from(h, 'hex'));
 }
 

@@ -80,7 +80,11 @@ export interface SimNatsServer {
 
 /** Whether `subject` matches the pattern `tokens` (NATS wildcard rules). */
 export function subjectMatches(tokens: readonly string[], subject: string): boolean {
-  const parts = subject.split('.');
+  return tokensMatch(tokens, subject.split('.'));
+}
+
+/** Whether a subject split into `parts` matches the pattern `tokens`. */
+function tokensMatch(tokens: readonly string[], parts: readonly string[]): boolean {
   for (let i = 0; i < tokens.length; i++) {
     const t = tokens[i]!;
     if (t === '>') return parts.length > i;
@@ -92,6 +96,37 @@ export function subjectMatches(tokens: readonly string[], subject: string): bool
 
 const pairKey = (a: string, b: string): string => (a < b ? `${a}|${b}` : `${b}|${a}`);
 
+/**
+ * Directed pairs of endpoint names (`a` cannot reach `b`; `a` believes its route to `b` down).
+ * Asked on every message, and nearly always empty: no key is built per question.
+ */
+class PairSet {
+  private readonly to = new Map<string, Set<string>>();
+  private count = 0;
+
+  has(a: string, b: string): boolean {
+    return this.count !== 0 && this.to.get(a)?.has(b) === true;
+  }
+
+  add(a: string, b: string): void {
+    let s = this.to.get(a);
+    if (s === undefined) this.to.set(a, (s = new Set()));
+    if (!s.has(b)) {
+      s.add(b);
+      this.count++;
+    }
+  }
+
+  delete(a: string, b: string): void {
+    if (this.to.get(a)?.delete(b) === true) this.count--;
+  }
+
+  clear(): void {
+    this.to.clear();
+    this.count = 0;
+  }
+}
+
 export class SimNats {
   readonly timing: SimNatsTiming;
   private readonly servers = new Map<string, SimNatsServer>();
@@ -99,16 +134,16 @@ export class SimNats {
   private readonly clients = new Map<string, SimNatsClient>();
   private readonly subs: NatsSubscription[] = [];
   private readonly matchCache = new Map<string, NatsSubscription[]>();
-  /** "a>b": what `a` sends does not reach `b` (endpoints are nodes or servers). */
-  private readonly cut = new Set<string>();
-  /** "x>y": server x believes its route to y is closed. */
-  private readonly routeDown = new Set<string>();
+  /** (a, b): what `a` sends does not reach `b` (endpoints are nodes or servers). */
+  private readonly cut = new PairSet();
+  /** (x, y): server x believes its route to y is closed. */
+  private readonly routeDown = new PairSet();
   /** Per server pair: when the route (re)formed (the phase of its ping ticks), and its cut generation. */
   private readonly routeSince = new Map<string, number>();
   private readonly routeGen = new Map<string, number>();
   private readonly repairing = new Set<string>();
-  /** Last arrival time per (sender, receiver), so every pair stays FIFO. */
-  private readonly lastAt = new Map<string, number>();
+  /** Last arrival time per sender and receiver, so every pair stays FIFO. */
+  private readonly lastAt = new Map<string, Map<string, number>>();
   private readonly serverListeners = new Set<(e: SimNatsServerEvent) => void>();
   private nextClientId = 0;
   private nextSessionId = 0;
@@ -203,15 +238,15 @@ export class SimNats {
 
   /** Cut `a` from `b` (and `b` from `a` unless `oneWay`); endpoints are node or server names. */
   partition(a: string, b: string, oneWay = false): void {
-    this.cut.add(`${a}>${b}`);
-    if (!oneWay) this.cut.add(`${b}>${a}`);
+    this.cut.add(a, b);
+    if (!oneWay) this.cut.add(b, a);
     this.cutChanged(a, b);
   }
 
   /** Remove the cut between `a` and `b` (both directions). */
   healPair(a: string, b: string): void {
-    this.cut.delete(`${a}>${b}`);
-    this.cut.delete(`${b}>${a}`);
+    this.cut.delete(a, b);
+    this.cut.delete(b, a);
   }
 
   /** Remove every cut. Routes and connections that were noticed lost come back by retrying. */
@@ -221,7 +256,7 @@ export class SimNats {
 
   /** Whether anything `a` sends to `b` is lost right now. */
   isCut(a: string, b: string): boolean {
-    return this.cut.has(`${a}>${b}`);
+    return this.cut.has(a, b);
   }
 
   /** Stop server `name` like SIGKILL (`kill`) or with its OS (`os`). */
@@ -234,7 +269,7 @@ export class SimNats {
     for (const other of this.servers.values()) {
       if (other === s || !other.up) continue;
       // The reset reaches the peer unless the network between them is cut.
-      if (!this.cut.has(`${name}>${other.name}`)) this.markRouteDown(other.name, name);
+      if (!this.cut.has(name, other.name)) this.markRouteDown(other.name, name);
     }
     for (const c of this.clients.values()) c.serverDown(name);
     this.emit({ type: 'down', server: name, kind });
@@ -250,7 +285,7 @@ export class SimNats {
     this.repairing.delete(name);
     for (const other of this.servers.values()) {
       if (other === s) continue;
-      this.routeDown.delete(`${name}>${other.name}`);
+      this.routeDown.delete(name, other.name);
       if (other.up && this.passable(name, other.name) && this.passable(other.name, name)) this.formRoute(name, other.name);
       else this.markRouteDown(name, other.name);
     }
@@ -267,12 +302,12 @@ export class SimNats {
 
   /** Whether server `from` would send to server `to` (itself, or a route it believes up). */
   believesRoute(from: string, to: string): boolean {
-    return from === to || !this.routeDown.has(`${from}>${to}`);
+    return from === to || !this.routeDown.has(from, to);
   }
 
   /** Whether `to` is up and what `from` sends reaches it (nodes and servers). */
   passable(from: string, to: string): boolean {
-    return !this.cut.has(`${from}>${to}`);
+    return !this.cut.has(from, to);
   }
 
   /** Whether server `name` runs now. */
@@ -329,7 +364,7 @@ export class SimNats {
     }
     let latency = this.latencyMs(this.random);
     if (far) latency += this.hopMs(this.random);
-    const arrive = this.fifo(`${origin}>${target.node}`, Math.max(this.world.now, this.pausedUntil(at), this.pausedUntil(sess.server)) + latency);
+    const arrive = this.fifo(origin, target.node, Math.max(this.world.now, this.pausedUntil(at), this.pausedUntil(sess.server)) + latency);
     const epoch = target.epoch;
     this.world.schedule(arrive, 'nats', () => {
       if (!sub.active || target.epoch !== epoch) {
@@ -351,7 +386,7 @@ export class SimNats {
     if (!this.passable(client.node, s.server)) return true;
     const srv = this.server(s.server);
     const inc = srv.incarnation;
-    const arrive = this.fifo(`${client.node}>${s.server}`, this.world.now + this.hopMs(this.random));
+    const arrive = this.fifo(client.node, s.server, this.world.now + this.hopMs(this.random));
     this.world.schedule(arrive, label, () => {
       if (srv.incarnation === inc && srv.up) run(s.server);
     }, srv.owner, detail);
@@ -364,7 +399,7 @@ export class SimNats {
     if (from !== to && (!this.believesRoute(from, to) || !this.routePassable(from, to))) return;
     if (!dst.up) return;
     const inc = dst.incarnation;
-    const arrive = from === to ? this.world.now : this.fifo(`${from}>${to}`, this.world.now + this.hopMs(this.random));
+    const arrive = from === to ? this.world.now : this.fifo(from, to, this.world.now + this.hopMs(this.random));
     this.world.schedule(arrive, label, () => {
       if (dst.incarnation === inc && dst.up) run();
     }, dst.owner, detail);
@@ -382,7 +417,7 @@ export class SimNats {
     if (!this.passable(s.server, client.node)) return;
     let latency = this.hopMs(this.random);
     if (far) latency += this.hopMs(this.random);
-    const arrive = this.fifo(`${from}>${client.node}`, Math.max(this.world.now, this.pausedUntil(s.server)) + latency);
+    const arrive = this.fifo(from, client.node, Math.max(this.world.now, this.pausedUntil(s.server)) + latency);
     const epoch = client.epoch;
     this.world.schedule(arrive, label, () => {
       if (client.epoch === epoch && client.liveSession() === s) run();
@@ -423,10 +458,12 @@ export class SimNats {
     return this.server(name).owner;
   }
 
-  /** @internal Arrival time for a message from `key`'s sender, kept after the previous one. */
-  fifo(key: string, at: number): number {
-    const t = Math.max(at, this.lastAt.get(key) ?? 0);
-    this.lastAt.set(key, t);
+  /** @internal Arrival time for a message from `from` to `to`, kept after the previous one. */
+  fifo(from: string, to: string, at: number): number {
+    let m = this.lastAt.get(from);
+    if (m === undefined) this.lastAt.set(from, (m = new Map()));
+    const t = Math.max(at, m.get(to) ?? 0);
+    m.set(to, t);
     return t;
   }
 
@@ -436,7 +473,8 @@ export class SimNats {
     let m = this.matchCache.get(subject);
     if (m !== undefined) return m;
     m = [];
-    for (const s of this.subs) if (subjectMatches(s.tokens, subject)) m.push(s);
+    const parts = subject.split('.');
+    for (const s of this.subs) if (tokensMatch(s.tokens, parts)) m.push(s);
     if (!subject.startsWith('_INBOX.')) {
       if (this.matchCache.size >= MATCH_CACHE_MAX) this.matchCache.clear();
       this.matchCache.set(subject, m);
@@ -476,7 +514,7 @@ export class SimNats {
   /** Server `x` notices its route to `y` is silent at the ping tick that exceeds ping_max. */
   private watchRoute(x: string, y: string, gen: number): void {
     const sx = this.servers.get(x)!;
-    if (!sx.up || this.routeDown.has(`${x}>${y}`)) return;
+    if (!sx.up || this.routeDown.has(x, y)) return;
     const key = pairKey(x, y);
     const at = staleAt(this.routeSince.get(key) ?? 0, this.world.now, this.timing.routePingIntervalMs, this.timing.serverMaxPingsOut);
     this.world.schedule(at, 'route_stale', () => {
@@ -487,7 +525,7 @@ export class SimNats {
   }
 
   private markRouteDown(x: string, y: string): void {
-    this.routeDown.add(`${x}>${y}`);
+    this.routeDown.add(x, y);
     if (this.repairing.has(x)) return;
     this.repairing.add(x);
     const sx = this.servers.get(x)!;
@@ -495,7 +533,7 @@ export class SimNats {
     const retry = (): void => {
       let left = false;
       for (const other of this.servers.values()) {
-        if (other.name === x || !this.routeDown.has(`${x}>${other.name}`)) continue;
+        if (other.name === x || !this.routeDown.has(x, other.name)) continue;
         if (other.up && this.passable(x, other.name) && this.passable(other.name, x)) this.formRoute(x, other.name);
         else left = true;
       }
@@ -506,8 +544,8 @@ export class SimNats {
   }
 
   private formRoute(x: string, y: string): void {
-    this.routeDown.delete(`${x}>${y}`);
-    this.routeDown.delete(`${y}>${x}`);
+    this.routeDown.delete(x, y);
+    this.routeDown.delete(y, x);
     const key = pairKey(x, y);
     this.routeSince.set(key, this.world.now);
     this.routeGen.set(key, (this.routeGen.get(key) ?? 0) + 1);

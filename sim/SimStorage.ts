@@ -62,9 +62,13 @@ class SortedTable {
   }
 }
 
+/** Keys longer than this are converted in chunks (fromCharCode takes its bytes as arguments). */
+const LATIN1_CHUNK = 4_096;
 const latin1 = (b: Uint8Array): string => {
+  // One flat string per key: a key is hashed and compared many times once made.
+  if (b.length <= LATIN1_CHUNK) return String.fromCharCode.apply(null, b as unknown as number[]);
   let s = '';
-  for (let i = 0; i < b.length; i++) s += String.fromCharCode(b[i]!);
+  for (let i = 0; i < b.length; i += LATIN1_CHUNK) s += String.fromCharCode.apply(null, b.subarray(i, i + LATIN1_CHUNK) as unknown as number[]);
   return s;
 };
 const fromLatin1 = (s: string): Uint8Array => {
