@@ -65,7 +65,10 @@ export interface ClusterWorkload {
 const WORKLOAD_TICK_MS = 250;
 /** A user whose node is lost reconnects after 100 ms .. this. */
 const RECONNECT_JITTER_MS = 1_500;
-/** A session registers again when its group's owner changed (checked this often), and always this often. */
+/**
+ * A session registers again when its group's owner changed (the workload checks every session
+ * this often, rather than each session keeping a timer of its own), and always this often.
+ */
 const REGISTER_CHECK_MS = 500;
 const REGISTER_REFRESH_MS = 4_000;
 /** Members of the run's chat group (users 0..GROUP_SIZE-1). */
@@ -95,7 +98,7 @@ type AgentCommand =
   | { readonly t: 'w_relay'; readonly to: UserKey; readonly rec: ReadReceipt }
   | { readonly t: 'w_groups'; readonly at: NamedOnNode; readonly req: GroupsRequest }
   | { readonly t: 'w_keys'; readonly req: KeyDirectoryRequest; readonly about: UserKey }
-  | { readonly t: 'w_tick' };
+  | { readonly t: 'w_register' };
 
 interface UserState {
   readonly index: number;
@@ -109,9 +112,13 @@ interface UserState {
   /** Wants to be connected (false once it left at the end). */
   wantsOnline: boolean;
   reconnectAt: number | null;
+  /** The core of the node its session runs on (null while reconnecting). */
+  core: ClusterCore | null;
   /** The owner (`<node>#<incarnation>`) its session last registered with, and whether the shard confirmed it. */
   registeredWith: string | null;
   registered: boolean;
+  /** When its session was last told to register (virtual ms). */
+  lastRegister: number;
   /** Next message number per target. */
   readonly next: Map<number, number>;
   /** Its last SEND_SEQ sends (resent after a move). */
@@ -139,10 +146,11 @@ export class CoreWorkload implements ClusterWorkload {
   private chat: { gid: string; group: number } | null = null;
   private creating = false;
   private readonly adding = new Set<number>();
+  private nextRegisterCheck = 0;
 
   constructor(private readonly o: CoreWorkloadOptions) {
     for (let i = 0; i < o.users; i++) {
-      this.users.push({ index: i, key: userKey(new TextEncoder().encode(`u${i}`)), node: null, nodeIncarnation: 0, agent: null, session: 0, wantsOnline: true, reconnectAt: null, registeredWith: null, registered: false, next: new Map(), lastSeq: [], uploads: 0 });
+      this.users.push({ index: i, key: userKey(new TextEncoder().encode(`u${i}`)), node: null, nodeIncarnation: 0, agent: null, session: 0, wantsOnline: true, reconnectAt: null, core: null, registeredWith: null, registered: false, lastRegister: -Infinity, next: new Map(), lastSeq: [], uploads: 0 });
     }
   }
 
@@ -285,6 +293,14 @@ export class CoreWorkload implements ClusterWorkload {
       }
       if (u.agent === null && u.wantsOnline && u.reconnectAt !== null && now >= u.reconnectAt) this.connect(u);
     }
+    if (now >= this.nextRegisterCheck) {
+      this.nextRegisterCheck = now + REGISTER_CHECK_MS;
+      // A session registers again with each new owner (or new life of it), and now and then anyway.
+      for (const u of this.users) {
+        if (u.core === null || (ownerLife(u.core, u.key) === u.registeredWith && now - u.lastRegister <= REGISTER_REFRESH_MS)) continue;
+        if (this.command(u, { t: 'w_register' })) u.lastRegister = now;
+      }
+    }
     this.world.after(WORKLOAD_TICK_MS, 'workload', this.tick);
   };
 
@@ -301,6 +317,7 @@ export class CoreWorkload implements ClusterWorkload {
       if (n.status === 'up' && n.incarnations === u.nodeIncarnation) n.schedulers[0]?.kill(u.agent, 'shutdown');
     }
     u.agent = null;
+    u.core = null;
     u.registered = false;
     u.registeredWith = null;
     u.reconnectAt = reconnect && u.wantsOnline ? this.world.now + 100 + this.o.random.int(RECONNECT_JITTER_MS) : u.reconnectAt;
@@ -321,6 +338,8 @@ export class CoreWorkload implements ClusterWorkload {
     u.registered = false;
     u.registeredWith = null;
     u.reconnectAt = null;
+    u.core = node.core;
+    u.lastRegister = this.world.now;
     u.agent = node.schedulers[0]!.spawn(this.agentBody(u, u.session, node.core!), { label: 'SimSession' });
     this.history.note(this.world.now, `u${u.index}: session ${u.session} on ${node.name}`);
     if (u.uploads === 0) this.upload(u);
@@ -336,25 +355,19 @@ export class CoreWorkload implements ClusterWorkload {
   private agentBody(u: UserState, session: number, core: ClusterCore): ProcessBody {
     return (ctx: ProcessContext) => {
       const mine = (): boolean => u.session === session && u.agent !== null;
-      let lastRegister = -Infinity;
       const register = (): void => {
         const at = core.shardOf(u.key);
         u.registeredWith = ownerLife(core, u.key);
         u.registered = false;
-        lastRegister = ctx.env.clock.monotonicMs();
         sendTo(ctx, at, { t: 'register', user: u.key, session: ctx.self } satisfies RouterRegister);
       };
       register();
-      ctx.sendAfter(REGISTER_CHECK_MS, { t: 'w_tick' } satisfies AgentCommand);
       return (raw) => {
         const m = raw as AgentCommand | ShardToSession | RouteRefused | GroupsReply | KeyDirectoryReply;
         switch (m.t) {
-          case 'w_tick': {
-            ctx.sendAfter(REGISTER_CHECK_MS, { t: 'w_tick' } satisfies AgentCommand);
-            // A session registers again with each new owner (or new life of it).
-            if (mine() && (ownerLife(core, u.key) !== u.registeredWith || ctx.env.clock.monotonicMs() - lastRegister > REGISTER_REFRESH_MS)) register();
+          case 'w_register':
+            if (mine()) register();
             return;
-          }
           case 'w_route':
             sendTo(ctx, core.shardOf(m.to), { t: 'route', to: m.to, rec: m.rec, replyTo: ctx.self, ...(m.seq !== undefined ? { seq: m.seq } : {}) } satisfies RouterRoute);
             return;
