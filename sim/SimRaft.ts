@@ -4,7 +4,8 @@
  * most up-to-date replicas (so it holds every committed entry), log entries replicated with a
  * consistency check, committed once a majority holds them (entries of the current term;
  * earlier ones with them), applied in order on every replica. Timings are nats-server's:
- * heartbeats every second, a follower that hears no leader for an election timeout drawn
+ * heartbeats every second unless entries went out within the last one (nats-server's
+ * `notActive`: an append carrying entries does a heartbeat's work), a follower that hears no leader for an election timeout drawn
  * from 4–9 s campaigns, a new group campaigns within 100–800 ms, and a leader that has not
  * heard from a quorum for 10 s steps down at its next quorum check (every 10 s), so 10–20 s
  * after losing it. A new leader appends an empty entry so earlier entries commit; a leader
@@ -99,6 +100,8 @@ export class SimRaftReplica<P> {
   private electionDeadline = Number.POSITIVE_INFINITY;
   private electionTimer: SimEvent | null = null;
   private flushScheduled = false;
+  /** When this leader last sent entries (nats-server's `active`): a heartbeat tick after that is skipped. */
+  private entriesSentAt = Number.NEGATIVE_INFINITY;
   private stopped = false;
 
   constructor(
@@ -311,7 +314,7 @@ export class SimRaftReplica<P> {
     const leading = (): boolean => !this.stopped && this.role === 'leader' && this.store.term === term;
     const beat = (): void => {
       if (!leading()) return;
-      for (const p of this.peers) this.sendTo(p);
+      if (w.now - this.entriesSentAt > this.timing.heartbeatMs) for (const p of this.peers) this.sendTo(p);
       w.after(this.timing.heartbeatMs, 'raft_heartbeat', beat, this.host.owner, 0);
     };
     w.after(this.timing.heartbeatMs, 'raft_heartbeat', beat, this.host.owner, 0);
@@ -345,7 +348,10 @@ export class SimRaftReplica<P> {
     const end = Math.min(s.log.length, prevIndex + this.timing.maxEntriesPerAppend);
     const entries = end > prevIndex ? s.log.slice(prevIndex, end) : [];
     this.host.send(peer, { type: 'append', term: s.term, prevIndex, prevTerm: this.termAt(prevIndex), entries, commit: this.commit });
-    if (entries.length > 0) this.next.set(peer, end + 1);
+    if (entries.length > 0) {
+      this.next.set(peer, end + 1);
+      this.entriesSentAt = this.host.world.now;
+    }
   }
 
   private onAppendReply(from: string, msg: Extract<RaftMessage<P>, { type: 'append_reply' }>): void {
