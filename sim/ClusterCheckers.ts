@@ -69,7 +69,8 @@ export interface ClusterCheckInput {
   runtime: string[];
 }
 
-const userBytesOf = (i: number): Uint8Array => new TextEncoder().encode(`u${i}`);
+const utf8 = new TextEncoder();
+const userBytesOf = (i: number): Uint8Array => utf8.encode(`u${i}`);
 
 export function checkCluster(input: ClusterCheckInput): Violation[] {
   const { history: h, cluster } = input;
@@ -93,11 +94,15 @@ export function checkCluster(input: ClusterCheckInput): Violation[] {
     const r = records[g];
     return r === undefined ? null : cluster.nodes.find((n) => n.name === r.owner) ?? null;
   };
-  const inFinalInbox = (a: Pick<ClusterAppend, 'group' | 'user' | 'msgId'>): boolean | null => {
+  const finalInbox = new Map<ClusterAppend, boolean | null>();
+  const inFinalInbox = (a: ClusterAppend): boolean | null => {
+    let found = finalInbox.get(a);
+    if (found !== undefined) return found;
     const n = ownerDisk(a.group);
-    if (n === null) return null;
     const k = encodeKey([userBytesOf(a.user), hexBytes(a.msgId)]);
-    return k.ok && n.disk.table(groupTableName(a.group, 'inbox')).values.has(keyText(k.bytes));
+    found = n === null ? null : k.ok && n.disk.table(groupTableName(a.group, 'inbox')).values.has(keyText(k.bytes));
+    finalInbox.set(a, found);
+    return found;
   };
 
   // ---- durability -------------------------------------------------------------------------

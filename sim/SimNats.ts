@@ -319,7 +319,9 @@ export class SimNats {
 
   /**
    * Route a message `client` publishes. Returns how many subscriptions its server believes
-   * it reaches (0: no responders), or -1 when it is lost before reaching the server.
+   * it reaches (0: no responders), or -1 when it is lost before reaching the server. `data`
+   * must be the publisher's copy (taken when it published): one receiver gets it, any other
+   * its own copy, so no two parties share bytes.
    */
   publishFrom(client: SimNatsClient, subject: string, data: Uint8Array, reply: string | undefined): number {
     this.stats.published++;
@@ -351,7 +353,8 @@ export class SimNats {
     }
     if (groups !== null) for (const g of groups.values()) (chosen ??= []).push(this.random.pick(g));
     if (chosen === null) return 0;
-    for (const [sub, sess] of chosen) this.deliver(client.node, at, sub, sess, subject, data, reply);
+    const last = chosen.length - 1;
+    for (let i = 0; i <= last; i++) this.deliver(client.node, at, chosen[i]![0], chosen[i]![1], subject, i === last ? data : data.slice(), reply);
     return chosen.length;
   }
 
@@ -372,7 +375,7 @@ export class SimNats {
         return;
       }
       this.stats.delivered++;
-      sub.onMessage(data.slice(), subject, reply);
+      sub.onMessage(data, subject, reply);
     }, target.owner, data.length);
   }
 

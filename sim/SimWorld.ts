@@ -23,19 +23,15 @@ export interface SimWorldOptions {
 /** Most events one instant may hold before the run is declared livelocked. */
 const MAX_EVENTS_PER_INSTANT = 1_000_000;
 
-const settleTick = (resolve: () => void): void => realNextTick(resolve);
-
 /**
- * Let every promise continuation released so far run, however long its chain, before the
- * clock moves. From inside a microtask (the first await puts the loop there), a process tick
- * runs only once V8 has drained the whole microtask queue, follow-ups included; so this drains
- * exactly what a macrotask turn (setImmediate) would, without a trip through the event loop's
- * poll phase, which cost more than the events of most instants.
+ * How the loop lets every promise continuation an instant released run, however long its
+ * chain, before the clock moves: it waits for a process tick. Called from inside a microtask,
+ * a tick runs only once V8 has drained the whole microtask queue, follow-ups included; so it
+ * drains exactly what a macrotask turn (setImmediate) would, without a trip through the event
+ * loop's poll phase, which cost more than the events of most instants. (The loop's first wait
+ * is a plain `await`, which puts it inside a microtask for good.)
  */
-async function settleTurn(): Promise<void> {
-  await undefined;
-  await new Promise<void>(settleTick);
-}
+const settleTick = (resolve: () => void): void => realNextTick(resolve);
 
 export class SimWorld {
   readonly seed: number;
@@ -109,6 +105,7 @@ export class SimWorld {
    */
   async runUntil(until: number, maxEvents = Number.MAX_SAFE_INTEGER): Promise<boolean> {
     const stopAt = this.events + maxEvents;
+    let inMicrotask = false;
     for (;;) {
       const head = this.queue.peek();
       if (head === undefined || head.at > until) break;
@@ -133,7 +130,11 @@ export class SimWorld {
         if (this.events >= stopAt) return false;
       }
       // Promise continuations of this instant run now, at this virtual time.
-      await settleTurn();
+      if (!inMicrotask) {
+        await undefined;
+        inMicrotask = true;
+      }
+      await new Promise<void>(settleTick);
     }
     if (until > this.now && until !== Number.POSITIVE_INFINITY) this.now = until;
     return true;
