@@ -130,6 +130,8 @@ const VALUE_SLAB_BYTES = 64 * 1024;
 /** Random bytes fetched from env.random at a time, for the random half of ids. */
 const RANDOM_POOL_BYTES = 4096;
 const MAX_SAFE_COUNTER = Number.MAX_SAFE_INTEGER;
+/** Slots the ring of remembered appends starts with (it doubles as needed, up to knownIds). */
+const KNOWN_RING_FIRST = 64;
 /** Byte strings up to this length are copied by a loop rather than TypedArray.set. */
 const SHORT_COPY_BYTES = 32;
 
@@ -164,14 +166,19 @@ export class OfflineMailbox {
    * whether its write is still in flight. Acked entries are cleared. An append still in flight
    * is never forgotten (an ACK may arrive before its message is visible in storage): one pushed
    * out of the ring waits in `knownOverflow` until its write settles.
+   *
+   * The ring starts small and doubles, up to `knownLimit` slots, whenever an append would
+   * push out an entry still remembered, so it holds exactly what a ring of `knownLimit` slots
+   * would (a mailbox per shard group does not pay for the whole ring before it is used).
    */
-  private readonly knownMask: number;
-  private readonly knownState: Array<UserState | null>;
-  private readonly knownCounter: Float64Array;
-  private readonly knownRandom: Uint8Array;
-  private readonly knownInFlight: Uint8Array;
+  private readonly knownLimit: number;
+  private knownMask: number;
+  private knownState: Array<UserState | null>;
+  private knownCounter: Float64Array;
+  private knownRandom: Uint8Array;
+  private knownInFlight: Uint8Array;
   /** Stored value bytes of each remembered append (an ACK gives them back without a read). */
-  private readonly knownSize: Uint32Array;
+  private knownSize: Uint32Array;
   private readonly knownOverflow = new Map<number, { st: UserState; random: Uint8Array; size: number }>();
   /** The latest group of appends (and of removals) sharing one engine write promise. */
   private appendGroup: AppendGroup | null = null;
@@ -204,12 +211,14 @@ export class OfflineMailbox {
     this.countCacheUsers = opts.countCacheUsers ?? OFFLINE_MAILBOX_COUNT_CACHE_USERS;
     let ring = 1;
     while (ring < (opts.knownIds ?? OFFLINE_MAILBOX_KNOWN_IDS)) ring *= 2;
-    this.knownMask = ring - 1;
-    this.knownState = new Array<UserState | null>(ring).fill(null);
-    this.knownCounter = new Float64Array(ring);
-    this.knownRandom = new Uint8Array(ring * RANDOM_ID_BYTES);
-    this.knownInFlight = new Uint8Array(ring);
-    this.knownSize = new Uint32Array(ring);
+    this.knownLimit = ring;
+    const first = Math.min(ring, KNOWN_RING_FIRST);
+    this.knownMask = first - 1;
+    this.knownState = new Array<UserState | null>(first).fill(null);
+    this.knownCounter = new Float64Array(first);
+    this.knownRandom = new Uint8Array(first * RANDOM_ID_BYTES);
+    this.knownInFlight = new Uint8Array(first);
+    this.knownSize = new Uint32Array(first);
     this.next = limit;
     this.confirmed = limit;
     this.reserved = limit;
@@ -425,6 +434,7 @@ export class OfflineMailbox {
 
   /** Remember the append of id `id` (counter `counter`) for `st`, its write in flight. */
   private remember(counter: number, id: Uint8Array, st: UserState, size: number): void {
+    while (this.knownState[counter & this.knownMask] !== null && this.knownMask + 1 < this.knownLimit) this.growKnown();
     const i = counter & this.knownMask;
     const at = i * RANDOM_ID_BYTES;
     const prev = this.knownState[i] ?? null;
@@ -437,6 +447,37 @@ export class OfflineMailbox {
     this.knownCounter[i] = counter;
     this.knownInFlight[i] = 1;
     for (let j = 0; j < RANDOM_ID_BYTES; j++) this.knownRandom[at + j] = id[MESSAGE_ID_BYTES - RANDOM_ID_BYTES + j]!;
+  }
+
+  /**
+   * Double the ring, every remembered entry moving to its slot in the larger one. Remembered
+   * entries sit in distinct slots of the smaller ring, so in distinct slots of the larger one.
+   */
+  private growKnown(): void {
+    const n = (this.knownMask + 1) * 2;
+    const mask = n - 1;
+    const state = new Array<UserState | null>(n).fill(null);
+    const counter = new Float64Array(n);
+    const random = new Uint8Array(n * RANDOM_ID_BYTES);
+    const inFlight = new Uint8Array(n);
+    const size = new Uint32Array(n);
+    for (let i = 0; i <= this.knownMask; i++) {
+      const st = this.knownState[i]!;
+      if (st === null) continue;
+      const c = this.knownCounter[i]!;
+      const j = c & mask;
+      state[j] = st;
+      counter[j] = c;
+      inFlight[j] = this.knownInFlight[i]!;
+      size[j] = this.knownSize[i]!;
+      random.set(this.knownRandom.subarray(i * RANDOM_ID_BYTES, (i + 1) * RANDOM_ID_BYTES), j * RANDOM_ID_BYTES);
+    }
+    this.knownMask = mask;
+    this.knownState = state;
+    this.knownCounter = counter;
+    this.knownRandom = random;
+    this.knownInFlight = inFlight;
+    this.knownSize = size;
   }
 
   /** The append of `counter` settled: durable ones stay in the ring until acked or overwritten. */

@@ -351,3 +351,29 @@ test('acks issued while more appends are in flight than the mailbox remembers st
     },
     { knownIds: 2 },
   ));
+
+test('the ring of remembered ids grows as appends pile up, keeping every one it held (in flight or settled)', () =>
+  withMailbox(
+    async ({ mailbox, reopen }) => {
+      const users = [text('grow-a'), text('grow-b')];
+      // Far more than the ring's first size: it doubles while the writes are in flight.
+      const started = Array.from({ length: 300 }, (_, n) => mailbox.startAppend(users[n % 2]!, b(n & 0xff), meta(n)));
+      const ids = started.map((s) => {
+        assert.ok(s.ok);
+        return s.id;
+      });
+      const early = await Promise.all(ids.slice(0, 150).map((id, n) => mailbox.ack(users[n % 2]!, id)));
+      assert.deepEqual(early, early.map(() => ({ ok: true, removed: true })));
+      await Promise.all(started.slice(150).map((s) => (s.ok ? s.durable : null)));
+      const late = await Promise.all(ids.slice(150).map((id, n) => mailbox.ack(users[(n + 150) % 2]!, id)));
+      assert.deepEqual(late, late.map(() => ({ ok: true, removed: true })));
+      for (const u of users) assert.equal(mailbox.count(u), 0);
+      const again = await reopen();
+      for (const u of users) {
+        const l = again.list(u, { limit: 10 });
+        assert.ok(l.ok);
+        assert.equal(l.entries.length, 0);
+      }
+    },
+    { knownIds: 512 },
+  ));
