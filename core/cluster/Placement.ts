@@ -42,9 +42,23 @@ export const PLACEMENT_REPLICAS = 3;
 
 const utf8 = new TextEncoder();
 
+/** Node names whose scores are remembered before the memo starts over (names are few; this only bounds it). */
+const SCORE_MEMO_NODES = 4_096;
+/** Scores already computed: node → score by group (placement asks for the same ones on every evaluation). */
+const scoreMemo = new Map<string, number[]>();
+
 /** The rendezvous score of `node` for `group` (higher ranks first). */
 export function rendezvousScore(group: number, node: string): number {
-  return hash32(utf8.encode(`${group}\u0000${node}`));
+  let byGroup = scoreMemo.get(node);
+  if (byGroup === undefined) {
+    if (scoreMemo.size >= SCORE_MEMO_NODES) scoreMemo.clear();
+    scoreMemo.set(node, (byGroup = []));
+  }
+  const known = byGroup[group];
+  if (known !== undefined) return known;
+  const score = hash32(utf8.encode(`${group}\u0000${node}`));
+  if (Number.isInteger(group) && group >= 0 && group < 65_536) byGroup[group] = score;
+  return score;
 }
 
 /** `nodes` ranked for `group`: highest score first, ties by name. */
