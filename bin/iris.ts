@@ -30,13 +30,18 @@ async function start(argv: string[]): Promise<void> {
         'http-port': { type: 'string' },
         data: { type: 'string' },
         host: { type: 'string' },
+        name: { type: 'string' },
+        join: { type: 'string', multiple: true },
       },
       strict: true,
     }));
   } catch (err) {
     fail((err as Error).message);
   }
-  const shortcuts = [['mode', 'mode'], ['port', 'port'], ['http-port', 'http_port'], ['data', 'wal_directory'], ['host', 'host']] as const;
+  // --join may be repeated, each one URL or a comma-separated list.
+  const join = values['join'];
+  if (Array.isArray(join)) values['join'] = join.join(',');
+  const shortcuts = [['mode', 'mode'], ['port', 'port'], ['http-port', 'http_port'], ['data', 'wal_directory'], ['host', 'host'], ['name', 'node_name'], ['join', 'nats_servers']] as const;
   const resolved = resolveCliConfig(values, shortcuts, isTmpfs);
   if (!resolved.ok) process.exit(reportConfigProblems(resolved.problems));
   const cfg = resolved.config;
@@ -52,6 +57,9 @@ async function start(argv: string[]): Promise<void> {
       `  v1 over TCP:        ${cfg.host}:${node.tcpPort}\n` +
       `  v1 over WebSocket:  ws://${cfg.host}:${node.httpPort}/ws  (binary frames)\n` +
       `  health:             http://${cfg.host}:${node.httpPort}/health\n` +
+      (cfg.nats_servers.length > 0
+        ? `  cluster:            ${cfg.cluster_name} over NATS ${cfg.nats_servers.join(', ')} as ${cfg.roles.join('+')} (expected nodes: ${cfg.expected_cluster_nodes}); status at http://${cfg.host}:${node.httpPort}/cluster/status\n`
+        : '') +
       `  admin API:          http://${cfg.host}:${node.httpPort}/admin/  (bearer token: ${node.adminTokenFile ?? 'admin_token'})\n` +
       `  browser origins:    ${cfg.ws_allowed_origins.length === 0 ? 'none: only clients that send no Origin (set ws_allowed_origins)' : cfg.ws_allowed_origins.join(', ')}\n` +
       `  data:               ${cfg.wal_directory}\n` +
@@ -79,6 +87,9 @@ const USAGE = `usage: iris <command> [flags]
           --http-port N      WebSocket /ws and HTTP port (default 8086)
           --data DIR         storage directory, wal_directory (default ./data)
           --host ADDR        bind address (dev mode: loopback only)
+          --name NODE        node name, node_name (unique in a cluster)
+          --join URL         join a cluster through these NATS servers, nats_servers
+                             (nats://host:port; repeat it or separate with commas)
           --set key=value    any other config key (repeatable)
           Environment: IRIS_<KEY> for any key, e.g. IRIS_JWT_SECRET.
 ${TOKEN_USAGE}

@@ -4,6 +4,7 @@
  * them into the node configuration; core code reads defaults from CORE_DEFAULTS, never a copy.
  */
 import { defaultsOf, type SettingsOf } from '../runtime/Settings.js';
+import { CLUSTER_STREAM_REPLICAS } from './defaults.js';
 
 export const CORE_SETTINGS = {
   inbox_cap: { kind: 'int', default: 10_000, min: 1, max: 10_000_000, doc: 'Messages one user may have stored; a message beyond it is refused inbox_full (the sender hears).' },
@@ -33,6 +34,13 @@ export const CORE_SETTINGS = {
     default: 'quorum',
     values: ['local', 'quorum'],
     doc: 'In a cluster, when a write counts as done: local = in the shard stream and fsync\'d by the owner; quorum = also fsync\'d by a standby. A single node is always local.',
+  },
+  stream_replicas: {
+    kind: 'int',
+    default: CLUSTER_STREAM_REPLICAS,
+    min: 1,
+    max: 5,
+    doc: 'Copies JetStream keeps of the control and shard streams (3: survives the loss of one NATS server; 1 only for a single NATS server in development).',
   },
   ownership_refresh_ms: { kind: 'int', default: 2_000, min: 100, max: 600_000, doc: 'How often a node re-reads the ownership records (a missed change notice costs at most this long).' },
   rebalance_max_moves: { kind: 'int', default: 2, min: 1, max: 256, doc: 'Shard groups moving between owners at a time (rebalancing, drain), cluster-wide.' },

@@ -12,6 +12,7 @@ import { EDGE_SETTINGS } from '../edge/EdgeSettings.js';
 import { JWT_MIN_SECRET_BYTES } from '../edge/auth/JwtVerifier.js';
 import { applyListenerModeDefaults, checkListenerSettings } from '../edge/listeners/ListenerSettings.js';
 import { validNodeName } from '../runtime/Membership.js';
+import { CLUSTER_DOWN_AFTER_MS, CLUSTER_HEARTBEAT_MS } from '../runtime/defaults.js';
 import { coerceSetting, defaultsOf, type SettingProblem, type SettingSpec, type SettingsOf, type SettingsSchema } from '../runtime/Settings.js';
 
 export type Mode = 'dev' | 'production';
@@ -32,6 +33,23 @@ export const NODE_SETTINGS = {
   allow_table_nuke: { kind: 'bool', default: false, doc: 'Never delete tables to "repair" storage unless this is on.' },
   cluster_name: { kind: 'string', default: 'iris', doc: 'Name of the cluster this node joins (its NATS subjects and JetStream streams); nodes of other clusters are invisible.' },
   roles: { kind: 'list', default: ['edge', 'core'], doc: 'What this node does in a cluster: edge (client connections), core (owns shard groups), or both.' },
+  nats_servers: { kind: 'list', default: [], doc: 'NATS servers of the cluster (nats://host:port, comma-separated); empty = a single node without NATS. `iris start --join URL` sets it.' },
+  nats_discover_servers: { kind: 'bool', default: true, doc: 'Also use the servers the NATS cluster advertises; false pins the node to nats_servers (behind a proxy or NAT).' },
+  nats_user: { kind: 'string', default: '', doc: 'NATS user name (with nats_password).' },
+  nats_password: { kind: 'string', default: '', doc: 'NATS password of nats_user.' },
+  nats_token: { kind: 'string', default: '', doc: 'NATS authentication token (instead of a user and password).' },
+  nats_creds_file: { kind: 'string', default: '', doc: 'NATS credentials file (.creds: a user JWT and nkey seed).' },
+  nats_tls_ca_file: { kind: 'string', default: '', doc: 'PEM CA bundle to verify the NATS servers with; setting any nats_tls_* key requires TLS.' },
+  nats_tls_cert_file: { kind: 'string', default: '', doc: 'PEM client certificate for NATS servers that verify clients (with nats_tls_key_file).' },
+  nats_tls_key_file: { kind: 'string', default: '', doc: 'PEM private key of nats_tls_cert_file.' },
+  cluster_heartbeat_ms: { kind: 'int', default: CLUSTER_HEARTBEAT_MS, min: 20, max: 60_000, doc: 'How often a node tells the cluster it is alive.' },
+  cluster_down_after_ms: {
+    kind: 'int',
+    default: CLUSTER_DOWN_AFTER_MS,
+    min: 100,
+    max: 600_000,
+    doc: 'A node not heard from this long is down: its shard groups fail over (at least 3 heartbeats).',
+  },
 } as const;
 
 /** The roles a node may take (config key `roles`). */
@@ -143,8 +161,38 @@ export function resolveConfig(layers: Array<[string, RawLayer]>, storageOnTmpfs?
   if (c.cluster_name === '' || !validNodeName(c.cluster_name)) {
     problems.push({ key: 'cluster_name', message: `cluster_name: must be 1-255 printable characters without spaces (got '${c.cluster_name}')` });
   }
+  checkClusterSettings(c, explicit, problems, warnings);
   const adminProblem = adminTokenProblem(c.admin_token);
   if (adminProblem !== undefined) problems.push({ key: 'admin_token', message: adminProblem });
   if (c.port !== 0 && c.port === c.http_port) problems.push({ key: 'http_port', message: `http_port: must differ from port (both ${c.port})` });
   return problems.length > 0 ? { ok: false, problems } : { ok: true, config: c, warnings };
+}
+
+/** Whether the node joins a cluster (nats_servers given) rather than running alone. */
+export function isClustered(c: Pick<IrisConfig, 'nats_servers'>): boolean {
+  return c.nats_servers.length > 0;
+}
+
+/** The cluster keys: NATS addresses and credentials, timings, and what a cluster needs in production. */
+function checkClusterSettings(c: IrisConfig, explicit: ReadonlySet<string>, problems: ConfigProblem[], warnings: string[]): void {
+  for (const url of c.nats_servers) {
+    if (!/^((nats|tls):\/\/)?[^\s/:]+(:\d+)?$/.test(url)) problems.push({ key: 'nats_servers', message: `nats_servers: '${url}' is not a NATS address; use nats://host:port` });
+  }
+  if ((c.nats_user === '') !== (c.nats_password === '')) problems.push({ key: 'nats_user', message: 'nats_user and nats_password: set both, or neither' });
+  if (c.nats_token !== '' && c.nats_user !== '') problems.push({ key: 'nats_token', message: 'nats_token: use a token or a user and password, not both' });
+  if ((c.nats_tls_cert_file === '') !== (c.nats_tls_key_file === '')) problems.push({ key: 'nats_tls_cert_file', message: 'nats_tls_cert_file and nats_tls_key_file: set both for a client certificate, or neither' });
+  if (c.cluster_down_after_ms < 3 * c.cluster_heartbeat_ms) {
+    problems.push({ key: 'cluster_down_after_ms', message: `cluster_down_after_ms: must be at least 3 heartbeats (3 × cluster_heartbeat_ms = ${3 * c.cluster_heartbeat_ms}), got ${c.cluster_down_after_ms}` });
+  }
+  if (!isClustered(c)) {
+    if (c.roles.length !== 2) problems.push({ key: 'roles', message: `roles: a node without nats_servers is a single node and must be both edge and core (got '${c.roles.join(',')}'); set nats_servers to join a cluster` });
+    return;
+  }
+  if (c.mode === 'production') {
+    if (!explicit.has('expected_cluster_nodes')) problems.push({ key: 'expected_cluster_nodes', message: 'expected_cluster_nodes: set it to the number of nodes of the cluster (the partition guard counts a majority of it)' });
+    if (!explicit.has('node_name')) problems.push({ key: 'node_name', message: 'node_name: give every node of a cluster its own name (e.g. iris@host1)' });
+  }
+  if (c.expected_cluster_nodes === 1) {
+    warnings.push('expected_cluster_nodes is 1 with nats_servers: this node counts only itself, so it never enters safe mode on a partition; set it to the number of nodes');
+  }
 }

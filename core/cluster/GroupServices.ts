@@ -39,6 +39,8 @@ export interface GroupServicesDeps {
   inboxCap?: number;
   inboxMaxBytes?: number;
   receiptInboxCap?: number;
+  /** Groups servers answer members' messages with the recipients, for the requester to route (core/Groups.ts). */
+  fanOutByRequester?: boolean;
   /** Wraps each group's inbox (the simulator records what becomes durable). */
   wrapInbox?: (inner: Inbox, group: number) => Inbox;
 }
@@ -71,7 +73,14 @@ export async function startGroupServices(ctx: ProcessContext, group: number, sto
           start: (c) =>
             startGroups(
               c,
-              { storage, shardFor: deps.shardFor, fanoutAllowed: deps.fanoutAllowed, counters: deps.counters, acceptGid: (gid) => deps.groups.ofChatGroup(gid) === group },
+              {
+                storage,
+                shardFor: deps.shardFor,
+                fanoutAllowed: deps.fanoutAllowed,
+                counters: deps.counters,
+                acceptGid: (gid) => deps.groups.ofChatGroup(gid) === group,
+                ...(deps.fanOutByRequester === true ? { fanOutByRequester: true } : {}),
+              },
               groupsServerName(group),
             ),
         },
