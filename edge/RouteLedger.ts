@@ -159,6 +159,13 @@ export class RouteLedger {
     this.acks.delete(messageIdKey(id));
   }
 
+  /** Acknowledgements last sent to a node other than `owner` (or not sent). */
+  acksMoved(owner: string): PendingAck[] {
+    const out: PendingAck[] = [];
+    for (const a of this.acks.values()) if (a.sentTo !== owner) out.push(a);
+    return out;
+  }
+
   /**
    * Acknowledgements to send again (waited `retryMs`, or went to a node that is no longer the
    * owner); those first sent `horizonMs` ago are dropped instead (the message comes back at

@@ -463,6 +463,14 @@ export class V1Conn {
     const ledger = this.ledgerOf();
     const g = cluster.groupOf(to);
     const owner = cluster.ownerOf(g) ?? '';
+    // A message to the user's own group goes after the acknowledgements sent before it (a client
+    // that sends itself a marker after its ACKs knows they are durable once the marker is back).
+    if (ledger.ackCount > 0 && g === cluster.groupOf(this.meKey)) {
+      for (const a of ledger.acksMoved(owner)) {
+        cluster.stats.acksResent++;
+        this.sendAck(cluster, a);
+      }
+    }
     const moved = ledger.laneMoved(g, owner);
     const p = ledger.add(g, m, this.ctx.env.clock.monotonicMs());
     if (moved) this.sendLane(cluster, g);
@@ -522,12 +530,13 @@ export class V1Conn {
         this.refuse('request_timeout');
       }
     }
-    for (const g of ledger.lanesDue(now, cluster.retryMs, (x) => cluster.ownerOf(x))) this.sendLane(cluster, g);
+    // Acknowledgements first: a route to the user's own group sent after them must find them done.
     const owner = cluster.ownerOf(cluster.groupOf(this.meKey)) ?? '';
     for (const a of ledger.acksDue(now, cluster.retryMs, owner, cluster.horizonMs)) {
       cluster.stats.acksResent++;
       this.sendAck(cluster, a);
     }
+    for (const g of ledger.lanesDue(now, cluster.retryMs, (x) => cluster.ownerOf(x))) this.sendLane(cluster, g);
     if (!timer) return;
     this.retrying = false;
     if (ledger.empty) cluster.unwatch(this.ctx.self);
@@ -738,3 +747,4 @@ function info(ev: unknown, state: State, c: V1Conn): Result {
       return c.pump(state);
   }
 }
+

@@ -132,10 +132,14 @@ export class V1TestClient {
         return false;
       };
       if (check()) return;
+      // A wait that timed out must not take a frame that arrives later (it would be lost to the caller).
+      let expired = false;
       const timer = setTimeout(() => {
+        expired = true;
         reject(new Error(`no matching frame within ${timeoutMs} ms; unconsumed: ${JSON.stringify(this.frames.slice(this.consumed).map((f) => f.kind))}; closed=${this.closed}`));
       }, timeoutMs);
       const w = () => {
+        if (expired) return;
         if (check()) clearTimeout(timer);
         else if (this.closed) {
           clearTimeout(timer);
