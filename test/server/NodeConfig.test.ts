@@ -162,3 +162,41 @@ test('WebSocket limits that contradict each other are refused with the relation 
     ['ws_paused_input_limit_bytes', 'ws_paused_input_limit_bytes: must be at least ws_max_frame_bytes (1049600), or one large frame from a paused client closes its link'],
   ]);
 });
+
+test('nats_servers joins a cluster: production needs expected_cluster_nodes and a node_name, and one expected node is warned about', () => {
+  const prod = resolveConfig([['file', { mode: 'production', jwt_secret: SECRET, nats_servers: 'nats://10.0.0.1:4222, nats://10.0.0.2:4222' }]]);
+  assert.ok(!prod.ok);
+  assert.deepEqual(prod.problems.map((p) => p.key).sort(), ['expected_cluster_nodes', 'node_name']);
+  const ok = resolveConfig([['file', { mode: 'production', jwt_secret: SECRET, nats_servers: 'nats://10.0.0.1:4222', expected_cluster_nodes: 3, node_name: 'iris@host1' }]]);
+  assert.ok(ok.ok);
+  assert.deepEqual(ok.config.nats_servers, ['nats://10.0.0.1:4222']);
+  const dev = resolveConfig([['flags', { nats_servers: 'nats://127.0.0.1:4222' }]]);
+  assert.ok(dev.ok);
+  assert.ok(dev.warnings.some((w) => w.startsWith('expected_cluster_nodes is 1 with nats_servers')));
+});
+
+test('NATS addresses are checked, credentials and client certificates come in pairs, and the down-after time holds three heartbeats', () => {
+  const r = resolveConfig([
+    [
+      'file',
+      {
+        nats_servers: ['http://x:1'],
+        nats_user: 'iris',
+        nats_token: 't',
+        nats_tls_cert_file: '/c.pem',
+        cluster_heartbeat_ms: 500,
+        cluster_down_after_ms: 1000,
+      },
+    ],
+  ]);
+  assert.ok(!r.ok);
+  assert.deepEqual(r.problems.map((p) => p.key).sort(), ['cluster_down_after_ms', 'nats_servers', 'nats_tls_cert_file', 'nats_token', 'nats_user']);
+});
+
+test('a node without nats_servers is a single node and must be both edge and core', () => {
+  const r = resolveConfig([['flags', { roles: 'edge' }]]);
+  assert.ok(!r.ok);
+  assert.deepEqual(r.problems.map((p) => p.key), ['roles']);
+  const clustered = resolveConfig([['flags', { roles: 'edge', nats_servers: 'nats://127.0.0.1:4222', expected_cluster_nodes: '3' }]]);
+  assert.ok(clustered.ok);
+});
