@@ -30,7 +30,7 @@ import type { Inbox } from './Inbox.js';
 import type { CoreCounters } from './CoreCounters.js';
 import type { Notice } from './Delivery.js';
 import type { StoredItem } from './Inbox.js';
-import { ROUTE_LANES_KEEP_MS, ROUTE_LANES_SWEEP_MS } from './defaults.js';
+import { PRESENCE_SWEEP_AFTER_MS, ROUTE_LANES_KEEP_MS, ROUTE_LANES_SWEEP_MS } from './defaults.js';
 import { ROUTE_LANES_TABLE, RouteLanes, type RouteTicket } from './RouteLanes.js';
 import { userBytes, type UserKey } from './UserId.js';
 import type { PresenceTable } from './Presence.js';
@@ -102,9 +102,12 @@ export interface RouterRelay {
 }
 export type RouterMessage = RouterRoute | RouterRegister | RouterRelay | RouterInboxRead | RouterInboxAck;
 
-/** The shard prunes its connection lanes (cluster only). */
+/** The shard prunes its connection lanes, or sweeps its group's presence (cluster only). */
 interface SweepLanes {
   t: 'sweep_lanes';
+}
+interface SweepPresence {
+  t: 'sweep_presence';
 }
 
 /** A write for `to` settled (the shard tells itself, to act on it inside a handler). */
@@ -158,6 +161,12 @@ export interface RouteAccepted {
 export interface RouterShardDeps {
   inbox: Inbox;
   presence: PresenceTable;
+  /**
+   * In a cluster: whether a user belongs to this shard's group. PRESENCE_SWEEP_AFTER_MS after
+   * the shard starts, such users still shown online without a session here are set offline
+   * (their sessions died with the node that owned the group before).
+   */
+  owns?: (user: UserKey) => boolean;
   /** Holds the highest SEND_SEQ per (recipient, sender) across restarts. */
   storage: StorageEngine;
   counters: CoreCounters;
@@ -339,6 +348,7 @@ export function routerShard(deps: RouterShardDeps): ProcessBody {
         ctx.send(replyTo, { t: 'inbox_read_reply', ref, items: page.items, more: page.more, notices } satisfies InboxReadReply);
       })();
     };
+    if (deps.owns !== undefined) ctx.sendAfter(PRESENCE_SWEEP_AFTER_MS, { t: 'sweep_presence' } satisfies SweepPresence);
     let heldBack: RouterRoute | null = null;
     return (raw) => {
       if (isDownMessage(raw)) {
@@ -353,7 +363,7 @@ export function routerShard(deps: RouterShardDeps): ProcessBody {
         }
         return;
       }
-      const m = raw as RouterMessage | Stored | SweepLanes;
+      const m = raw as RouterMessage | Stored | SweepLanes | SweepPresence;
       switch (m.t) {
         case 'stored':
           onStored(m.to);
@@ -361,6 +371,16 @@ export function routerShard(deps: RouterShardDeps): ProcessBody {
         case 'sweep_lanes':
           sweepLanes();
           return;
+        case 'sweep_presence': {
+          const owns = deps.owns!;
+          const now = Math.floor(ctx.env.clock.wallMs() / 1000);
+          const stale: UserKey[] = [];
+          deps.presence.forEach((u, online) => {
+            if (online && !sessions.has(u) && owns(u)) stale.push(u);
+          });
+          for (const u of stale) deps.presence.setOffline(u, now);
+          return;
+        }
         case 'inbox_read':
           readFor(m);
           return;

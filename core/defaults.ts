@@ -72,6 +72,12 @@ export const TAKEOVER_BACKOFF_MS = 1_000;
 export const HANDOFF_TIMEOUT_MS = 10_000;
 /** A standby this many entries (or fewer) behind the owner may be handed the group. */
 export const MOVE_MAX_LAG_ENTRIES = 64;
+/**
+ * After a router shard starts on a new owner, users of its group still shown online with no
+ * session registered here after this long are set offline (their sessions died with the old
+ * owner's node; live ones re-register within route_retry_ms of their shard going down).
+ */
+export const PRESENCE_SWEEP_AFTER_MS = 5_000;
 /** A session's read of its inbox from the shard on another node is asked again after this long without an answer. */
 export const SESSION_READ_TIMEOUT_MS = 2_000;
 /** How long /cluster/status waits for each node's report of its replicas. */

@@ -67,7 +67,13 @@ export async function startGroupServices(ctx: ProcessContext, group: number, sto
     {
       flags: { strategy: 'one_for_one', intensity: CORE_SUPERVISOR_INTENSITY, period: CORE_SUPERVISOR_PERIOD_S },
       children: [
-        { id: shard, start: (c) => ({ ok: true as const, pid: c.spawnLink(routerShard({ inbox, presence: deps.presence, storage, counters: deps.counters }), { name: shard, label: 'RouterShard' }) }) },
+        {
+          id: shard,
+          start: (c) => ({
+            ok: true as const,
+            pid: c.spawnLink(routerShard({ inbox, presence: deps.presence, storage, counters: deps.counters, owns: (u) => deps.groups.ofUser(u) === group }), { name: shard, label: 'RouterShard' }),
+          }),
+        },
         {
           id: groupsServerName(group),
           start: (c) =>

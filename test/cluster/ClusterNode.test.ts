@@ -12,7 +12,7 @@
  *   figure is printed), every message sent is delivered once, in order, and nothing
  *   acknowledged comes back at the next login;
  * - kill -9 of an edge node: its client logs in on another node and gets exactly what it had
- *   not acknowledged, then what was sent meanwhile.
+ *   not acknowledged, then what was sent meanwhile; its other users show offline everywhere.
  *
  * Set CLUSTER_TEST_LOG=1 to have the nodes log at info level (shown when a wait times out).
  */
@@ -322,7 +322,7 @@ test('kill -9 of a core node owning groups while clients send: writes resume wit
   }
 });
 
-test('kill -9 of an edge node: its client logs in on another node and gets exactly what it had not acknowledged, then what was sent meanwhile', async () => {
+test('kill -9 of an edge node: its client logs in on another node and gets exactly what it had not acknowledged, then what was sent meanwhile; its users go offline everywhere', async () => {
   // A third node again (the killed one's replacement), so the cluster keeps a majority after the next kill.
   await c.startNode('d');
   await c.waitSettled();
@@ -336,8 +336,12 @@ test('kill -9 of an edge node: its client logs in on another node and gets exact
   // A marker hank sends himself travels behind his acknowledgements: once it is back, they are durable.
   hank.send('hank', 'mark');
   assert.equal(await nextText(hank, false), 'mark');
+  const tKill = Date.now();
   await c.kill(edge);
   ivy.send('hank', 'e:7');
   const again = await login('d', 'hank');
   assert.deepEqual(await storedThenMarker(again, 'hank', 'end'), ['e:4', 'e:5', 'e:6', 'mark', 'e:7']);
+  // Users whose sessions died with the edge show offline everywhere, also those of the groups it owned.
+  const offline = await Promise.all(['bob', 'gina', 'dave'].map((u) => statusTurns(ivy, u, false, tKill, 15_000)));
+  console.log(`# edge kill: its users offline on node a after ${offline.map((o) => o.ms).join('/')} ms`);
 });
