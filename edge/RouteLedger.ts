@@ -46,6 +46,8 @@ interface Lane {
   low: number;
   /** Waiting routes of the lane. */
   count: number;
+  /** The owner the lane's routes were last sent to ('' none): a new route checks it in O(1). */
+  owner: string;
 }
 
 /** Lane numbers stay below 2^32 per group, so (g, n) packs into one safe integer key. */
@@ -75,7 +77,7 @@ export class RouteLedger {
   /** Number a new route of lane `g` (not sent yet: `sentTo` '', due at once). */
   add(g: number, msg: RouterRoute, now: number): PendingRoute {
     let lane = this.lanes.get(g);
-    if (lane === undefined) this.lanes.set(g, (lane = { next: 1, low: 1, count: 0 }));
+    if (lane === undefined) this.lanes.set(g, (lane = { next: 1, low: 1, count: 0, owner: '' }));
     const p: PendingRoute = { g, n: lane.next++, msg, sentTo: '', sentAt: -Infinity, firstAt: now };
     lane.count++;
     this.routes.set(g * LANE_SPAN + p.n, p);
@@ -101,6 +103,13 @@ export class RouteLedger {
     return p;
   }
 
+  /** `p` is being sent to `owner` ('' when none is known: it waits) at `now`. */
+  sent(p: PendingRoute, owner: string, now: number): void {
+    p.sentTo = owner;
+    p.sentAt = now;
+    this.lanes.get(p.g)!.owner = owner;
+  }
+
   /** Route `n` of lane `g` must be sent again (the owner said "not now"). */
   retry(g: number, n: number): void {
     const p = this.routes.get(g * LANE_SPAN + n);
@@ -114,11 +123,10 @@ export class RouteLedger {
     return out.sort((a, b) => a.n - b.n);
   }
 
-  /** Whether lane `g` has routes sent to an owner other than `owner` (or not sent at all). */
+  /** Whether lane `g` has routes waiting that were last sent to an owner other than `owner` (or not sent). */
   laneMoved(g: number, owner: string): boolean {
-    if ((this.lanes.get(g)?.count ?? 0) === 0) return false;
-    for (const p of this.routes.values()) if (p.g === g && p.sentTo !== owner) return true;
-    return false;
+    const lane = this.lanes.get(g);
+    return lane !== undefined && lane.count > 0 && lane.owner !== owner;
   }
 
   /**

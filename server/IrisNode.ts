@@ -105,7 +105,7 @@ export async function startIrisNode(config: IrisConfig): Promise<StartIrisNodeRe
   if (!started.ok) return fail(started.message);
   const service = started.service;
   const { accept } = service;
-  if (runtime.cluster !== null) logClusterStart(runtime, config);
+  if (runtime.cluster !== null) logClusterStart(runtime, config, service.health().safe_mode);
 
   const tls =
     config.tls_cert_file !== '' && config.tls_key_file !== ''
@@ -216,7 +216,7 @@ function clusterOptions(config: IrisConfig): ClusterOptions {
   };
 }
 
-function logClusterStart(runtime: RuntimeNode, config: IrisConfig): void {
+function logClusterStart(runtime: RuntimeNode, config: IrisConfig, safeMode: boolean): void {
   runtime.log.info(
     {
       cluster: config.cluster_name,
@@ -226,8 +226,9 @@ function logClusterStart(runtime: RuntimeNode, config: IrisConfig): void {
       shard_groups: config.shard_groups,
       durability: config.durability,
       incarnation: runtime.cluster?.self.incarnation,
+      safe_mode: safeMode,
     },
-    'joined the cluster; writes are refused (safe mode) until a majority of the expected nodes is visible',
+    safeMode ? 'joined the cluster; writes are refused (safe mode) until a majority of the expected nodes is visible' : 'joined the cluster',
   );
 }
 

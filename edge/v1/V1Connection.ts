@@ -489,8 +489,7 @@ export class V1Conn {
   }
 
   private sendRoute(cluster: ClusterRouting, p: PendingRoute, owner: string): void {
-    p.sentTo = owner;
-    p.sentAt = this.ctx.env.clock.monotonicMs();
+    this.ledger!.sent(p, owner, this.ctx.env.clock.monotonicMs());
     if (owner === '') return;
     const shard = cluster.shardOfGroup(p.g);
     if (shard === null) return;

@@ -32,15 +32,13 @@ test('a lane is due again when a route waited the retry interval, went to anothe
   const l = new RouteLedger();
   const p = l.add(1, msg('x'), 0);
   const q = l.add(2, msg('y'), 0);
-  for (const x of [p, q]) {
-    x.sentTo = 'a';
-    x.sentAt = 0;
-  }
+  for (const x of [p, q]) l.sent(x, 'a', 0);
   assert.deepEqual(l.lanesDue(100, 300, () => 'a'), []);
   assert.deepEqual(l.lanesDue(300, 300, () => 'a').sort(), [1, 2]);
   assert.deepEqual(l.lanesDue(100, 300, (g) => (g === 2 ? 'b' : 'a')), [2]);
   assert.equal(l.laneMoved(2, 'b'), true);
   assert.equal(l.laneMoved(1, 'a'), false);
+  assert.equal(l.laneMoved(3, 'a'), false, 'a lane with nothing waiting never moved');
   l.retry(1, 1);
   assert.deepEqual(l.lanesDue(100, 300, () => 'a'), [1]);
 });
