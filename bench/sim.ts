@@ -14,6 +14,10 @@
  *   service) on 3 simulated NATS servers with the JetStream model, 4 R3 streams, appends at
  *   50/s in total spread over the nodes and streams, 120 virtual s: cluster_world_sim_seconds_
  *   per_wall_second; the same world without appends; and the events by kind (what costs).
+ * - reference cluster scenario (P8): 5 Iris nodes running the clustered core (16 shard groups,
+ *   durability quorum) on 3 NATS servers, 50 users sending 50 msg/s in total (direct, SEND_SEQ,
+ *   group fan-out, prekeys, receipts), 60 virtual s, no faults, then the heal, liveness and
+ *   presence phases, every cluster checker on: cluster_sim_seconds_per_wall_second; best of 3.
  */
 import { describeMachine } from './machine.js';
 import { SimWorld } from '../sim/SimWorld.js';
@@ -24,6 +28,8 @@ import { domainHost } from '../sim/DomainHost.js';
 import { simEnv, SimLog } from '../sim/SimEnv.js';
 import { Pid } from '../runtime/Pid.js';
 import { SimCluster } from '../sim/SimCluster.js';
+import type { ClusterScenario } from '../sim/ClusterScenario.js';
+import { runClusterScenario } from '../sim/ClusterSimulation.js';
 
 const best = async (n: number, f: () => Promise<number> | number): Promise<number> => {
   let b = 0;
@@ -133,6 +139,8 @@ async function clusterWorld(appendsPerS: number, traced: boolean): Promise<Clust
   return { simPerWall: CLUSTER_BENCH_VIRTUAL_MS / 1000 / wall, events: c.world.events - eventsFrom, acked, refused, byLabel };
 }
 
+export const REFERENCE_CLUSTER_SCENARIO: ClusterScenario = { seed: 1, nodes: 5, servers: 3, shardGroups: 16, durability: 'quorum', users: 50, rate: 50, safetyMs: 60_000, livenessSendMs: 2_000, faults: [] };
+
 export const REFERENCE_SCENARIO: Scenario = { seed: 1, clients: 1000, rate: 0.05, safetyMs: 60_000, livenessSendMs: 2000, faults: [], schedulers: 2 };
 
 export async function simBench(): Promise<object> {
@@ -166,6 +174,17 @@ export async function simBench(): Promise<object> {
     if (cluster === null || r.simPerWall > cluster.simPerWall) cluster = r;
   }
   const quiet = await best(3, async () => (await clusterWorld(0, false)).simPerWall);
+  let clusterSim = 0;
+  let clusterRef = null;
+  for (let i = 0; i < 3; i++) {
+    const r = await runClusterScenario(REFERENCE_CLUSTER_SCENARIO);
+    if (!r.ok) throw new Error(`reference cluster scenario failed: ${JSON.stringify(r.violations.slice(0, 3))}`);
+    const perWall = r.simMs / r.wallMs;
+    if (perWall > clusterSim) {
+      clusterSim = perWall;
+      clusterRef = { events: r.events, virtual_s: r.simMs / 1000, wall_s: r.wallMs / 1000, sent: r.stats.sent, delivered: r.stats.delivered, stored: r.stats.stored, trace_hash: r.traceHash };
+    }
+  }
   const costs = (await clusterWorld(CLUSTER_BENCH_APPENDS_PER_S, true)).byLabel!;
   const topCosts = Object.fromEntries(Object.entries(costs).sort((a, b) => b[1] - a[1]).slice(0, 12));
   return {
@@ -177,6 +196,7 @@ export async function simBench(): Promise<object> {
       domain_hops: '200,000 round trips between two scheduler domains of one simulated node, envelopes through the production codec; best of 3',
       reference: 'one node (2 scheduler domains), 1,000 clients, 50 msg/s total, 60 virtual s of traffic + heal/drain/presence phases, no faults, checkers on; best of 3',
       ci_seed_mix: 'seeds 1..100 of `npm run sim` (swarm fault sets, 3-8 clients, 5-30 virtual s each), one pass',
+      cluster_reference: '5 Iris nodes running the clustered core (16 shard groups, quorum) on 3 simulated NATS servers with JetStream, 50 users, 50 msg/s in total, 60 virtual s without faults plus the heal, liveness and presence phases, every cluster checker on; best of 3',
       cluster_world: '5 nodes (distribution, heartbeats every 500 ms, no service) on 3 simulated NATS servers with JetStream, 4 R3 streams, 50 appends/s in total (64 B, Msg-Id) round robin over nodes and streams, 120 virtual s; best of 3; events per kind from one traced run',
     },
     results: {
@@ -193,11 +213,14 @@ export async function simBench(): Promise<object> {
       cluster_world_appends_refused: cluster!.refused,
       cluster_world_no_appends_sim_seconds_per_wall_second: quiet,
       cluster_world_events_by_kind: topCosts,
+      cluster_sim_seconds_per_wall_second: clusterSim,
+      cluster_reference_run: clusterRef,
     },
     ratios: {
       kernel_events_vs_target: Math.round((kernel / 1_000_000) * 100) / 100,
       sim_seconds_vs_target: Math.round((simPerWall / 100) * 100) / 100,
       cluster_world_sim_seconds_vs_target: Math.round((cluster!.simPerWall / 100) * 100) / 100,
+      cluster_sim_seconds_vs_target: Math.round((clusterSim / 100) * 100) / 100,
     },
   };
 }

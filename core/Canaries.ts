@@ -15,9 +15,31 @@ export type CanaryName =
   /** The router now and then holds a message back and routes it after the next one. */
   | 'router_reorder'
   /** A session that ends leaves its user shown online. */
-  | 'presence_leak';
+  | 'presence_leak'
+  // ---- the clustered core (core/cluster/), caught by the cluster simulation ----
+  /**
+   * Ownership records written as JetStream KV updates, whose compare-and-set races on
+   * nats-server 2.9.10 (both of two racing updates can win). There is no KV door in the Env:
+   * the simulator plants it by switching its JetStream model's `kvUpdateRace` for the run, which
+   * is what the control stream's compare-and-append becomes on KV update.
+   */
+  | 'kv_update_lease'
+  /** Shard-stream entries fenced only by an expected stream sequence, pipelined (no Msg-Id chain). */
+  | 'pipelined_expected_seq'
+  /** A write acknowledged to its caller as soon as its entry is sent, before JetStream's PubAck. */
+  | 'ack_before_puback'
+  /** A stale owner whose append is refused picks up the stream's new end and keeps writing. */
+  | 'stale_owner_keeps_writing'
+  /** The partition guard never enters safe mode: a node that sees a minority keeps taking writes. */
+  | 'minority_writes'
+  /** Writes that reach a group frozen for its hand-off are answered done and dropped. */
+  | 'handoff_drops_writes';
 
-export const CANARY_NAMES: readonly CanaryName[] = ['ack_before_fsync', 'dedup_wrong_key', 'drop_unacked_on_disconnect', 'router_reorder', 'presence_leak'];
+/** The planted bugs of the single-node service (the single-node simulation catches them). */
+export const NODE_CANARY_NAMES: readonly CanaryName[] = ['ack_before_fsync', 'dedup_wrong_key', 'drop_unacked_on_disconnect', 'router_reorder', 'presence_leak'];
+/** The planted bugs of the clustered core (the cluster simulation catches them). */
+export const CLUSTER_CANARY_NAMES: readonly CanaryName[] = ['kv_update_lease', 'pipelined_expected_seq', 'ack_before_puback', 'stale_owner_keeps_writing', 'minority_writes', 'handoff_drops_writes'];
+export const CANARY_NAMES: readonly CanaryName[] = [...NODE_CANARY_NAMES, ...CLUSTER_CANARY_NAMES];
 
 const planted = new Set<CanaryName>();
 

@@ -132,6 +132,8 @@ class GroupsState {
   readonly members;
   readonly cache = new LruCache<string, Group>(STATE_CACHE_ENTRIES);
   readonly counts = new LruCache<UserKey, number>(STATE_CACHE_ENTRIES);
+  /** Adds being written, by `addKey`: later adds of the same member wait for the outcome. */
+  readonly adding = new Map<string, Array<(ok: boolean) => void>>();
   /**
    * Groups and counts with writes in flight, with how many: storage may not show them yet, so
    * they are never read back from it (the bounded caches may drop them meanwhile).
@@ -324,6 +326,10 @@ function memberRequest(m: GroupsRequest, st: GroupsState, ctx: ProcessContext): 
   }
 }
 
+function addKey(gid: string, user: UserKey): string {
+  return `${gid}\u0000${user}`;
+}
+
 function adminCount(g: Group): number {
   let n = 0;
   for (const r of g.members.values()) if (r === 'admin') n++;
@@ -342,6 +348,12 @@ function adminRequest(m: Extract<GroupsAdminRequest, { t: 'admin' }>, st: Groups
   const ops: StorageOp[] = [];
   switch (m.op) {
     case 'add': {
+      // A member whose add is still being written is not one yet: this add hears that write's outcome.
+      const waiting = st.adding.get(addKey(m.gid, m.user));
+      if (waiting !== undefined) {
+        waiting.push((ok) => done(ok ? { ok: false, code: 'already_member' } : { ok: false, code: 'storage_failed' }));
+        return;
+      }
       if (has) return fail('already_member');
       if (g.members.size >= MAX_GROUP_MEMBERS) return fail('group_full');
       const n = st.groupCount(m.user);
@@ -370,5 +382,14 @@ function adminRequest(m: Extract<GroupsAdminRequest, { t: 'admin' }>, st: Groups
       break;
   }
   ops.push(putGroup(m.gid, g));
-  commit(st, ops, m.gid, g, m.op === 'add' || m.op === 'remove' ? [m.user] : [], (ok) => done(ok ? { ok: true } : { ok: false, code: 'storage_failed' }));
+  const key = addKey(m.gid, m.user);
+  if (m.op === 'add') st.adding.set(key, []);
+  commit(st, ops, m.gid, g, m.op === 'add' || m.op === 'remove' ? [m.user] : [], (ok) => {
+    if (m.op === 'add') {
+      const waiters = st.adding.get(key) ?? [];
+      st.adding.delete(key);
+      for (const w of waiters) w(ok);
+    }
+    done(ok ? { ok: true } : { ok: false, code: 'storage_failed' });
+  });
 }

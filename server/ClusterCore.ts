@@ -14,17 +14,13 @@
  * the in-process test cluster (test/support/clusterCore.ts) and a simulated cluster assemble
  * the same thing on their own Env. It never blocks the edge: every answer is a local read.
  */
-import { startControlPlane, type ControlPlaneHandle, type ControlPlaneOptions } from '../core/cluster/ControlPlane.js';
-import type { GroupServicesDeps } from '../core/cluster/GroupServices.js';
-import { PartitionGuard } from '../core/cluster/PartitionGuard.js';
-import { PresenceFeed } from '../core/cluster/PresenceFeed.js';
-import { groupsServerName, keyDirectoryName, routerShardName } from '../core/cluster/ShardGroups.js';
-import { newCoreCounters } from '../core/CoreCounters.js';
+import { startClusterCore as startCoreParts } from '../core/cluster/ClusterCore.js';
+import type { ControlPlaneHandle, ControlPlaneOptions } from '../core/cluster/ControlPlane.js';
+import type { PartitionGuard } from '../core/cluster/PartitionGuard.js';
+import type { PresenceFeed } from '../core/cluster/PresenceFeed.js';
 import { CLUSTER_STATUS_TIMEOUT_MS, SESSION_READ_TIMEOUT_MS } from '../core/defaults.js';
 import type { Inbox } from '../core/Inbox.js';
 import { MailboxInbox } from '../core/MailboxInbox.js';
-import { PresenceTable } from '../core/Presence.js';
-import type { ServiceAddress } from '../core/Router.js';
 import type { UserKey } from '../core/UserId.js';
 import type { ClusterRouting, OwnersChanged, RoutingStats } from '../edge/ConnectionDeps.js';
 import type { Env, StorageEngine } from '../runtime/Env.js';
@@ -85,69 +81,37 @@ export async function startClusterCore(s: Scheduler, env: Env, storage: StorageE
   if (transport === undefined || streams === undefined) return { ok: false, message: 'cluster: the node has no NATS connection (nats_servers)' };
   const membership = opts.membership;
   const self = membership.self;
-  const guard = new PartitionGuard({ env, membership, expectedNodes: config.expected_cluster_nodes, graceMs: config.partition_grace_ms });
-  const presence = new PresenceTable();
-  const counters = newCoreCounters();
   /** The plain inboxes of the groups served here (for the dropped-receipt count). */
   const inboxes = new Map<number, MailboxInbox>();
-
-  // Addresses: the owner the table names now; a local name when that is this node.
-  let plane: ControlPlaneHandle | null = null;
-  const cache = new Map<string, { owner: string; addr: ServiceAddress }>();
-  const at = (g: number, name: string): ServiceAddress => {
-    const owner = plane?.table.ownerOf(g);
-    if (owner === undefined || owner === self.name) return name;
-    const hit = cache.get(name);
-    if (hit !== undefined && hit.owner === owner) return hit.addr;
-    const addr = { name, node: owner, sched: 0 };
-    cache.set(name, { owner, addr });
-    return addr;
-  };
-  const groupOfUser = (u: UserKey): number => plane!.groups.ofUser(u);
-  /** `shard.<g>` of every group, made once (a route looks one up per message). */
-  let shardNames: string[] = [];
-  const shardFor = (u: UserKey): ServiceAddress => {
-    const g = groupOfUser(u);
-    return at(g, shardNames[g] ?? routerShardName(g));
-  };
-
-  const services: Omit<GroupServicesDeps, 'groups'> = {
-    presence,
-    counters,
-    shardFor,
-    fanoutAllowed: opts.fanoutAllowed,
-    inboxCap: config.inbox_cap,
-    inboxMaxBytes: config.inbox_max_bytes,
-    receiptInboxCap: config.receipt_inbox_cap,
-    fanOutByRequester: true,
-    wrapInbox: (inner, g) => {
-      if (inner instanceof MailboxInbox) inboxes.set(g, inner);
-      return opts.wrapInbox !== undefined ? opts.wrapInbox(inner, g) : inner;
-    },
-  };
-  const started = await startControlPlane(s, {
-    cluster: config.cluster_name,
-    self,
-    streams,
-    transport,
+  const started = await startCoreParts(s, {
+    env,
     storage,
-    guard,
+    membership,
+    self,
+    cluster: config.cluster_name,
+    expectedNodes: config.expected_cluster_nodes,
+    graceMs: config.partition_grace_ms,
     settings: { shardGroups: config.shard_groups, durability: config.durability, ownershipRefreshMs: config.ownership_refresh_ms, rebalanceMaxMoves: config.rebalance_max_moves },
-    services,
+    services: {
+      fanoutAllowed: opts.fanoutAllowed,
+      inboxCap: config.inbox_cap,
+      inboxMaxBytes: config.inbox_max_bytes,
+      receiptInboxCap: config.receipt_inbox_cap,
+      fanOutByRequester: true,
+      wrapInbox: (inner, g) => {
+        if (inner instanceof MailboxInbox) inboxes.set(g, inner);
+        return opts.wrapInbox !== undefined ? opts.wrapInbox(inner, g) : inner;
+      },
+    },
     streamReplicas: config.stream_replicas,
     startupSettleMs: config.cluster_down_after_ms,
     ...(opts.startServices !== undefined ? { startServices: opts.startServices } : {}),
   });
-  if (!started.ok) {
-    guard.stop();
-    return { ok: false, message: started.message };
-  }
-  const p = started.plane;
-  plane = p;
-  shardNames = p.groups.all().map(routerShardName);
+  if (!started.ok) return { ok: false, message: started.message };
+  const parts = started.core;
+  const { guard, presence, counters, feed, shardOf: shardFor } = parts;
+  const p = parts.plane;
   const names = p.names;
-  const feed = new PresenceFeed({ env, transport, names, node: self.name, table: presence, groups: p.groups, ownership: p.table });
-  feed.start();
 
   // Connections with routes or acknowledgements waiting hear of every ownership change and of
   // the end of safe mode, so they send again at once rather than at their next retry.
@@ -176,9 +140,9 @@ export async function startClusterCore(s: Scheduler, env: Env, storage: StorageE
 
   const stats: RoutingStats = { routesResent: 0, routesGivenUp: 0, acksResent: 0 };
   const cluster: ClusterRouting = {
-    groupOf: groupOfUser,
+    groupOf: (u) => p.groups.ofUser(u),
     ownerOf: (g) => p.table.ownerOf(g),
-    shardOfGroup: (g) => (p.table.ownerOf(g) === undefined ? null : at(g, shardNames[g]!)),
+    shardOfGroup: parts.shardOfGroup,
     safeMode: () => guard.safeMode(),
     watch: (conn) => void watchers.set(conn.key, conn),
     unwatch: (conn) => void watchers.delete(conn.key),
@@ -200,25 +164,13 @@ export async function startClusterCore(s: Scheduler, env: Env, storage: StorageE
     membership,
     routing: {
       shardFor,
-      groupsFor: (gid) => {
-        const g = p.groups.ofChatGroup(gid);
-        return at(g, groupsServerName(g));
-      },
-      groupsForNewGroup: (u) => {
-        const g = groupOfUser(u);
-        return at(g, groupsServerName(g));
-      },
-      keysFor: (u) => {
-        const g = p.groups.ofKeyEntry(u);
-        return at(g, keyDirectoryName(g));
-      },
+      groupsFor: parts.groupsServerOf,
+      groupsForNewGroup: parts.groupsServerForNewGroup,
+      keysFor: parts.keyDirectoryOf,
       inbox: null,
       cluster,
     },
-    groupsServer: (gid) => {
-      const g = p.groups.ofChatGroup(gid);
-      return at(g, groupsServerName(g));
-    },
+    groupsServer: parts.groupsServerOf,
     droppedReceipts: () => {
       let n = 0;
       for (const i of inboxes.values()) n += i.droppedNotices;
@@ -283,8 +235,7 @@ export async function startClusterCore(s: Scheduler, env: Env, storage: StorageE
     }),
     stop: () => {
       for (const stop of stops.splice(0)) stop();
-      feed.stop();
-      guard.stop();
+      parts.stop();
     },
   };
   return { ok: true, core };

@@ -5,6 +5,8 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { ClusterRunResult } from './ClusterSimulation.js';
+import { clusterScenarioFromSeed, describeClusterScenario, type ClusterScenario } from './ClusterScenario.js';
 import type { RunResult } from './Simulation.js';
 import { describeScenario, scenarioFromSeed, type Scenario } from './Scenario.js';
 
@@ -46,6 +48,48 @@ export function writeTraceFile(r: RunResult, dir = 'sim-traces'): string {
     ...r.logs,
     '## history',
     ...r.history.entries.map((e) => `${e.at} u${e.client} c${e.conn} ${e.type} ${e.op} ${e.value}`),
+  ];
+  writeFileSync(path, body.join('\n') + '\n');
+  return path;
+}
+
+// ---- cluster runs ------------------------------------------------------------------------------
+
+/** The command that replays a cluster scenario: by seed when the seed and shape derive it, else the whole scenario. */
+export function clusterReproCommand(s: ClusterScenario): string {
+  const derived = clusterScenarioFromSeed(s.seed, { nodes: s.nodes, servers: s.servers }, s.canary);
+  const canary = s.canary !== undefined ? ` --canary ${s.canary}` : '';
+  if (JSON.stringify(derived) === JSON.stringify(s)) return `npm run sim -- --nodes ${s.nodes} --nats ${s.servers} --seed ${seedHex(s.seed)}${canary}`;
+  return `npm run sim -- --nodes ${s.nodes} --nats ${s.servers} --scenario '${describeClusterScenario(s)}'`;
+}
+
+export function describeClusterFailure(r: ClusterRunResult): string {
+  const lines = [`FAILED cluster seed ${seedHex(r.scenario.seed)}: ${r.violations.length} violation(s)`];
+  for (const v of r.violations) {
+    lines.push(`  [${v.invariant}] ${v.message}`);
+    for (const w of v.witness.slice(0, 12)) lines.push(`      ${w}`);
+  }
+  lines.push(`  scenario: ${describeClusterScenario(r.scenario)}`);
+  lines.push(`  faults injected: ${r.injected.join(', ') || 'none'}`);
+  lines.push(`  repro: ${clusterReproCommand(r.scenario)}`);
+  return lines.join('\n');
+}
+
+/** Write the trace file of a cluster run recorded with `recordTrace`; returns its path. */
+export function writeClusterTraceFile(r: ClusterRunResult, dir = 'sim-traces'): string {
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, `cluster-${seedHex(r.scenario.seed)}${r.scenario.canary !== undefined ? `-${r.scenario.canary}` : ''}.trace`);
+  const body = [
+    `# cluster scenario ${describeClusterScenario(r.scenario)}`,
+    `# trace hash ${r.traceHash}, ${r.events} events, ${r.simMs} virtual ms`,
+    ...r.violations.map((v) => `# violation [${v.invariant}] ${v.message}`),
+    `# faults injected: ${r.injected.join(', ')}`,
+    '## events (virtual ms, owner, label, detail)',
+    ...(r.trace ?? []),
+    '## node logs',
+    ...r.logs,
+    '## workload',
+    ...r.history.log.map((e) => `${e.at} ${e.what}`),
   ];
   writeFileSync(path, body.join('\n') + '\n');
   return path;

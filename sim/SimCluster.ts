@@ -16,7 +16,7 @@
 import type { IrisConfig } from '../server/NodeConfig.js';
 import { SimJetStream, type SimJetStreamOptions } from './SimJetStream.js';
 import { SimNats, type SimNatsOptions } from './SimNats.js';
-import { SimNode } from './SimNode.js';
+import { SimNode, type SimNodeCore } from './SimNode.js';
 import { SimWorld } from './SimWorld.js';
 
 /** The cluster name simulated nodes use when none is given. */
@@ -38,6 +38,8 @@ export interface SimClusterNodeSpec {
   readonly schedulers?: number;
   /** Start the single-node messaging service on it (needs `config`). */
   readonly service?: boolean;
+  /** Run the clustered core on it (default: the cluster's `core`, on nodes with the core role). */
+  readonly core?: SimNodeCore | null;
   readonly config?: IrisConfig;
 }
 
@@ -56,6 +58,8 @@ export interface SimClusterOptions {
   nats?: Omit<SimNatsOptions, 'servers'>;
   /** JetStream model options; `false` for none. */
   jetstream?: SimJetStreamOptions | false;
+  /** Run the clustered core (core/cluster/ClusterCore.ts) on every node with the core role. */
+  core?: SimNodeCore;
   recordTrace?: boolean;
   recordCheckpoints?: boolean;
   keepLogLines?: boolean;
@@ -77,6 +81,7 @@ export class SimCluster {
     this.jetstream = opts.jetstream === false ? null : new SimJetStream(this.world, this.nats, opts.jetstream ?? {});
     const specs: readonly SimClusterNodeSpec[] = typeof opts.nodes === 'number' ? Array.from({ length: opts.nodes }, (_, i) => ({ name: `n${i}` })) : opts.nodes;
     const names = new Set<string>();
+    const coreOf = (spec: SimClusterNodeSpec): SimNodeCore | undefined => (spec.core === null ? undefined : spec.core ?? ((spec.roles ?? SIM_CLUSTER_ROLES).includes('core') ? opts.core : undefined));
     this.nodes = specs.map((spec, i) => {
       if (names.has(spec.name) || servers.includes(spec.name)) throw new Error(`SimCluster: node name ${spec.name} is used twice`);
       names.add(spec.name);
@@ -94,6 +99,7 @@ export class SimCluster {
           roles: spec.roles ?? SIM_CLUSTER_ROLES,
           ...(opts.heartbeatMs !== undefined ? { heartbeatMs: opts.heartbeatMs } : {}),
           ...(opts.downAfterMs !== undefined ? { downAfterMs: opts.downAfterMs } : {}),
+          ...(coreOf(spec) !== undefined ? { core: coreOf(spec)! } : {}),
         },
       }, () => this.inc++);
     });
@@ -164,14 +170,19 @@ export class SimCluster {
 
   // ---- Iris nodes -----------------------------------------------------------------------------
 
+  /** SIGKILL of the Iris process; it stays down until `restartNode`. */
   crashNode(name: string): void {
     this.world.note(`fault:crash_node:${name}`, 0);
-    this.node(name).crash();
+    const n = this.node(name);
+    n.heldDown = true;
+    n.crash();
   }
 
   restartNode(name: string): void {
     this.world.note(`fault:restart_node:${name}`, 0);
-    this.node(name).boot();
+    const n = this.node(name);
+    n.heldDown = false;
+    n.boot();
   }
 
   pauseNode(name: string, ms: number): void {

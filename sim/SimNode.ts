@@ -11,6 +11,8 @@
  */
 import type { IrisConfig } from '../server/NodeConfig.js';
 import type { Inbox } from '../core/Inbox.js';
+import { startClusterCore, type ClusterCore } from '../core/cluster/ClusterCore.js';
+import type { ControlPlaneSettings } from '../core/cluster/ControlPlane.js';
 import { startIrisService, type IrisService } from '../server/IrisService.js';
 import { Distribution } from '../runtime/Distribution.js';
 import type { Env } from '../runtime/Env.js';
@@ -50,6 +52,20 @@ export interface SimNodeCluster {
   /** Distribution timings (defaults CLUSTER_HEARTBEAT_MS, CLUSTER_DOWN_AFTER_MS). */
   readonly heartbeatMs?: number;
   readonly downAfterMs?: number;
+  /** Run the clustered core (core/cluster/ClusterCore.ts) on scheduler 0. */
+  readonly core?: SimNodeCore;
+}
+
+/** The clustered core of a simulated node: what `startClusterCore` is given besides the node's own parts. */
+export interface SimNodeCore {
+  readonly expectedNodes: number;
+  readonly graceMs: number;
+  readonly settings: ControlPlaneSettings;
+  readonly startupSettleMs?: number;
+  /** Wraps each group's inbox on this node (the simulation's white-box view). */
+  readonly wrapInbox?: (inner: Inbox, group: number, node: SimNode) => Inbox;
+  /** A core that fails to start stops the node, which boots again after this many ms (a service manager's restart). */
+  readonly restartAfterFailureMs: number;
 }
 
 export interface SimNodeOptions {
@@ -87,12 +103,22 @@ export class SimNode {
   dist: Distribution | null = null;
   /** The NATS client connection of the current incarnation (cluster nodes). */
   nats: SimNatsClient | null = null;
+  /** The clustered core of the current incarnation, once started. */
+  core: ClusterCore | null = null;
+  /** Why the clustered core failed to start, with when (each failure restarts the node). */
+  readonly coreFailures: Array<{ at: number; message: string }> = [];
+  /** Kept down on purpose: a pending service-manager restart does not boot it. */
+  heldDown = false;
   /** The Env of the current incarnation. */
   env: Env | null = null;
   /** Every membership event this node saw, across incarnations. */
   readonly membership: SeenMembership[] = [];
   readonly crashes: CrashReport[] = [];
   incarnations = 0;
+  /** When the current incarnation booted. */
+  bootedAt = 0;
+  /** Every pause: from when until when (virtual ms). */
+  readonly pauses: Array<{ from: number; until: number }> = [];
   private links = new Set<SimLink>();
   private nextLinkId = 0;
 
@@ -110,6 +136,7 @@ export class SimNode {
   boot(): void {
     if (this.status !== 'down') return;
     this.incarnations++;
+    this.bootedAt = this.world.now;
     const owner: SimOwner = { name: this.name, alive: true, pausedUntil: 0, backlog: [] };
     this.owner = owner;
     this.status = 'booting';
@@ -158,6 +185,10 @@ export class SimNode {
       this.dist = dist;
       dist.subscribe((event) => this.membership.push({ at: this.world.now, incarnation, event }));
       dist.start();
+      if (c.core !== undefined) {
+        this.startCore(c.core, scheds[0]!, env, dist, owner, c.cluster);
+        return;
+      }
     }
     const wantService = this.opts.service ?? c === undefined;
     if (!wantService) {
@@ -180,11 +211,40 @@ export class SimNode {
     });
   }
 
+  private startCore(o: SimNodeCore, sched: Scheduler, env: Env, dist: Distribution, owner: SimOwner, cluster: string): void {
+    const incarnation = this.incarnations;
+    const wrap = o.wrapInbox;
+    void startClusterCore(sched, {
+      env,
+      membership: dist,
+      self: dist.self,
+      cluster,
+      expectedNodes: o.expectedNodes,
+      graceMs: o.graceMs,
+      settings: o.settings,
+      ...(o.startupSettleMs !== undefined ? { startupSettleMs: o.startupSettleMs } : {}),
+      ...(wrap !== undefined ? { services: { wrapInbox: (inner: Inbox, group: number) => wrap(inner, group, this) } } : {}),
+    }).then((r) => {
+      if (!owner.alive) return;
+      if (!r.ok) {
+        this.coreFailures.push({ at: this.world.now, message: r.message });
+        this.crash();
+        this.world.after(o.restartAfterFailureMs, 'core_restart', () => {
+          if (this.incarnations === incarnation && !this.heldDown) this.boot();
+        });
+        return;
+      }
+      this.core = r.core;
+      this.status = 'up';
+    });
+  }
+
   /** Kill the node like SIGKILL: processes, unflushed writes and connections are gone. */
   crash(): void {
     if (this.status === 'down') return;
     this.owner.alive = false;
     this.status = 'down';
+    this.core = null;
     this.service = null;
     this.storage = null;
     this.schedulers = [];
@@ -198,6 +258,7 @@ export class SimNode {
   /** Stop the world for `ms`: the node's events wait (clients and disks keep going). */
   pause(ms: number): void {
     if (this.status === 'down') return;
+    this.pauses.push({ from: this.world.now, until: this.world.now + ms });
     this.world.pause(this.owner, this.world.now + ms);
   }
 

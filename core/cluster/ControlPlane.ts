@@ -537,15 +537,17 @@ function act(st: PlaneState, ctx: ProcessContext, a: ControlAction, v: ControlVi
       if (st.bootstrapping) return;
       st.bootstrapping = true;
       void (async () => {
+        let failed = false;
         for (const r of a.records) {
           const w = await st.control.writeGroup(r, 0);
           if (w.ok) {
             st.table.apply(r, w.seq);
             st.o.transport.publish(st.names.ctlNotice, encodeNotice({ t: 'group', seq: w.seq, record: r }));
-          }
+          } else if (w.reason !== 'conflict') failed = true;
         }
         if (a.records.some((r) => st.table.get(r.group) === undefined)) await reload(st, ctx, true);
-        ctx.send(ctx.self, { t: 'bootstrapped' } satisfies PlaneInfo);
+        // A stream that answers at once (no NATS link, no leader) must not be written in a loop.
+        afterRetry(ctx, failed, { t: 'bootstrapped' } satisfies PlaneInfo);
       })();
       return;
     case 'start_replica':
@@ -575,11 +577,18 @@ function act(st: PlaneState, ctx: ProcessContext, a: ControlAction, v: ControlVi
           st.table.apply(a.record, w.seq);
           st.o.transport.publish(st.names.ctlNotice, encodeNotice({ t: 'group', seq: w.seq, record: a.record }));
         } else if (w.reason === 'conflict') void reload(st, ctx, true);
-        ctx.send(ctx.self, { t: 'written', group: g } satisfies PlaneInfo);
+        // A stream that answers at once (no NATS link, no leader) must not be written in a loop.
+        afterRetry(ctx, !w.ok && w.reason !== 'conflict', { t: 'written', group: g } satisfies PlaneInfo);
       });
       return;
     }
   }
+}
+
+/** Tell the plane a write settled: at once, or after SHARD_RETRY_MS when it failed (so a failing stream is not hammered). */
+function afterRetry(ctx: ProcessContext, failed: boolean, msg: PlaneInfo): void {
+  if (failed) ctx.sendAfter(SHARD_RETRY_MS, msg);
+  else ctx.send(ctx.self, msg);
 }
 
 /** Send `cmd` to group `g`'s replica unless the same command was sent since its last change. */

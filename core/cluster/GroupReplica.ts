@@ -41,7 +41,7 @@ import { GroupStore } from './GroupStore.js';
 import { encodeNotice, type ControlStream, type OwnershipReason, type OwnershipRecord, type OwnershipTable } from './OwnershipTable.js';
 import { PLACEMENT_REPLICAS } from './Placement.js';
 import { ReplicatedStorage, type Durability } from './ReplicatedStorage.js';
-import { decodeApplied, decodeEntry, decodeReplication, encodeApplied, encodeEntry, encodeReplication, entryMsgId, type LoggedEntry, type ShardEntry } from './ShardStream.js';
+import { decodeApplied, decodeEntry, decodeReplication, encodeApplied, encodeEntry, encodeReplication, entryMsgId, parseMsgId, type LoggedEntry, type ShardEntry } from './ShardStream.js';
 
 export type ReplicaPhase = 'standby' | 'taking_over' | 'owner' | 'handing_off' | 'handed_off' | 'failed';
 
@@ -202,7 +202,9 @@ class Replica {
       }
       case 'beat':
         this.ctx.sendAfter(REPLICA_HEAD_BEAT_MS, { t: 'beat' } satisfies Internal);
-        if (this.o.status.phase === 'owner' && this.storage !== null) {
+        // While handing off too: in-flight writes may wait for a standby's report, which a
+        // standby that missed entries sends only once a head beat tells it it is behind.
+        if ((this.o.status.phase === 'owner' || this.o.status.phase === 'handing_off') && this.storage !== null) {
           this.o.status.appliedSeq = this.store.appliedSeq;
           this.o.status.headSeq = this.storage.headSeq;
           this.publish({ t: 'head', seq: this.storage.headSeq });
@@ -333,8 +335,14 @@ class Replica {
    */
   private async sync(target: number): Promise<boolean> {
     let last: Promise<boolean> = Promise.resolve(true);
-    for (let round = 0; this.store.queuedSeq < target && !this.stopped; round++) {
-      if (this.store.failure !== null) return false;
+    for (let round = 0; !this.stopped; round++) {
+      if (this.store.failure !== null) {
+        // A failed transaction stopped the copy: only a new replica resumes it (GroupStore.open
+        // resets it to its durable position), so this one stops rather than retry for ever.
+        this.failCopy(this.store.failure.message);
+        return false;
+      }
+      if (this.store.queuedSeq >= target) break;
       const from = this.store.queuedSeq + 1;
       const to = Math.min(target, from + CATCHUP_PARALLEL_GETS - 1);
       const got = await Promise.all(Array.from({ length: to - from + 1 }, (_, i) => this.read(from + i)));
@@ -433,6 +441,11 @@ class Replica {
       const msgId = entryMsgId(claimed.epoch, 0);
       const data = encodeEntry(marker);
       const expect = this.store.appliedMsgId;
+      // The catch-up may have applied a newer epoch's entries (its owner claimed after us; the
+      // record we re-read can come from a lagging replica): a marker on top of them would
+      // bring an older epoch back into the stream.
+      const newer = parseMsgId(expect);
+      if (newer !== null && newer.epoch > claimed.epoch) return `the stream holds epoch ${newer.epoch}, newer than this claim (${claimed.epoch})`;
       const m = await this.o.streams.append(this.stream, this.subject, data, expect === null ? { msgId, expectLastSubjectSeq: 0, timeoutMs: SHARD_APPEND_TIMEOUT_MS } : { msgId, expectLastMsgId: expect, timeoutMs: SHARD_APPEND_TIMEOUT_MS });
       if (!m.ok) {
         why = `marker: ${m.reason}: ${m.message}`;

@@ -79,6 +79,8 @@ export class GroupStore {
   private readonly tables = new Map<string, StorageTable>();
   private queue: Queued[] = [];
   private applying = false;
+  /** Who waits for an entry to be durable here (`durableAt`). */
+  private durableWaiters: Array<{ seq: number; done: (ok: boolean) => void }> = [];
 
   private constructor(
     readonly local: StorageEngine,
@@ -122,6 +124,27 @@ export class GroupStore {
     });
   }
 
+  /**
+   * Resolves true once entry `seq` (already queued or applied here) is durable, false if the copy
+   * failed first.
+   */
+  durableAt(seq: number): Promise<boolean> {
+    if (this.appliedSeq >= seq) return Promise.resolve(true);
+    if (this.failure !== null || seq > this.queuedSeq) return Promise.resolve(false);
+    return new Promise((done) => this.durableWaiters.push({ seq, done }));
+  }
+
+  private wakeDurable(failed: boolean): void {
+    if (this.durableWaiters.length === 0) return;
+    const still: typeof this.durableWaiters = [];
+    for (const w of this.durableWaiters) {
+      if (this.appliedSeq >= w.seq) w.done(true);
+      else if (failed) w.done(false);
+      else still.push(w);
+    }
+    this.durableWaiters = still;
+  }
+
   /** After a failure: forget what was queued and resume from the last durable entry. */
   reset(): void {
     if (this.applying) return;
@@ -149,6 +172,7 @@ export class GroupStore {
         this.appliedSeq = last.seq;
         this.appliedMsgId = last.msgId;
         for (const q of batch) q.done(r);
+        this.wakeDurable(false);
         this.pump();
         return;
       }
@@ -157,6 +181,7 @@ export class GroupStore {
       this.queue = [];
       for (const q of batch) q.done(r);
       for (const q of rest) q.done(r);
+      this.wakeDurable(true);
     });
   }
 }

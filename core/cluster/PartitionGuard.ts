@@ -14,6 +14,7 @@
  */
 import type { Env } from '../../runtime/Env.js';
 import type { Membership } from '../../runtime/Membership.js';
+import { canary } from '../Canaries.js';
 
 export interface PartitionGuardOptions {
   env: Env;
@@ -51,7 +52,7 @@ export class PartitionGuard {
 
   /** True while writes must be refused (no majority seen for `graceMs`, or not yet seen). */
   safeMode(): boolean {
-    return this.safe;
+    return this.safe && !canary('minority_writes');
   }
 
   status(): QuorumStatus {

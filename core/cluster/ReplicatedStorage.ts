@@ -38,8 +38,9 @@
  * Writes are refused `unavailable` at once while `writable()` is false (the partition guard's
  * safe mode), while frozen for a hand-off, and after the group was lost.
  */
-import type { AppendOutcome, Env, StorageEntry, StorageKey, StorageOp, StorageRange, StorageTable, StorageWriteResult, StreamStore, StorageEngine } from '../../runtime/Env.js';
+import type { AppendOptions, AppendOutcome, Env, StorageEntry, StorageKey, StorageOp, StorageRange, StorageTable, StorageWriteResult, StreamStore, StorageEngine } from '../../runtime/Env.js';
 import { encodedKeyLength } from '../../runtime/StorageKey.js';
+import { canary } from '../Canaries.js';
 import { SHARD_APPEND_TIMEOUT_MS, SHARD_ENTRY_MAX_BYTES, SHARD_ENTRY_TARGET_BYTES, SHARD_RETRY_MS, SHARD_SETTLE_DEADLINE_MS } from '../defaults.js';
 import type { GroupStore } from './GroupStore.js';
 import { encodeEntry, entryMsgId, type ShardEntry } from './ShardStream.js';
@@ -81,6 +82,8 @@ interface Entry {
   n: number;
   msgId: string;
   expect: string;
+  /** The stream sequence this entry is predicted to land at (used only by a planted canary). */
+  expectSeq: number;
   data: Uint8Array;
   /** The answer to the latest append of it (undefined while pending). */
   outcome: AppendOutcome | undefined;
@@ -94,7 +97,7 @@ interface Entry {
 function newEntry(): Entry {
   let markSettled!: () => void;
   const settled = new Promise<void>((r) => (markSettled = r));
-  return { ops: [], bytes: 0, waiters: [], n: 0, msgId: '', expect: '', data: new Uint8Array(0), outcome: undefined, attempt: 0, settled, markSettled };
+  return { ops: [], bytes: 0, waiters: [], n: 0, msgId: '', expect: '', expectSeq: 0, data: new Uint8Array(0), outcome: undefined, attempt: 0, settled, markSettled };
 }
 
 type Phase = 'open' | 'settling' | 'frozen' | 'lost' | 'closed';
@@ -106,6 +109,8 @@ export class ReplicatedStorage implements StorageEngine {
   private nextN = 1;
   /** Msg-Id of the last entry appended (the next one expects it). */
   private chainTail: string;
+  /** Sequence the last entry appended is predicted to land at (used only by a planted canary). */
+  private chainSeq: number;
   /** The last entry known to be in the stream. */
   private lastSeq: number;
   private lastMsgId: string;
@@ -126,6 +131,8 @@ export class ReplicatedStorage implements StorageEngine {
   private freezeAfterSettle = false;
   /** The hand-off entry is in: writes are refused `unavailable` for good. */
   private handedOff = false;
+  /** `close` was called: landed entries no longer wait for a standby's report. */
+  private closing = false;
   private readonly tables = new Map<string, ReplicatedTable>();
 
   constructor(private readonly o: ReplicatedStorageOptions) {
@@ -134,6 +141,7 @@ export class ReplicatedStorage implements StorageEngine {
     this.chainTail = msgId;
     this.lastMsgId = msgId;
     this.lastSeq = o.store.appliedSeq;
+    this.chainSeq = this.lastSeq;
     this.standbys = new Set(o.standbys);
   }
 
@@ -246,6 +254,10 @@ export class ReplicatedStorage implements StorageEngine {
     this.endTurn();
     if (this.phase === 'open') this.phase = 'frozen';
     else if (this.phase === 'settling') this.freezeAfterSettle = true;
+    // Nobody feeds standby reports to a storage being closed: landed entries are in the stream,
+    // and whoever serves the group next catches up to them before its marker (as when lost).
+    this.closing = true;
+    this.releaseQuorum();
     await this.drained();
     if (this.phase !== 'lost' && !this.handedOff) this.phase = 'closed';
   }
@@ -254,6 +266,7 @@ export class ReplicatedStorage implements StorageEngine {
 
   /** @internal One write call (put, remove or batch): joins this turn's entry. */
   submit(ops: readonly StorageOp[]): Promise<StorageWriteResult> {
+    if (this.phase === 'frozen' && canary('handoff_drops_writes')) return Promise.resolve(OK);
     const refused = this.refusal();
     if (refused !== null) return Promise.resolve(refused);
     let bytes = 0;
@@ -320,15 +333,24 @@ export class ReplicatedStorage implements StorageEngine {
     e.msgId = entryMsgId(this.o.epoch, e.n);
     e.expect = this.chainTail;
     this.chainTail = e.msgId;
+    e.expectSeq = this.chainSeq;
+    this.chainSeq++;
     e.data = encodeEntry({ t: 'ops', ops: e.ops });
     this.inflight.push(e);
     this.send(e);
+    if (canary('ack_before_puback')) this.resolve(e, OK);
+  }
+
+  /** How an entry is appended: chained to its predecessor's Msg-Id. */
+  private appendOptions(e: Entry): AppendOptions {
+    if (canary('pipelined_expected_seq')) return { msgId: e.msgId, expectLastSubjectSeq: e.expectSeq, timeoutMs: SHARD_APPEND_TIMEOUT_MS };
+    return { msgId: e.msgId, expectLastMsgId: e.expect, timeoutMs: SHARD_APPEND_TIMEOUT_MS };
   }
 
   private send(e: Entry): void {
     const attempt = ++e.attempt;
     e.outcome = undefined;
-    void this.o.streams.append(this.o.stream, this.o.subject, e.data, { msgId: e.msgId, expectLastMsgId: e.expect, timeoutMs: SHARD_APPEND_TIMEOUT_MS }).then((r) => {
+    void this.o.streams.append(this.o.stream, this.o.subject, e.data, this.appendOptions(e)).then((r) => {
       if (attempt !== e.attempt || !this.inflight.includes(e)) return;
       e.outcome = r;
       this.process();
@@ -348,6 +370,10 @@ export class ReplicatedStorage implements StorageEngine {
       }
       switch (o.reason) {
         case 'wrong_last_msg_id':
+          if (canary('stale_owner_keeps_writing')) {
+            this.notLanded('unavailable', `shard stream: ${o.message}`);
+            return void this.adoptStreamEnd();
+          }
           // Its predecessor is in the stream (processed in order): another owner appended.
           return this.lose(`fenced: ${o.message}`);
         case 'timeout':
@@ -366,6 +392,7 @@ export class ReplicatedStorage implements StorageEngine {
     const dropped = this.inflight;
     this.inflight = [];
     this.chainTail = this.lastMsgId;
+    this.chainSeq = this.lastSeq;
     for (const e of dropped) {
       e.attempt++;
       this.resolve(e, { ok: false, reason, message });
@@ -389,7 +416,7 @@ export class ReplicatedStorage implements StorageEngine {
         continue;
       }
       const attempt = ++head.attempt;
-      const r = await this.o.streams.append(this.o.stream, this.o.subject, head.data, { msgId: head.msgId, expectLastMsgId: head.expect, timeoutMs: SHARD_APPEND_TIMEOUT_MS });
+      const r = await this.o.streams.append(this.o.stream, this.o.subject, head.data, this.appendOptions(head));
       if (this.phase !== 'settling') return; // closed meanwhile
       if (attempt !== head.attempt) continue;
       if (r.ok) {
@@ -418,6 +445,16 @@ export class ReplicatedStorage implements StorageEngine {
     this.process();
   }
 
+  /** The planted bug `stale_owner_keeps_writing`: take the stream's end as this owner's own and go on. */
+  private async adoptStreamEnd(): Promise<void> {
+    const r = await this.o.streams.lastOnSubject(this.o.stream, this.o.subject, SHARD_APPEND_TIMEOUT_MS);
+    if (!r.ok || r.entry.msgId === null || this.phase !== 'open') return;
+    this.lastSeq = r.entry.seq;
+    this.lastMsgId = r.entry.msgId;
+    this.chainTail = r.entry.msgId;
+    this.chainSeq = r.entry.seq;
+  }
+
   /** `e` is in the stream at `seq`: publish it, apply it here, then resolve it. */
   private landed(e: Entry, seq: number): void {
     if (seq !== this.lastSeq + 1) {
@@ -427,6 +464,13 @@ export class ReplicatedStorage implements StorageEngine {
     }
     this.lastSeq = seq;
     this.lastMsgId = e.msgId;
+    if (seq <= this.o.store.queuedSeq) {
+      // The local copy already took this entry from the stream: this storage settled its outcome
+      // after the group was lost, and the node's replica, a standby again, caught up past it.
+      // It is in the group (before the next owner's marker): done once durable here.
+      void this.o.store.durableAt(seq).then((ok) => this.resolve(e, ok ? OK : { ok: false, reason: 'io_error', message: `group ${this.o.store.group}: the local copy failed before entry ${seq} was durable` }));
+      return;
+    }
     this.o.publish(seq, e.msgId, e.data);
     void this.o.store.apply({ seq, msgId: e.msgId, entry: { t: 'ops', ops: e.ops } }).then((r) => {
       if (!r.ok) {
@@ -435,7 +479,7 @@ export class ReplicatedStorage implements StorageEngine {
         this.lose(`local copy failed: ${r.message}`);
         return;
       }
-      if (this.o.durability === 'local' || this.standbys.size === 0 || this.quorumReached(seq) || this.phase === 'lost') {
+      if (this.o.durability === 'local' || this.standbys.size === 0 || this.quorumReached(seq) || this.phase === 'lost' || this.closing) {
         this.resolve(e, OK);
         return;
       }
@@ -451,7 +495,7 @@ export class ReplicatedStorage implements StorageEngine {
   private releaseQuorum(): void {
     while (this.quorumWait.length > 0) {
       const head = this.quorumWait[0]!;
-      if (this.standbys.size > 0 && !this.quorumReached(head.seq) && this.phase !== 'lost') return;
+      if (this.standbys.size > 0 && !this.quorumReached(head.seq) && this.phase !== 'lost' && !this.closing) return;
       this.quorumWait.shift();
       this.resolve(head.entry, OK);
     }
@@ -480,6 +524,7 @@ export class ReplicatedStorage implements StorageEngine {
     this.waiting.length = 0;
     this.open = null;
     this.chainTail = this.lastMsgId;
+    this.chainSeq = this.lastSeq;
     for (const e of pending) {
       e.attempt++;
       this.resolve(e, r);

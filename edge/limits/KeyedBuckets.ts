@@ -22,22 +22,16 @@ export class KeyedBuckets {
   }
 
   take(key: string, n: number): RateDecision {
-    const now = this.clock.monotonicMs();
-    this.dropRefilledOldest(now);
-    let state = this.buckets.get(key);
-    if (state === undefined) {
-      state = fullBucket(this.rate, now);
-      this.makeRoom(now);
-    } else {
-      this.buckets.delete(key);
-    }
-    const decision = takeFromBucket(state, this.rate, now, n);
-    this.buckets.set(key, state);
-    return decision;
+    return this.withBucket(key, (state, now) => takeFromBucket(state, this.rate, now, n));
   }
 
   /** Takes as many of `n` tokens as `key` has now (see takeUpToFromBucket). */
   takeUpTo(key: string, n: number): { taken: number; retryAfterMs: number } {
+    return this.withBucket(key, (state, now) => takeUpToFromBucket(state, this.rate, now, n));
+  }
+
+  /** Run `use` on `key`'s bucket (a full one for a new key) and keep it as the most recently used. */
+  private withBucket<R>(key: string, use: (state: BucketState, now: number) => R): R {
     const now = this.clock.monotonicMs();
     this.dropRefilledOldest(now);
     let state = this.buckets.get(key);
@@ -47,7 +41,7 @@ export class KeyedBuckets {
     } else {
       this.buckets.delete(key);
     }
-    const r = takeUpToFromBucket(state, this.rate, now, n);
+    const r = use(state, now);
     this.buckets.set(key, state);
     return r;
   }

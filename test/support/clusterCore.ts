@@ -2,8 +2,8 @@
  * Clustered core nodes inside one test process, on a real 3-server NATS cluster with JetStream:
  * each node is one scheduler with the unchanged Distribution, its own NATS connections (core
  * NATS and the JetStream store) through its own pausable proxy, its own LMDB directory, and the
- * clustered core assembled by server/ClusterCore.ts (partition guard, control plane, presence
- * feed), exactly as a node process assembles it.
+ * clustered core assembled by server/ClusterCore.ts (on core/cluster/ClusterCore.ts: partition
+ * guard, control plane, presence feed), exactly as a node process assembles it.
  * `crash` stops a node like SIGKILL (no goodbye, connections cut), `isolate`/`heal` cut it off
  * from NATS and back without telling it. Waits are on conditions with deadlines.
  *
@@ -211,15 +211,19 @@ export class CoreCluster {
     return node.plane.replicas.get(g)?.phase === 'owner' && node.sched.whereis(routerShardName(g)) !== undefined;
   }
 
-  /** Every group has a record, and its owner serves it. */
+  /** Every group served by its owner, no move under way, standbys all in place, every node agreeing. */
   settled(): boolean {
     const any = this.live[0];
     if (any === undefined) return false;
+    const eligible = this.live.filter((x) => !any.plane.table.draining.some((d) => d.name === x.name && d.incarnation === x.incarnation));
+    const standbys = Math.min(2, eligible.length - 1);
     for (const g of any.plane.groups.all()) {
-      const owner = any.plane.table.get(g)?.owner;
-      const n = this.live.find((x) => x.name === owner);
-      if (n === undefined || !this.serving(n, g)) return false;
-      for (const x of this.live) if (x.plane.table.get(g)?.epoch !== any.plane.table.get(g)?.epoch) return false;
+      const r = any.plane.table.get(g);
+      const n = this.live.find((x) => x.name === r?.owner);
+      if (r === undefined || n === undefined || !this.serving(n, g)) return false;
+      // Moves done: no hand-off under way, every standby slot filled by a live node.
+      if (r.successor !== null || r.standbys.length !== standbys || !r.standbys.every((s) => eligible.some((x) => x.name === s))) return false;
+      for (const x of this.live) if (x.plane.table.get(g)?.epoch !== r.epoch) return false;
     }
     return true;
   }
