@@ -19,9 +19,9 @@ export type CanaryName =
   // ---- the clustered core (core/cluster/), caught by the cluster simulation ----
   /**
    * Ownership records written as JetStream KV updates, whose compare-and-set races on
-   * nats-server 2.9.10 (both of two racing updates can win). There is no KV door in the Env:
-   * the simulator plants it by switching its JetStream model's `kvUpdateRace` for the run, which
-   * is what the control stream's compare-and-append becomes on KV update.
+   * nats-server 2.9.10 (both of two racing updates can win): the control stream's
+   * compare-and-append leaves out its Msg-Id and relies on the expected subject sequence alone,
+   * which is what a KV update sends.
    */
   | 'kv_update_lease'
   /** Shard-stream entries fenced only by an expected stream sequence, pipelined (no Msg-Id chain). */

@@ -83,7 +83,6 @@ export async function runClusterScenario(s: ClusterScenario, opts: ClusterRunOpt
     recordTrace: opts.recordTrace === true,
     recordCheckpoints: opts.recordCheckpoints === true,
     keepLogLines: opts.recordTrace === true,
-    jetstream: { kvUpdateRace: s.canary === 'kv_update_lease' },
     core: {
       expectedNodes: s.nodes,
       graceMs,

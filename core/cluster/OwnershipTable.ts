@@ -26,6 +26,7 @@
  * compare-and-set on nats-server 2.9).
  */
 import type { StreamStore } from '../../runtime/Env.js';
+import { canary } from '../Canaries.js';
 import { CONTROL_DUPLICATE_READS, STREAM_READ_TIMEOUT_MS } from '../defaults.js';
 import type { ClusterNames } from './ClusterNames.js';
 import type { GroupAssignment } from './Placement.js';
@@ -301,7 +302,7 @@ export class ControlStream {
   private async append(subject: string, data: Uint8Array, expectSeq: number): Promise<WriteOutcome> {
     const r = await this.streams.append(this.names.ctlStream, subject, data, {
       expectLastSubjectSeq: expectSeq,
-      msgId: `${subject}@${expectSeq}`,
+      ...(canary('kv_update_lease') ? {} : { msgId: `${subject}@${expectSeq}` }),
       timeoutMs: STREAM_READ_TIMEOUT_MS,
     });
     if (r.ok) return r.duplicate ? this.ownDuplicate(r.seq, data) : { ok: true, seq: r.seq };
