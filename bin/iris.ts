@@ -32,6 +32,7 @@ async function start(argv: string[]): Promise<void> {
         host: { type: 'string' },
         name: { type: 'string' },
         join: { type: 'string', multiple: true },
+        processes: { type: 'string' },
       },
       strict: true,
     }));
@@ -41,11 +42,12 @@ async function start(argv: string[]): Promise<void> {
   // --join may be repeated, each one URL or a comma-separated list.
   const join = values['join'];
   if (Array.isArray(join)) values['join'] = join.join(',');
-  const shortcuts = [['mode', 'mode'], ['port', 'port'], ['http-port', 'http_port'], ['data', 'wal_directory'], ['host', 'host'], ['name', 'node_name'], ['join', 'nats_servers']] as const;
+  const shortcuts = [['mode', 'mode'], ['port', 'port'], ['http-port', 'http_port'], ['data', 'wal_directory'], ['host', 'host'], ['name', 'node_name'], ['join', 'nats_servers'], ['processes', 'processes']] as const;
   const resolved = resolveCliConfig(values, shortcuts, isTmpfs);
   if (!resolved.ok) process.exit(reportConfigProblems(resolved.problems));
   const cfg = resolved.config;
   for (const w of resolved.warnings) console.error(`iris: WARNING: ${w}`);
+  if (cfg.processes !== 1) return (await import('./startProcesses.js')).startProcesses(cfg);
   const started = await startIrisNode(cfg);
   if (!started.ok) {
     console.error(`iris: cannot start: ${started.message}`);
@@ -90,6 +92,8 @@ const USAGE = `usage: iris <command> [flags]
           --name NODE        node name, node_name (unique in a cluster)
           --join URL         join a cluster through these NATS servers, nats_servers
                              (nats://host:port; repeat it or separate with commas)
+          --processes N      run N node processes as one cluster sharing the client
+                             ports, supervised (0 = one per core; default 1)
           --set key=value    any other config key (repeatable)
           Environment: IRIS_<KEY> for any key, e.g. IRIS_JWT_SECRET.
 ${TOKEN_USAGE}
