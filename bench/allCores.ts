@@ -2,10 +2,12 @@
  * Every core of one machine, measured: v1 delivery through one node process (`iris start`,
  * the single node) against one node process per core (`iris start --processes 0`: a cluster on
  * a local nats-server sharing the client ports), side by side in one run, driven by the v1 load
- * generator (bench/loadgen/) over TCP. The figure is lock-step throughput: `pairs` disjoint
+ * generator (bench/loadgen/) over TCP. The figure is lock-step throughput: `pairs`
  * sender→recipient pairs with one message in flight per pair (a message is sent when the
- * previous one arrived), so it measures what a message costs end to end; pipelined throughput
- * (`window` in flight per sender) is measured too. Rounds alternate between the two
+ * previous one arrived), so it measures what a message costs end to end; the pairs are the
+ * generator's ring (connection i sends to connection i+1, so each connection is the sender of
+ * one pair and the recipient of the next), every message delivered and acknowledged.
+ * Pipelined throughput (`window` in flight per sender) is measured too. Rounds alternate between the two
  * arrangements and the best round of each counts, as in the service bench. Every run checks
  * that nothing was lost, duplicated or reordered.
  *
@@ -106,8 +108,7 @@ export async function measureAllCoresVsOne(opts: AllCoresOptions = {}): Promise<
         transport: 'tcp',
         host: '127.0.0.1',
         port: server.tcpPort,
-        conns: pairs * 2,
-        pairs: true,
+        conns: pairs,
         userPrefix: `r${runN++}_`,
         window,
         msgBytes,
@@ -144,7 +145,7 @@ export async function measureAllCoresVsOne(opts: AllCoresOptions = {}): Promise<
     await children.stop(all.child, 30_000);
     await children.stop(one.child);
     return {
-      figure: `v1 messages/s delivered and acknowledged, ${pairs} sender→recipient pairs, one message in flight per pair, over TCP; best of ${rounds} alternating rounds`,
+      figure: `v1 messages/s delivered and acknowledged, ${pairs} sender→recipient pairs (a ring of ${pairs} connections), one message in flight per pair, over TCP; best of ${rounds} alternating rounds`,
       processes: processes === 0 ? availableParallelism() : processes,
       pairs,
       msg_bytes: msgBytes,

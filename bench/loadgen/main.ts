@@ -3,8 +3,7 @@
  * process, or raw WebSocket echo traffic. Config is JSON on the command line (or `@file`); it
  * prints exactly one JSON result line (LoadgenResult) on stdout and exits.
  *
- * Traffic (`deliver`): connection i sends to connection i+1 (a ring), or with `pairs` connection
- * 2k sends to 2k+1 only (disjoint sender→recipient pairs). Each message payload carries its send time (performance.now(), this process), its
+ * Traffic: each message payload carries its send time (performance.now(), this process), its
  * sender index and a per-sender sequence, so latency is measured at receipt and duplicates or
  * reorders are seen. Closed loop keeps `window` messages in flight per sender; open loop sends
  * `rate` messages/s in total. Writes are batched per connection per event-loop turn.
@@ -35,7 +34,6 @@ const DEFAULTS = {
   wsCoalesce: false,
   maxRuntimeMs: 120_000,
   localPortBase: 0,
-  pairs: false,
 };
 type Settings = Required<Omit<LoadgenConfig, 'tokensFile'>> & { tokensFile: string | undefined };
 
@@ -48,7 +46,6 @@ function readConfig(): Settings {
   if (cfg.mode === 'echo' && cfg.transport !== 'ws') throw new Error('echo runs over ws');
   if (!(cfg.conns >= 1)) throw new Error('conns must be at least 1');
   if (cfg.mode === 'deliver' && cfg.conns < 2) throw new Error('deliver needs at least 2 connections');
-  if (cfg.pairs && (cfg.mode !== 'deliver' || cfg.conns % 2 !== 0)) throw new Error('pairs needs deliver mode and an even number of connections');
   if (!(cfg.msgBytes >= 16 && cfg.msgBytes <= 65_535)) throw new Error('msgBytes must be 16..65535');
   return cfg;
 }
@@ -304,14 +301,9 @@ let dupOrReordered = 0;
 let skipped = 0;
 let now = 0;
 
-/** Whether connection s sends (every connection, except the recipients of `pairs`). */
-function sends(s: number): boolean {
-  return !cfg.pairs || s % 2 === 0;
-}
-
 function sendFrom(s: number): boolean {
   const c = conns[s]!;
-  if (c.state !== 'online' || sent >= cfg.maxMessages || !sends(s)) return false;
+  if (c.state !== 'online' || sent >= cfg.maxMessages) return false;
   const head = c.head;
   const hl = head === null ? 0 : head.length;
   const at = reserve(c, hl + msgBytes);
@@ -439,10 +431,9 @@ function sleep(ms: number): Promise<void> {
 }
 
 async function runTraffic(): Promise<TrafficResult> {
-  const online = conns.filter((c) => c.state === 'online' && sends(c.idx));
+  const online = conns.filter((c) => c.state === 'online');
   if (cfg.mode === 'deliver') {
     for (const c of conns) {
-      if (!sends(c.idx)) continue;
       const target = conns[(c.idx + 1) % conns.length]!;
       c.head = sendHeader(target.user, msgBytes);
     }

@@ -53,8 +53,6 @@ export interface LoadgenConfig {
    * disjoint range per generator process keeps connects cheap.
    */
   localPortBase?: number;
-  /** deliver: connection 2k sends to 2k+1 only (conns/2 disjoint sender→recipient pairs) instead of a ring (default false). */
-  pairs?: boolean;
   /** Hard stop for the whole process (default 120,000 ms). */
   maxRuntimeMs?: number;
 }
