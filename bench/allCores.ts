@@ -9,7 +9,9 @@
  * one pair and the recipient of the next), every message delivered and acknowledged.
  * Pipelined throughput (`window` in flight per sender) is measured too. Rounds alternate between the two
  * arrangements and the best round of each counts, as in the service bench. Every run checks
- * that nothing was lost, duplicated or reordered.
+ * that nothing was lost, duplicated or reordered. Last, what the processes give that one
+ * process cannot: idle logged-in connections beyond one process's file-descriptor ceiling
+ * (`max_connections`, 19,900 here), each process filled by its own generator process.
  *
  * `measureAllCoresVsOne` is what bench/cluster.ts reports as `all_cores_vs_one`;
  * `npm run bench -- cores` runs it alone and writes bench/results/cores.json.
@@ -18,9 +20,10 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ClusterStatusBody } from '../server/ServiceCore.js';
-import type { LoadgenConfig, TrafficResult } from './loadgen/types.js';
+import type { LoadgenConfig, LoadgenResult, TrafficResult } from './loadgen/types.js';
 import { describeMachine, type MachineInfo } from './machine.js';
-import { Children, runLoadgen, startServer, type ServerHandle } from './serviceProcesses.js';
+import { DEFAULT_CONFIG } from '../server/NodeConfig.js';
+import { Children, holdLoadgen, rssKb, runLoadgen, startServer, type HeldLoad, type ServerHandle } from './serviceProcesses.js';
 
 export interface AllCoresOptions {
   /** Sender→recipient pairs (default 100). */
@@ -36,6 +39,20 @@ export interface AllCoresOptions {
   rounds?: number;
   /** Extra `key=value` settings for both arrangements. */
   sets?: Record<string, string>;
+  /** Idle logged-in connections per node process in the last part (default 18,000, under max_connections with room for an uneven spread; 0 skips it). */
+  idlePerProcess?: number;
+}
+
+export interface IdleAcrossProcesses {
+  processes: number;
+  /** What one node process holds at most: max_connections, its fd ceiling here. */
+  one_process_ceiling: number;
+  offered: number;
+  /** Logged-in connections the processes held (their /health), in total and each. */
+  held: number;
+  held_per_process: Record<string, number>;
+  logins_per_s: number;
+  rss_mb_per_process: Record<string, number>;
 }
 
 export interface ArrangementRun {
@@ -67,6 +84,7 @@ export interface AllCoresResult extends ComparedFigure {
   pairs: number;
   msg_bytes: number;
   pipelined: (ComparedFigure & { window: number }) | null;
+  idle_connections: IdleAcrossProcesses | null;
   machine: MachineInfo;
 }
 
@@ -84,6 +102,7 @@ export async function measureAllCoresVsOne(opts: AllCoresOptions = {}): Promise<
   const durationMs = opts.durationMs ?? 5_000;
   const rounds = opts.rounds ?? 3;
   const sets = { ...QUIET, ...(opts.sets ?? {}) };
+  const idlePerProcess = opts.idlePerProcess ?? 18_000;
   const log = (msg: string) => console.error(`bench cores: ${msg}`);
 
   const base = mkdtempSync(join(tmpdir(), 'iris-cores-bench-'));
@@ -144,6 +163,7 @@ export async function measureAllCoresVsOne(opts: AllCoresOptions = {}): Promise<
     const pipelined = pipelinedWindow > 0 ? { window: pipelinedWindow, ...(await compare(pipelinedWindow, `pipelined (${pipelinedWindow} in flight per sender)`)) } : null;
     await children.stop(all.child, 30_000);
     await children.stop(one.child);
+    const idle = idlePerProcess > 0 ? await idleAcrossProcesses(children, dir('idle'), processes, idlePerProcess, sets, log) : null;
     return {
       figure: `v1 messages/s delivered and acknowledged, ${pairs} sender→recipient pairs (a ring of ${pairs} connections), one message in flight per pair, over TCP; best of ${rounds} alternating rounds`,
       processes: processes === 0 ? availableParallelism() : processes,
@@ -151,11 +171,69 @@ export async function measureAllCoresVsOne(opts: AllCoresOptions = {}): Promise<
       msg_bytes: msgBytes,
       ...lockstep,
       pipelined,
+      idle_connections: idle,
       machine: describeMachine(),
     };
   } finally {
     await children.stopAll();
     rmSync(base, { recursive: true, force: true });
+  }
+}
+
+/** Source ports per generator: a block of this many from 10,000 up (each (address, port) once). */
+const PORT_BLOCK = 20_000;
+const FIRST_LOCAL_PORT = 10_000;
+
+/** N node processes, each filled with `perProcess` idle logged-in connections by its own generator. */
+async function idleAcrossProcesses(children: Children, dataDir: string, processes: number, perProcess: number, sets: Record<string, string>, log: (m: string) => void): Promise<IdleAcrossProcesses> {
+  const server = await startServer(children, dataDir, { ...sets, processes: String(processes) });
+  const pids = await waitServing(server);
+  const nodePids = pids.slice(1).filter((p) => readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('nodeProcess'));
+  const n = nodePids.length;
+  if (FIRST_LOCAL_PORT + n * PORT_BLOCK > 65_536 || perProcess > PORT_BLOCK - 500) throw new Error(`${n} × ${perProcess} connections do not fit the source ports of one address`);
+  log(`filling ${n} node processes with ${perProcess} idle logged-in connections each`);
+  const held: HeldLoad[] = [];
+  try {
+    for (let k = 0; k < n; k++) {
+      const h = holdLoadgen(children, {
+        mode: 'hold',
+        transport: 'tcp',
+        host: '127.0.0.1',
+        port: server.tcpPort,
+        conns: perProcess,
+        userPrefix: 'idle',
+        userOffset: k * perProcess,
+        localPortBase: FIRST_LOCAL_PORT + k * PORT_BLOCK,
+      });
+      held.push(h);
+      await h.ready;
+      log(`  generator ${k + 1}/${n}: ${perProcess} connections logged in`);
+    }
+    await new Promise((r) => setTimeout(r, 1_500));
+    // /health answers from the process the connection reaches: ask until every one has answered.
+    const counts: Record<string, number> = {};
+    for (let i = 0; i < 200 && Object.keys(counts).length < n; i++) {
+      const h = (await (await fetch(`http://127.0.0.1:${server.httpPort}/health`)).json()) as { node: string; connections: number };
+      counts[h.node] = h.connections;
+    }
+    const rss: Record<string, number> = {};
+    for (const pid of nodePids) rss[String(pid)] = Math.round(rssKb(pid) / 1024);
+    const results: LoadgenResult[] = [];
+    for (const h of held.splice(0)) results.push(await h.stop());
+    const loginOk = results.reduce((a, r) => a + r.login.ok, 0);
+    const loginMs = results.reduce((a, r) => a + r.login.ms, 0);
+    return {
+      processes: n,
+      one_process_ceiling: DEFAULT_CONFIG.max_connections,
+      offered: n * perProcess,
+      held: Object.values(counts).reduce((a, b) => a + b, 0),
+      held_per_process: counts,
+      logins_per_s: Math.round((loginOk / loginMs) * 1000),
+      rss_mb_per_process: rss,
+    };
+  } finally {
+    for (const h of held) await h.stop().catch(() => null);
+    await children.stop(server.child, 30_000);
   }
 }
 
