@@ -42,7 +42,9 @@ async function start(argv: string[]): Promise<void> {
   // --join may be repeated, each one URL or a comma-separated list.
   const join = values['join'];
   if (Array.isArray(join)) values['join'] = join.join(',');
-  const shortcuts = [['mode', 'mode'], ['port', 'port'], ['http-port', 'http_port'], ['data', 'wal_directory'], ['host', 'host'], ['name', 'node_name'], ['join', 'nats_servers'], ['processes', 'processes']] as const;
+  // --processes N is `processes` (bin/startProcesses.ts runs them).
+  if (typeof values['processes'] === 'string') values['set'] = [`processes=${values['processes']}`, ...((values['set'] as string[] | undefined) ?? [])];
+  const shortcuts = [['mode', 'mode'], ['port', 'port'], ['http-port', 'http_port'], ['data', 'wal_directory'], ['host', 'host'], ['name', 'node_name'], ['join', 'nats_servers']] as const;
   const resolved = resolveCliConfig(values, shortcuts, isTmpfs);
   if (!resolved.ok) process.exit(reportConfigProblems(resolved.problems));
   const cfg = resolved.config;
