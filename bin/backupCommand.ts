@@ -36,7 +36,7 @@ export async function backupCommand(argv: readonly string[]): Promise<number> {
   if (!cfg.ok) return reportConfigProblems(cfg.problems);
   const config = cfg.config;
   const { takeBackup } = await import('../server/Backup.js');
-  const r = await takeBackup({ dataDir: config.wal_directory, to, node: config.node_name, cluster: isClustered(config) ? config.cluster_name : null });
+  const r = await takeBackup({ dataDir: config.wal_directory, to, node: config.node_name, cluster: config.cluster_name, clustered: isClustered(config) });
   if (!r.ok) {
     console.error(`iris backup: ${r.message}`);
     return r.reason === 'target_not_empty' ? EXIT_USAGE : EXIT_FAILURE;

@@ -20,9 +20,11 @@ export interface BackupRequest {
   dataDir: string;
   /** Where the backup goes: a directory that does not exist or is empty. */
   to: string;
-  /** node_name and cluster_name (null: a single node) for the manifest. */
+  /** node_name, for the manifest. */
   node: string;
-  cluster: string | null;
+  /** cluster_name, and whether the node is configured for a cluster (nats_servers set). */
+  cluster: string;
+  clustered: boolean;
 }
 
 export type BackupFailure =
@@ -63,7 +65,8 @@ export async function takeBackup(req: BackupRequest): Promise<BackupResult> {
     kind: BACKUP_KIND,
     format: BACKUP_FORMAT,
     node: req.node,
-    cluster: req.cluster,
+    // A copy holding shard groups is a cluster node's, whatever the configuration given.
+    cluster: req.clustered || report.groups.length > 0 ? req.cluster : null,
     created_at: createdAt,
     source,
     groups: groupsOf(report.groups),
