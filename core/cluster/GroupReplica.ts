@@ -343,11 +343,13 @@ class Replica {
    * the entries it misses removed (a stream trimmed or purged by an operator), or a stream that
    * is not the one it copied (recreated, another cluster's). Such a copy cannot be brought up to
    * date and must not be served or followed: null when it can, else why not (the copy is kept).
-   * `at` is the copy's last queued entry from before `info` was asked.
+   * `at` is the copy's last queued entry from before `info` was asked. A stream that seems to
+   * end before the copy proves nothing (a lagging replica or a leader cut off from its quorum
+   * may answer `info`; the simulator's seeds found it): such a copy simply waits, and a marker
+   * on it would be refused by the Msg-Id chain.
    */
   private async continuity(info: { firstSeq: number; lastSeq: number }, at: number): Promise<string | null> {
     const fix = `; the group's local copy was kept and is not used: restore a more recent backup of this node, or start it with an empty data directory if the stream still holds the group from its first entry`;
-    if (info.lastSeq < at) return `group ${this.o.group}: the local copy holds entries up to ${at} but stream ${this.stream} ends at ${info.lastSeq} (the stream lost entries or was recreated)${fix}`;
     if (info.lastSeq > at && info.firstSeq > at + 1) return `group ${this.o.group}: the local copy ends at entry ${at} but stream ${this.stream} now starts at ${info.firstSeq}: entries ${at + 1}..${info.firstSeq - 1} are gone from the stream${fix}`;
     const seq = this.store.appliedSeq;
     const msgId = this.store.appliedMsgId;
