@@ -144,6 +144,11 @@ test('a damaged or incomplete backup is refused with a clear message and a non-z
     const alice = await login(node, 'alice', clients);
     for (let i = 1; i <= 50; i++) alice.send('bob', `b:${i}`);
     await durabilityBarrier(node, alice, clients);
+    // Nothing to back up where there is no environment.
+    const none = await runIrisCli(['backup', '--data-dir', join(backups, 'no-node-here'), '--to', join(backups, 'none')]);
+    assert.equal(none.code, 1);
+    assert.match(none.stderr, /nothing to back up: .*data\.mdb does not exist/);
+    assert.ok(!existsSync(join(backups, 'no-node-here')), 'the data directory is not created');
     const good = join(backups, 'good');
     const made = await runIrisCli(['backup', '--data-dir', dir, '--to', good]);
     assert.equal(made.code, 0, made.stderr);
