@@ -11,6 +11,7 @@ import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { CONFIG_FLAG_OPTIONS, reportConfigProblems, resolveCliConfig } from './configLayers.js';
 import { EXIT_FAILURE, EXIT_USAGE } from './exitCodes.js';
+import { BACKUP_USAGE, backupCommand, restoreCommand } from './backupCommand.js';
 import { GROUP_USAGE, groupCommand } from './groupCommand.js';
 import { TOKEN_USAGE, tokenCommand } from './tokenCommand.js';
 
@@ -100,6 +101,7 @@ const USAGE = `usage: iris <command> [flags]
           Environment: IRIS_<KEY> for any key, e.g. IRIS_JWT_SECRET.
 ${TOKEN_USAGE}
 ${GROUP_USAGE}
+${BACKUP_USAGE}
   demo    run the runtime demo application (supervised processes across threads)
           --schedulers N     scheduler threads in total (default: cores = ${availableParallelism()})
           --name NODE        node name used in pids (default iris@local)
@@ -177,6 +179,12 @@ switch (cmd) {
     break;
   case 'group':
     process.exitCode = await groupCommand(rest);
+    break;
+  case 'backup':
+    process.exitCode = await backupCommand(rest);
+    break;
+  case 'restore':
+    process.exitCode = await restoreCommand(rest);
     break;
   case undefined:
   case 'help':

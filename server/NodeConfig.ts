@@ -31,6 +31,11 @@ export const NODE_SETTINGS = {
   consistency_mode: { kind: 'enum', default: 'hardened_ap', values: ['ap', 'hardened_ap', 'cp'], doc: 'ap, hardened_ap (quorum + partition guard) or cp.' },
   region_id: { kind: 'string', default: 'local', doc: 'This node’s region.' },
   allow_table_nuke: { kind: 'bool', default: false, doc: 'Never delete tables to "repair" storage unless this is on.' },
+  verify_storage_at_start: {
+    kind: 'bool',
+    default: true,
+    doc: 'Before a node opens an existing LMDB environment, read every record of every table in a child process; a damaged file is reported (naming it and the fix) and the node does not start. Costs a read of the whole file at each start.',
+  },
   cluster_name: { kind: 'string', default: 'iris', doc: 'Name of the cluster this node joins (its NATS subjects and JetStream streams); nodes of other clusters are invisible.' },
   roles: { kind: 'list', default: ['edge', 'core'], doc: 'What this node does in a cluster: edge (client connections), core (owns shard groups), or both.' },
   nats_servers: { kind: 'list', default: [], doc: 'NATS servers of the cluster (nats://host:port, comma-separated); empty = a single node without NATS. `iris start --join URL` sets it.' },
