@@ -11,6 +11,7 @@ import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { CONFIG_FLAG_OPTIONS, reportConfigProblems, resolveCliConfig } from './configLayers.js';
 import { EXIT_FAILURE, EXIT_USAGE } from './exitCodes.js';
+import { BACKUP_USAGE, backupCommand, restoreCommand } from './backupCommand.js';
 import { GROUP_USAGE, groupCommand } from './groupCommand.js';
 import { TOKEN_USAGE, tokenCommand } from './tokenCommand.js';
 
@@ -30,17 +31,26 @@ async function start(argv: string[]): Promise<void> {
         'http-port': { type: 'string' },
         data: { type: 'string' },
         host: { type: 'string' },
+        name: { type: 'string' },
+        join: { type: 'string', multiple: true },
+        processes: { type: 'string' },
       },
       strict: true,
     }));
   } catch (err) {
     fail((err as Error).message);
   }
-  const shortcuts = [['mode', 'mode'], ['port', 'port'], ['http-port', 'http_port'], ['data', 'wal_directory'], ['host', 'host']] as const;
+  // --join may be repeated, each one URL or a comma-separated list.
+  const join = values['join'];
+  if (Array.isArray(join)) values['join'] = join.join(',');
+  // --processes N is `processes` (bin/startProcesses.ts runs them).
+  if (typeof values['processes'] === 'string') values['set'] = [`processes=${values['processes']}`, ...((values['set'] as string[] | undefined) ?? [])];
+  const shortcuts = [['mode', 'mode'], ['port', 'port'], ['http-port', 'http_port'], ['data', 'wal_directory'], ['host', 'host'], ['name', 'node_name'], ['join', 'nats_servers']] as const;
   const resolved = resolveCliConfig(values, shortcuts, isTmpfs);
   if (!resolved.ok) process.exit(reportConfigProblems(resolved.problems));
   const cfg = resolved.config;
   for (const w of resolved.warnings) console.error(`iris: WARNING: ${w}`);
+  if (cfg.processes !== 1) return (await import('./startProcesses.js')).startProcesses(cfg);
   const started = await startIrisNode(cfg);
   if (!started.ok) {
     console.error(`iris: cannot start: ${started.message}`);
@@ -52,6 +62,9 @@ async function start(argv: string[]): Promise<void> {
       `  v1 over TCP:        ${cfg.host}:${node.tcpPort}\n` +
       `  v1 over WebSocket:  ws://${cfg.host}:${node.httpPort}/ws  (binary frames)\n` +
       `  health:             http://${cfg.host}:${node.httpPort}/health\n` +
+      (cfg.nats_servers.length > 0
+        ? `  cluster:            ${cfg.cluster_name} over NATS ${cfg.nats_servers.join(', ')} as ${cfg.roles.join('+')} (expected nodes: ${cfg.expected_cluster_nodes}); status at http://${cfg.host}:${node.httpPort}/cluster/status\n`
+        : '') +
       `  admin API:          http://${cfg.host}:${node.httpPort}/admin/  (bearer token: ${node.adminTokenFile ?? 'admin_token'})\n` +
       `  browser origins:    ${cfg.ws_allowed_origins.length === 0 ? 'none: only clients that send no Origin (set ws_allowed_origins)' : cfg.ws_allowed_origins.join(', ')}\n` +
       `  data:               ${cfg.wal_directory}\n` +
@@ -79,10 +92,16 @@ const USAGE = `usage: iris <command> [flags]
           --http-port N      WebSocket /ws and HTTP port (default 8086)
           --data DIR         storage directory, wal_directory (default ./data)
           --host ADDR        bind address (dev mode: loopback only)
+          --name NODE        node name, node_name (unique in a cluster)
+          --join URL         join a cluster through these NATS servers, nats_servers
+                             (nats://host:port; repeat it or separate with commas)
+          --processes N      run N node processes as one cluster sharing the client
+                             ports, supervised (0 = one per core; default 1)
           --set key=value    any other config key (repeatable)
           Environment: IRIS_<KEY> for any key, e.g. IRIS_JWT_SECRET.
 ${TOKEN_USAGE}
 ${GROUP_USAGE}
+${BACKUP_USAGE}
   demo    run the runtime demo application (supervised processes across threads)
           --schedulers N     scheduler threads in total (default: cores = ${availableParallelism()})
           --name NODE        node name used in pids (default iris@local)
@@ -160,6 +179,12 @@ switch (cmd) {
     break;
   case 'group':
     process.exitCode = await groupCommand(rest);
+    break;
+  case 'backup':
+    process.exitCode = await backupCommand(rest);
+    break;
+  case 'restore':
+    process.exitCode = await restoreCommand(rest);
     break;
   case undefined:
   case 'help':

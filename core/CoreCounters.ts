@@ -11,8 +11,10 @@ export interface CoreCounters {
   inboxFullRefusals: number;
   /** Group messages refused because the sender's fan-out budget was spent (the sender is told). */
   groupFanoutRefusals: number;
+  /** In a cluster: routes sent again by their connection and answered as the first time (not stored twice). */
+  routeDedupHits: number;
 }
 
 export function newCoreCounters(): CoreCounters {
-  return { stored: 0, dedupHits: 0, inboxFullRefusals: 0, groupFanoutRefusals: 0 };
+  return { stored: 0, dedupHits: 0, inboxFullRefusals: 0, groupFanoutRefusals: 0, routeDedupHits: 0 };
 }

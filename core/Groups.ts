@@ -66,6 +66,12 @@ export type GroupsReply =
   | { t: 'group_roster'; tag: number; gid: string; members: Uint8Array[] }
   /** A message or sender key taken (nothing to tell a v1 client; keeps the connection's reply order). */
   | { t: 'group_done'; tag: number; gid: string }
+  /**
+   * In a cluster (`fanOutByRequester`): a message or sender key taken; the requester routes
+   * `rec` to each of `to` itself (with its own retries), so nothing is lost when a member's
+   * shard moves while it is on its way.
+   */
+  | { t: 'group_fanout'; tag: number; gid: string; to: UserKey[]; rec: GroupMessage | SenderKey }
   | { t: 'group_error'; tag: number; gid: string | null; code: GroupError };
 
 interface Group {
@@ -86,6 +92,11 @@ export interface GroupsDeps {
   /** Takes `n` fan-out tokens of `user`; false when there are not enough. */
   fanoutAllowed(user: UserKey, n: number): boolean;
   counters: CoreCounters;
+  /**
+   * Answer a member's message or sender key with the recipients (`group_fanout`) instead of
+   * routing it from here (a cluster: the requesting connection routes, and retries, each copy).
+   */
+  fanOutByRequester?: boolean;
 }
 
 const GROUPS = 'groups';
@@ -239,6 +250,13 @@ function fanOut(st: GroupsState, ctx: ProcessContext, g: Group, from: UserKey, r
   }
 }
 
+/** Every member but `from`. */
+function recipients(g: Group, from: UserKey): UserKey[] {
+  const out: UserKey[] = [];
+  for (const u of g.members.keys()) if (u !== from) out.push(u);
+  return out;
+}
+
 function memberRequest(m: GroupsRequest, st: GroupsState, ctx: ProcessContext): void {
   const reply = (r: GroupsReply) => ctx.send(m.replyTo, r);
   const error = (gid: string | null, code: GroupError) => reply({ t: 'group_error', tag: m.tag, gid, code });
@@ -282,7 +300,9 @@ function memberRequest(m: GroupsRequest, st: GroupsState, ctx: ProcessContext): 
         st.deps.counters.groupFanoutRefusals++;
         return error(m.gid, 'rate_limited');
       }
-      fanOut(st, ctx, g, m.user, { k: 'group', from: userBytes(m.user), gid: m.gid, header: m.header, ciphertext: m.ciphertext }, m.replyTo);
+      const rec: GroupMessage = { k: 'group', from: userBytes(m.user), gid: m.gid, header: m.header, ciphertext: m.ciphertext };
+      if (st.deps.fanOutByRequester === true) return reply({ t: 'group_fanout', tag: m.tag, gid: m.gid, to: recipients(g, m.user), rec });
+      fanOut(st, ctx, g, m.user, rec, m.replyTo);
       return reply({ t: 'group_done', tag: m.tag, gid: m.gid });
     }
     case 'sender_key': {
@@ -298,6 +318,7 @@ function memberRequest(m: GroupsRequest, st: GroupsState, ctx: ProcessContext): 
       return commit(st, ops, m.gid, g, [], (ok) => {
         if (!ok) return error(m.gid, 'storage_failed');
         const now = st.load(m.gid);
+        if (st.deps.fanOutByRequester === true) return reply({ t: 'group_fanout', tag: m.tag, gid: m.gid, to: now === null ? [] : recipients(now, m.user), rec });
         if (now !== null) fanOut(st, ctx, now, m.user, rec, m.replyTo);
         reply({ t: 'group_done', tag: m.tag, gid: m.gid });
       });

@@ -4,9 +4,10 @@
  * user to its shard. Shard state (who is online where) is soft: sessions re-register when
  * they reconnect, and the inbox is the durable truth.
  */
+import { callFrom, inTemporaryProcess, isCallReply, type CallResult } from '../actors/Call.js';
 import * as Supervisor from '../actors/Supervisor.js';
-import type { Pid } from '../runtime/Pid.js';
-import type { ProcessContext } from '../runtime/ProcessContext.js';
+import { refEquals, type Pid } from '../runtime/Pid.js';
+import { TIMEOUT, type ProcessContext } from '../runtime/ProcessContext.js';
 import type { Scheduler } from '../runtime/Scheduler.js';
 import { HashRing } from './HashRing.js';
 import { CORE_SUPERVISOR_INTENSITY, CORE_SUPERVISOR_PERIOD_S } from './defaults.js';
@@ -35,8 +36,32 @@ export type ServiceAddress = Pid | string | NamedOnNode;
 
 /** Send `msg` to `to` wherever it is (a remote named send never blocks nor fails, like any send). */
 export function sendTo(ctx: ProcessContext, to: ServiceAddress, msg: unknown): void {
-  if (typeof to === 'object' && 'name' in to && !('slot' in to)) ctx.sendNamed(to.name, to.sched, msg, to.node);
+  if (isNamedOnNode(to)) ctx.sendNamed(to.name, to.sched, msg, to.node);
   else ctx.send(to as Pid | string, msg);
+}
+
+function isNamedOnNode(to: ServiceAddress): to is NamedOnNode {
+  return typeof to === 'object' && 'name' in to && !('slot' in to);
+}
+
+/**
+ * A GenServer call to `to` wherever it is, from outside any process (a temporary process that
+ * exits with the call). A name on another node is not monitored: no answer within `timeoutMs`
+ * is `timeout`. For operators' requests (the admin API), never on the message path.
+ */
+export function callService<R = unknown>(s: Scheduler, to: ServiceAddress, request: unknown, timeoutMs: number): Promise<CallResult<R>> {
+  if (!isNamedOnNode(to)) return callFrom<R>(s, to, request, timeoutMs);
+  return inTemporaryProcess(s, async (ctx) => {
+    const ref = ctx.makeRef();
+    ctx.sendNamed(to.name, to.sched, { $gen: 'call', from: { pid: ctx.self, ref }, request }, to.node);
+    const got = await ctx.receive((m) => isCallReply(m) && refEquals(m.ref, ref), timeoutMs);
+    return got === TIMEOUT || !isCallReply(got) ? { ok: false as const, reason: 'timeout' as const } : { ok: true as const, value: got.value as R };
+  }, 'call');
+}
+
+/** A GenServer cast (`handleCast`) to `to` wherever it is. */
+export function castTo(ctx: ProcessContext, to: ServiceAddress, msg: unknown): void {
+  sendTo(ctx, to, { $gen: 'cast', msg });
 }
 
 export function shardName(i: number): string {

@@ -7,9 +7,18 @@
  * server could still forget. Notices (typing, receipts) go straight to an online recipient's
  * session; a receipt for an offline user is kept apart from its messages.
  *
- * Registrations are last-writer-wins: a new session for a user replaces the old one. The
+ * Registrations are last-writer-wins: a new session for a user replaces the old one (in a
+ * cluster, a session registering *again* after its shard moved loses to a newer login). The
  * shard monitors every session it holds, so a session that ends for any reason (logout,
  * crash, kill) turns its user offline.
+ *
+ * In a cluster (docs/cluster.md, "Routing across nodes") routes carry a ticket: their number in
+ * the sending connection's lane (core/RouteLanes.ts). The shard takes each number once and in
+ * order, answers `route_accepted` once the message is durable at the configured level (and
+ * refusals name the ticket), and answers a repeat as the first time. It also serves the reads
+ * and acknowledgements of sessions and connections on other nodes (`inbox_read`, `inbox_ack`),
+ * since the inbox lives with the shard. Without tickets (a single node) none of this costs
+ * anything.
  */
 import { canary } from './Canaries.js';
 import { isDownMessage } from '../runtime/ExitReason.js';
@@ -19,8 +28,13 @@ import type { StorageEngine } from '../runtime/Env.js';
 import { deliveryBytes, type Delivery, type ReadReceipt, type Typing } from './Delivery.js';
 import type { Inbox } from './Inbox.js';
 import type { CoreCounters } from './CoreCounters.js';
+import type { Notice } from './Delivery.js';
+import type { StoredItem } from './Inbox.js';
+import { PRESENCE_SWEEP_AFTER_MS, ROUTE_LANES_KEEP_MS, ROUTE_LANES_SWEEP_MS } from './defaults.js';
+import { ROUTE_LANES_TABLE, RouteLanes, type RouteTicket } from './RouteLanes.js';
 import { userBytes, type UserKey } from './UserId.js';
 import type { PresenceTable } from './Presence.js';
+import type { Ref } from '../runtime/Pid.js';
 
 /** Route one delivery to `to`; `replyTo` hears about refusals. */
 export interface RouterRoute {
@@ -33,11 +47,49 @@ export interface RouterRoute {
    * the highest one already taken is dropped (a repeat, or late and out of order).
    */
   seq?: bigint;
+  /** In a cluster: the route's number in its connection's lane (`replyTo` is the connection). */
+  ticket?: RouteTicket;
 }
 export interface RouterRegister {
   t: 'register';
   user: UserKey;
   session: Pid;
+  /** In a cluster: when the session's login happened (wall ms), so a newer login wins a race. */
+  at?: number;
+  /** In a cluster: a session registering again after its shard moved; it loses to a newer login. */
+  rejoin?: boolean;
+}
+/**
+ * In a cluster: a session on another node reads its user's stored inbox (and, with `notices` >
+ * 0, takes the receipts kept for the user, at most that many). Answered `inbox_read_reply`.
+ */
+export interface RouterInboxRead {
+  t: 'inbox_read';
+  user: UserKey;
+  afterId: Uint8Array | null;
+  maxCount: number;
+  maxBytes: number;
+  notices: number;
+  replyTo: Pid;
+  ref: Ref;
+}
+export interface InboxReadReply {
+  t: 'inbox_read_reply';
+  ref: Ref;
+  items: StoredItem[];
+  more: boolean;
+  notices: Notice[];
+}
+/** In a cluster: a connection on another node acknowledges `id`; answered `ack_done` once durable. */
+export interface RouterInboxAck {
+  t: 'inbox_ack';
+  user: UserKey;
+  id: Uint8Array;
+  replyTo: Pid;
+}
+export interface AckDone {
+  t: 'ack_done';
+  id: Uint8Array;
 }
 /**
  * A notice for wherever `to` is connected. Typing is best effort; a receipt for an offline user
@@ -48,7 +100,15 @@ export interface RouterRelay {
   to: UserKey;
   rec: Typing | ReadReceipt;
 }
-export type RouterMessage = RouterRoute | RouterRegister | RouterRelay;
+export type RouterMessage = RouterRoute | RouterRegister | RouterRelay | RouterInboxRead | RouterInboxAck;
+
+/** The shard prunes its connection lanes, or sweeps its group's presence (cluster only). */
+interface SweepLanes {
+  t: 'sweep_lanes';
+}
+interface SweepPresence {
+  t: 'sweep_presence';
+}
 
 /** A write for `to` settled (the shard tells itself, to act on it inside a handler). */
 interface Stored {
@@ -66,24 +126,47 @@ interface Write {
   seq: bigint | undefined;
   /** The highest SEND_SEQ before this one took its place (-1 when none). */
   prevSeq: bigint;
+  /** In a cluster: the route's ticket and its connection's key (the answer names it). */
+  ticket: RouteTicket | undefined;
+  conn: string;
 }
 
 /** What the shard sends to sessions. */
 export type ShardToSession =
   | { t: 'deliver'; id: Uint8Array; rec: Delivery; bytes: number }
   | { t: 'notice'; rec: Typing | ReadReceipt }
-  | { t: 'registered' }
+  /** The registration is in; `shard` is this shard (a session on another node monitors it). */
+  | { t: 'registered'; shard: Pid }
   | { t: 'replaced' };
 
-/** What the shard sends to a sender about a message it could not take. */
+/**
+ * What the shard sends to a sender about a message it could not take. With a ticket (a
+ * cluster), `g` and `n` name the route; `storage_unavailable` then means "not taken, send it
+ * again" (the group is moving, or the cluster is in safe mode).
+ */
 export interface RouteRefused {
   t: 'route_refused';
   code: 'inbox_full' | 'storage_unavailable' | 'invalid_recipient';
+  g?: number;
+  n?: number;
+}
+
+/** In a cluster: the route `n` of the connection's lane for group `g` is durable. */
+export interface RouteAccepted {
+  t: 'route_accepted';
+  g: number;
+  n: number;
 }
 
 export interface RouterShardDeps {
   inbox: Inbox;
   presence: PresenceTable;
+  /**
+   * In a cluster: whether a user belongs to this shard's group. PRESENCE_SWEEP_AFTER_MS after
+   * the shard starts, such users still shown online without a session here are set offline
+   * (their sessions died with the node that owned the group before).
+   */
+  owns?: (user: UserKey) => boolean;
   /** Holds the highest SEND_SEQ per (recipient, sender) across restarts. */
   storage: StorageEngine;
   counters: CoreCounters;
@@ -140,9 +223,49 @@ export function routerShard(deps: RouterShardDeps): ProcessBody {
       lastSeq.set(seqPairKey(to, from), prev);
       void seqTable.remove([userBytes(to), from]);
     };
-    const refuse = (to: Pid | null, code: RouteRefused['code']): void => {
+    const refuse = (to: Pid | null, code: RouteRefused['code'], ticket?: RouteTicket): void => {
       if (code === 'inbox_full') counters.inboxFullRefusals++;
-      if (to !== null) ctx.send(to, { t: 'route_refused', code } satisfies RouteRefused);
+      if (to === null) return;
+      ctx.send(to, ticket === undefined ? ({ t: 'route_refused', code } satisfies RouteRefused) : ({ t: 'route_refused', code, g: ticket.g, n: ticket.n } satisfies RouteRefused));
+    };
+    /** Connection lanes (cluster only: made at the first ticket). */
+    let lanes: RouteLanes | null = null;
+    const laneTable = (): RouteLanes => {
+      if (lanes === null) {
+        lanes = new RouteLanes(deps.storage.table(ROUTE_LANES_TABLE));
+        ctx.sendAfter(ROUTE_LANES_SWEEP_MS, { t: 'sweep_lanes' } satisfies SweepLanes);
+      }
+      return lanes;
+    };
+    const sweepLanes = (): void => {
+      if (lanes === null) return;
+      const table = deps.storage.table(ROUTE_LANES_TABLE);
+      for (const key of lanes.prune(ctx.env.clock.monotonicMs() - ROUTE_LANES_KEEP_MS, ctx.env.clock.wallMs() - ROUTE_LANES_KEEP_MS)) void table.remove(key);
+      ctx.sendAfter(ROUTE_LANES_SWEEP_MS, { t: 'sweep_lanes' } satisfies SweepLanes);
+    };
+    /**
+     * A ticketed route: taken once and in lane order (core/RouteLanes.ts). Returns whether to
+     * go on with it; a repeat is answered as the first time was.
+     */
+    const admit = (m: RouterRoute, ticket: RouteTicket, conn: string): boolean => {
+      const v = laneTable().verdict(conn, ticket, ctx.env.clock.monotonicMs());
+      switch (v.t) {
+        case 'take':
+          return true;
+        case 'repeat_accepted':
+          counters.routeDedupHits++;
+          ctx.send(m.replyTo!, { t: 'route_accepted', g: ticket.g, n: ticket.n } satisfies RouteAccepted);
+          return false;
+        case 'repeat_refused':
+          counters.routeDedupHits++;
+          refuse(m.replyTo, v.code, ticket);
+          return false;
+        case 'drop':
+          return false;
+      }
+    };
+    const writeLaneRow = (row: { key: [string]; value: Uint8Array }): void => {
+      void deps.storage.table(ROUTE_LANES_TABLE).put(row.key, row.value);
     };
     /**
      * Store `m` in the recipient's inbox; once the write is durable, hand it to the session if
@@ -153,15 +276,28 @@ export function routerShard(deps: RouterShardDeps): ProcessBody {
      */
     const route = (m: RouterRoute): void => {
       const from = m.rec.from;
+      const ticket = m.replyTo !== null ? m.ticket : undefined;
+      const conn = ticket !== undefined ? m.replyTo!.key : '';
+      if (ticket !== undefined && !admit(m, ticket, conn)) return;
       if (m.seq !== undefined && m.seq <= highestSeq(m.to, from)) {
         counters.dedupHits++;
+        if (ticket !== undefined) {
+          writeLaneRow(lanes!.accepted(conn, ticket.n, ctx.env.clock.wallMs()));
+          ctx.send(m.replyTo!, { t: 'route_accepted', g: ticket.g, n: ticket.n } satisfies RouteAccepted);
+        }
         return;
       }
       const r = deps.inbox.append(m.to, m.rec);
-      if (!r.ok) return refuse(m.replyTo, r.reason);
+      if (!r.ok) {
+        // A refusal for good is remembered in the lane, so a repeat gets the same answer.
+        if (ticket !== undefined && r.reason !== 'storage_unavailable') writeLaneRow(lanes!.refused(conn, ticket.n, r.reason, ctx.env.clock.wallMs()));
+        return refuse(m.replyTo, r.reason, ticket);
+      }
       const prevSeq = m.seq !== undefined ? highestSeq(m.to, from) : -1n;
       if (m.seq !== undefined) recordSeq(m.to, from, m.seq);
-      const w: Write = { id: r.id, rec: m.rec, settled: false, ok: false, replyTo: m.replyTo, seq: m.seq, prevSeq };
+      // In the same turn as the append: the lane's row goes into the same entry as the message.
+      if (ticket !== undefined) writeLaneRow(lanes!.writing(conn, ticket.n, ctx.env.clock.wallMs()));
+      const w: Write = { id: r.id, rec: m.rec, settled: false, ok: false, replyTo: m.replyTo, seq: m.seq, prevSeq, ticket, conn };
       let q = writing.get(m.to);
       if (q === undefined) writing.set(m.to, (q = []));
       q.push(w);
@@ -169,6 +305,9 @@ export function routerShard(deps: RouterShardDeps): ProcessBody {
       void r.durable.then((ok) => {
         w.settled = true;
         w.ok = ok;
+        // At once, not in the `stored` handler: a later route of the lane handled before that
+        // must already see the number given back (it is then out of order and waits).
+        if (ticket !== undefined) lanes?.settled(conn, ticket.n, ok);
         // One notice per recipient until the shard handles it: a group commit settles many writes at once.
         if (notified.has(to)) return;
         notified.add(to);
@@ -188,15 +327,28 @@ export function routerShard(deps: RouterShardDeps): ProcessBody {
         if (!w.ok) {
           // Give the number back, in memory and on disk, unless a later one was taken since.
           if (w.seq !== undefined && lastSeq.get(seqPairKey(to, w.rec.from)) === w.seq) restoreSeq(to, w.rec.from, w.prevSeq);
-          refuse(w.replyTo, 'storage_unavailable');
+          refuse(w.replyTo, 'storage_unavailable', w.ticket);
           continue;
         }
         counters.stored++;
+        if (w.ticket !== undefined) ctx.send(w.replyTo!, { t: 'route_accepted', g: w.ticket.g, n: w.ticket.n } satisfies RouteAccepted);
         const s = sessions.get(to);
         if (s !== undefined) ctx.send(s, { t: 'deliver', id: w.id, rec: w.rec, bytes: deliveryBytes(w.rec) } satisfies ShardToSession);
       }
       if (q.length === 0) writing.delete(to);
     };
+    /** In a cluster: when each registered session's login happened (wall ms). */
+    const registeredAt = new Map<UserKey, number>();
+    /** Read the stored inbox for a session on another node (the inbox lives here). */
+    const readFor = (m: RouterInboxRead): void => {
+      const { replyTo, ref } = m;
+      void (async () => {
+        const notices = m.notices > 0 ? await deps.inbox.takeNotices(m.user, m.notices) : [];
+        const page = await deps.inbox.page(m.user, { afterId: m.afterId ?? undefined, maxCount: m.maxCount, maxBytes: m.maxBytes });
+        ctx.send(replyTo, { t: 'inbox_read_reply', ref, items: page.items, more: page.more, notices } satisfies InboxReadReply);
+      })();
+    };
+    if (deps.owns !== undefined) ctx.sendAfter(PRESENCE_SWEEP_AFTER_MS, { t: 'sweep_presence' } satisfies SweepPresence);
     let heldBack: RouterRoute | null = null;
     return (raw) => {
       if (isDownMessage(raw)) {
@@ -206,15 +358,39 @@ export function routerShard(deps: RouterShardDeps): ProcessBody {
         const cur = sessions.get(user);
         if (cur !== undefined && pidEquals(cur, raw.pid)) {
           sessions.delete(user);
+          registeredAt.delete(user);
           if (!canary('presence_leak')) deps.presence.setOffline(user, Math.floor(ctx.env.clock.wallMs() / 1000));
         }
         return;
       }
-      const m = raw as RouterMessage | Stored;
+      const m = raw as RouterMessage | Stored | SweepLanes | SweepPresence;
       switch (m.t) {
         case 'stored':
           onStored(m.to);
           return;
+        case 'sweep_lanes':
+          sweepLanes();
+          return;
+        case 'sweep_presence': {
+          const owns = deps.owns!;
+          const now = Math.floor(ctx.env.clock.wallMs() / 1000);
+          const stale: UserKey[] = [];
+          deps.presence.forEach((u, online) => {
+            if (online && !sessions.has(u) && owns(u)) stale.push(u);
+          });
+          for (const u of stale) deps.presence.setOffline(u, now);
+          return;
+        }
+        case 'inbox_read':
+          readFor(m);
+          return;
+        case 'inbox_ack': {
+          const { replyTo, id } = m;
+          void deps.inbox.ack(m.user, id).then((ok) => {
+            if (ok) ctx.send(replyTo, { t: 'ack_done', id } satisfies AckDone);
+          });
+          return;
+        }
         case 'route': {
           if (canary('router_reorder')) {
             if (heldBack === null && ctx.env.random.float() < 0.2) {
@@ -240,11 +416,19 @@ export function routerShard(deps: RouterShardDeps): ProcessBody {
         }
         case 'register': {
           const old = sessions.get(m.user);
-          if (old !== undefined && !pidEquals(old, m.session)) ctx.send(old, { t: 'replaced' } satisfies ShardToSession);
+          if (old !== undefined && !pidEquals(old, m.session)) {
+            // A session coming back after its shard moved loses to a login made since.
+            if (m.rejoin === true && (registeredAt.get(m.user) ?? 0) > (m.at ?? 0)) {
+              ctx.send(m.session, { t: 'replaced' } satisfies ShardToSession);
+              return;
+            }
+            ctx.send(old, { t: 'replaced' } satisfies ShardToSession);
+          }
+          if (old === undefined || !pidEquals(old, m.session)) watched.set(ctx.monitor(m.session).key, m.user);
           sessions.set(m.user, m.session);
-          watched.set(ctx.monitor(m.session).key, m.user);
+          if (m.at !== undefined) registeredAt.set(m.user, m.at);
           deps.presence.setOnline(m.user);
-          ctx.send(m.session, { t: 'registered' } satisfies ShardToSession);
+          ctx.send(m.session, { t: 'registered', shard: ctx.self } satisfies ShardToSession);
           return;
         }
       }

@@ -7,14 +7,25 @@
  * the inbox, the session forwards live deliveries again, skipping any the page held. It is
  * linked to its connection: either ending ends the other. A newer login replaces it (exit
  * `replaced`).
+ *
+ * In a cluster (`follow` given) the user's shard lives on the owner node of the user's shard
+ * group, and ownership moves: the session registers with the shard the ownership table names
+ * (again every `retryMs` until it answers), monitors the shard that answered, reads the inbox
+ * from that shard (`inbox_read`, answered within `readTimeoutMs` or read again), and when that
+ * shard goes down (its node died, or the group moved and its services stopped) it registers
+ * with the new owner and tells its connection there was a gap (`gap`): the connection reads
+ * the inbox again from the last id it wrote, so nothing stored meanwhile is skipped and nothing
+ * it wrote comes again. It never waits on a remote answer except inside a fetch, which is
+ * bounded by `readTimeoutMs`.
  */
-import { ProcessExit } from '../runtime/ExitReason.js';
-import type { Pid } from '../runtime/Pid.js';
+import { isDownMessage, ProcessExit } from '../runtime/ExitReason.js';
+import { refEquals, type Pid, type Ref } from '../runtime/Pid.js';
 import type { ProcessBody, ProcessContext } from '../runtime/ProcessContext.js';
 import type { Delivery, Notice, ReadReceipt, Typing } from './Delivery.js';
-import type { Inbox, StoredItem } from './Inbox.js';
+import type { Inbox, InboxPage, StoredItem } from './Inbox.js';
 import { compareMessageIds } from './MessageId.js';
-import type { RouterRegister, ShardToSession } from './RouterShard.js';
+import { sendTo, type ServiceAddress } from './Router.js';
+import type { InboxReadReply, RouterInboxRead, RouterRegister, ShardToSession } from './RouterShard.js';
 import type { UserKey } from './UserId.js';
 
 /** What a session sends to its connection. */
@@ -27,7 +38,9 @@ export type SessionToConnection =
    * A notice: live (`stored` false: droppable while the client does not keep up) or kept for the
    * user while it was offline (`stored` true: handed over once, at most noticeLimit per login).
    */
-  | { t: 'notice'; rec: Notice; stored: boolean };
+  | { t: 'notice'; rec: Notice; stored: boolean }
+  /** In a cluster: the session registered again after its shard moved; live deliveries may have been missed. */
+  | { t: 'gap' };
 
 /** What a connection sends to its session. */
 export interface SessionFetch {
@@ -36,12 +49,27 @@ export interface SessionFetch {
   afterId: Uint8Array | null;
 }
 
+/** How sessions follow their shard in a cluster (one object shared by every session of a node). */
+export interface ShardFollowing {
+  /** The user's router shard now (on the owner the ownership table names). */
+  shardOf(user: UserKey): ServiceAddress;
+  /** Registration is sent again this often until a shard answers. */
+  retryMs: number;
+  /** A read of the inbox not answered within this long is asked again. */
+  readTimeoutMs: number;
+}
+
 export interface SessionArgs {
   user: UserKey;
   connection: Pid;
-  /** The user's router shard (a pid or a registered name). */
-  shard: Pid | string;
-  inbox: Inbox;
+  /** The user's router shard (a pid or a registered name); in a cluster, where to register first. */
+  shard: ServiceAddress;
+  /** The stored inbox, read directly (a single node); null in a cluster, where the shard reads it. */
+  inbox: Inbox | null;
+  /** In a cluster: how to follow the shard as ownership moves. */
+  follow?: ShardFollowing;
+  /** In a cluster: when the login happened (wall ms), so a session registering again loses to a newer login. */
+  loginAtMs?: number;
   /** Stored messages and bytes per page. */
   pageMessages: number;
   pageBytes: number;
@@ -58,11 +86,15 @@ function handlerOf(session: Session): (raw: unknown) => void | Promise<void> {
   return (raw) => session.handle(raw);
 }
 
+/** Registration is due again (cluster only). */
+interface Rejoin {
+  t: 'rejoin';
+}
+
 /** One session's state: an object, not closures, since a node holds one per online user. */
 class Session {
   private readonly user: UserKey;
   private readonly connection: Pid;
-  private readonly inbox: Inbox;
   private registered = false;
   /** Forward live deliveries (the connection has written everything stored before them). */
   private live = false;
@@ -71,6 +103,12 @@ class Session {
   /** A fetch that arrived before the shard confirmed the registration. */
   private waitingFetch: SessionFetch | null = null;
   private noticesTaken = false;
+  /** Cluster only: the shard that answered the registration, and the monitor on it. */
+  private shard: Pid | null = null;
+  private shardMonitor: Ref | null = null;
+  /** Cluster only: registering again after the shard went down (the connection is told of the gap). */
+  private rejoining = false;
+  private rejoinArmed = false;
 
   constructor(
     private readonly args: SessionArgs,
@@ -78,16 +116,24 @@ class Session {
   ) {
     this.user = args.user;
     this.connection = args.connection;
-    this.inbox = args.inbox;
-    ctx.send(args.shard, { t: 'register', user: args.user, session: ctx.self } satisfies RouterRegister);
+    this.register(args.shard);
   }
 
   handle(raw: unknown): void | Promise<void> {
-    const m = raw as ShardToSession | SessionFetch;
+    if (isDownMessage(raw)) {
+      if (refEquals(raw.ref, this.shardMonitor)) this.shardDown();
+      return;
+    }
+    const m = raw as ShardToSession | SessionFetch | Rejoin | InboxReadReply;
     switch (m.t) {
       case 'registered': {
+        if (this.args.follow !== undefined) this.followShard(m.shard);
         if (this.registered) return;
         this.registered = true;
+        if (this.rejoining) {
+          this.rejoining = false;
+          this.ctx.send(this.connection, { t: 'gap' } satisfies SessionToConnection);
+        }
         const f = this.waitingFetch;
         this.waitingFetch = null;
         return f === null ? undefined : this.fetch(f.afterId);
@@ -109,23 +155,93 @@ class Session {
         return;
       case 'replaced':
         throw new ProcessExit({ shutdown: 'replaced' });
+      case 'rejoin':
+        this.rejoinArmed = false;
+        if (!this.registered) this.register(this.args.follow!.shardOf(this.user));
+        return;
+      case 'inbox_read_reply':
+        // A late answer to a read that was asked again: the newer one counts.
+        return;
     }
   }
 
+  /** Ask `shard` to register this session; in a cluster, again every retryMs until one answers. */
+  private register(shard: ServiceAddress): void {
+    const { args, ctx } = this;
+    const m: RouterRegister = { t: 'register', user: this.user, session: ctx.self };
+    if (args.follow === undefined) {
+      ctx.send(shard as Pid | string, m);
+      return;
+    }
+    m.at = args.loginAtMs ?? 0;
+    if (this.rejoining) m.rejoin = true;
+    sendTo(ctx, shard, m);
+    if (!this.rejoinArmed) {
+      this.rejoinArmed = true;
+      ctx.sendAfter(args.follow.retryMs, { t: 'rejoin' } satisfies Rejoin);
+    }
+  }
+
+  /** The shard that answered: monitored from now on (its going down starts a new registration). */
+  private followShard(shard: Pid): void {
+    if (this.shard !== null && this.shard.key === shard.key) return;
+    if (this.shardMonitor !== null) this.ctx.demonitor(this.shardMonitor, { flush: true });
+    this.shard = shard;
+    this.shardMonitor = this.ctx.monitor(shard);
+  }
+
+  /** The shard went down: register with the owner the table names now, and tell the connection of the gap. */
+  private shardDown(): void {
+    this.shard = null;
+    this.shardMonitor = null;
+    this.registered = false;
+    this.rejoining = true;
+    this.register(this.args.follow!.shardOf(this.user));
+  }
+
   private async fetch(afterId: Uint8Array | null): Promise<void> {
-    const { ctx, connection, inbox, user, args } = this;
+    const { ctx, connection, args } = this;
     // Busy until read: live deliveries wait in the mailbox meanwhile, in order.
     this.live = false;
-    if (!this.noticesTaken) {
-      this.noticesTaken = true;
-      for (const rec of await inbox.takeNotices(user, args.noticeLimit)) ctx.send(connection, { t: 'notice', rec, stored: true } satisfies SessionToConnection);
+    const read = args.inbox !== null ? await this.readLocal(args.inbox, afterId) : await this.readRemote(afterId);
+    if (read === null) {
+      // No answer in time (the shard is moving): an empty page that asks the connection to read again.
+      ctx.send(connection, { t: 'page', items: [], more: true } satisfies SessionToConnection);
+      return;
     }
-    const page = await inbox.page(user, { afterId: afterId ?? undefined, maxCount: args.pageMessages, maxBytes: args.pageBytes });
+    for (const rec of read.notices) ctx.send(connection, { t: 'notice', rec, stored: true } satisfies SessionToConnection);
+    const page = read.page;
     ctx.send(connection, { t: 'page', items: page.items, more: page.more } satisfies SessionToConnection);
     const last = page.items.length > 0 ? page.items[page.items.length - 1]!.id : afterId;
     if (last !== null && (this.pagedUpTo === null || compareMessageIds(last, this.pagedUpTo) > 0)) this.pagedUpTo = last;
     this.live = !page.more;
     // Idle until the next delivery: give back the mailbox storage meanwhile.
     if (this.live) ctx.hibernate();
+  }
+
+  private async readLocal(inbox: Inbox, afterId: Uint8Array | null): Promise<{ page: InboxPage; notices: Notice[] }> {
+    const { user, args } = this;
+    let notices: Notice[] = [];
+    if (!this.noticesTaken) {
+      this.noticesTaken = true;
+      notices = await inbox.takeNotices(user, args.noticeLimit);
+    }
+    const page = await inbox.page(user, { afterId: afterId ?? undefined, maxCount: args.pageMessages, maxBytes: args.pageBytes });
+    return { page, notices };
+  }
+
+  /** Read from the shard this session is registered with (cluster); null when it did not answer in time. */
+  private async readRemote(afterId: Uint8Array | null): Promise<{ page: InboxPage; notices: Notice[] } | null> {
+    const { ctx, args } = this;
+    const shard = this.shard;
+    if (shard === null) return null;
+    const ref = ctx.makeRef();
+    const notices = this.noticesTaken ? 0 : args.noticeLimit;
+    ctx.send(shard, { t: 'inbox_read', user: this.user, afterId, maxCount: args.pageMessages, maxBytes: args.pageBytes, notices, replyTo: ctx.self, ref } satisfies RouterInboxRead);
+    const got = await ctx.receive<InboxReadReply>((x) => (x as InboxReadReply).t === 'inbox_read_reply' && refEquals((x as InboxReadReply).ref, ref), args.follow!.readTimeoutMs);
+    if (typeof got !== 'object' || got === null || (got as InboxReadReply).t !== 'inbox_read_reply') return null;
+    const reply = got as InboxReadReply;
+    this.noticesTaken = true;
+    return { page: { items: reply.items, more: reply.more }, notices: reply.notices };
   }
 }

@@ -24,6 +24,16 @@ export const OFFLINE_MAILBOX_KNOWN_IDS = 65_536;
 export const CORE_SUPERVISOR_INTENSITY = 10;
 /** ... within this many seconds shuts the supervisor down. */
 export const CORE_SUPERVISOR_PERIOD_S = 10;
+/**
+ * Refusals a router shard remembers per connection lane (core/RouteLanes.ts), so a repeat of a
+ * refused route is refused again rather than taken for accepted; at least the largest
+ * route_window (a connection never has more routes waiting).
+ */
+export const ROUTE_LANE_REFUSALS_KEPT = 4_096;
+/** A connection lane unused this long is forgotten by its shard (memory and row): far beyond any route's retry horizon. */
+export const ROUTE_LANES_KEEP_MS = 10 * 60_000;
+/** How often a router shard that keeps lanes prunes them. */
+export const ROUTE_LANES_SWEEP_MS = 60_000;
 /** Groups and key-directory entries kept in memory; the least recently used beyond it are dropped (storage is the truth). */
 export const STATE_CACHE_ENTRIES = 10_000;
 
@@ -62,6 +72,16 @@ export const TAKEOVER_BACKOFF_MS = 1_000;
 export const HANDOFF_TIMEOUT_MS = 10_000;
 /** A standby this many entries (or fewer) behind the owner may be handed the group. */
 export const MOVE_MAX_LAG_ENTRIES = 64;
+/**
+ * After a router shard starts on a new owner, users of its group still shown online with no
+ * session registered here after this long are set offline (their sessions died with the old
+ * owner's node; live ones re-register within route_retry_ms of their shard going down).
+ */
+export const PRESENCE_SWEEP_AFTER_MS = 5_000;
+/** A session's read of its inbox from the shard on another node is asked again after this long without an answer. */
+export const SESSION_READ_TIMEOUT_MS = 2_000;
+/** How long /cluster/status waits for each node's report of its replicas. */
+export const CLUSTER_STATUS_TIMEOUT_MS = 1_000;
 /** Presence snapshot entries per reply message. */
 export const PRESENCE_SNAPSHOT_CHUNK = 2_000;
 /** A presence snapshot request gives up after this long. */

@@ -45,6 +45,27 @@ export const EDGE_SETTINGS = {
     max: 600_000,
     doc: 'A request waiting this long for its service (groups, keys) is answered ERROR request_timeout in its turn, so later answers are not held back.',
   },
+  route_retry_ms: {
+    kind: 'int',
+    default: 500,
+    min: 50,
+    max: 60_000,
+    doc: 'In a cluster, a message its shard group owner has not confirmed after this long is sent again (with the same key, in order); also on every ownership change.',
+  },
+  route_window: {
+    kind: 'int',
+    default: 1_024,
+    min: 1,
+    max: 4_096,
+    doc: 'In a cluster, messages one connection may have awaiting their owner\'s confirmation; beyond it the connection stops reading (shaping).',
+  },
+  route_horizon_ms: {
+    kind: 'int',
+    default: 30_000,
+    min: 1_000,
+    max: 120_000,
+    doc: 'In a cluster, a message still unconfirmed this long after it was first sent is given up: the sender gets ERROR request_timeout (its fate is unknown).',
+  },
   delivery_window_messages: {
     kind: 'int',
     default: 10_000,

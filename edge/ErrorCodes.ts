@@ -25,7 +25,9 @@ export type EdgeErrorCode =
   /** The login token was revoked while the session was open; the connection closes. */
   | 'token_revoked'
   /** A request got no answer from its service within request_timeout_ms (it restarted, or is unreachable); send it again. */
-  | 'request_timeout';
+  | 'request_timeout'
+  /** In a cluster, the node sees fewer than a majority of the expected nodes (safe mode): writes are refused at once, nothing was done. */
+  | 'cluster_unavailable';
 
 /** The key directory's refusals (inside PREKEY_RESPONSE). */
 export type KeyDirectoryErrorCode = 'bad_signature' | 'too_many_prekeys' | 'storage_failed' | PrekeyUploadRefusal;
@@ -41,6 +43,7 @@ export const CLIENT_ERROR_CODES: readonly ClientErrorCode[] = [
   'token_expired',
   'token_revoked',
   'request_timeout',
+  'cluster_unavailable',
   'inbox_full',
   'storage_unavailable',
   'invalid_recipient',

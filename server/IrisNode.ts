@@ -1,9 +1,17 @@
 /**
  * Assembles one Iris node from a validated config: the runtime (scheduler threads), durable
  * storage (LMDB in `wal_directory`), the messaging service on top (server/IrisService.ts) and
- * the listeners (raw TCP for v1, uWebSockets.js for `/ws`, `/health`, `/metrics` and the
- * authenticated admin API under `/admin/`, whose token is admin_token or the generated token
- * file, server/AdminTokenFile.ts).
+ * the listeners (raw TCP for v1, uWebSockets.js for `/ws`, `/health`, `/metrics`,
+ * `/cluster/status` and the authenticated admin API under `/admin/`, whose token is
+ * admin_token or the generated token file, server/AdminTokenFile.ts).
+ *
+ * With `nats_servers` the node joins a cluster: the runtime connects to NATS (the distribution
+ * layer, and JetStream as the Env's `streams`), LMDB is opened with room for every shard
+ * group's tables, and the service assembles the clustered core (server/ClusterCore.ts). Without
+ * it the node is the single node, unchanged.
+ * An existing LMDB environment is read through once before it is opened
+ * (`verify_storage_at_start`, server/StorageInspection.ts): a damaged file stops the start with
+ * a message naming it and the fix, and is left as it is.
  * Every startup failure is a typed result naming what to fix; `stop()` closes in reverse.
  */
 import { availableParallelism } from 'node:os';
@@ -16,7 +24,11 @@ import { adminRoutes } from '../edge/admin/AdminApi.js';
 import { ADMIN_MAX_REQUEST_BODY_BYTES, ADMIN_SERVICE_TIMEOUT_MS } from '../edge/admin/AdminSettings.js';
 import { groupsAdmin } from '../edge/admin/GroupsAdmin.js';
 import { ensureAdminToken } from './AdminTokenFile.js';
-import { GROUPS_NAME, startIrisService, type IrisService } from './IrisService.js';
+import { describeInspectionFailure, INSPECTION_MAX_TABLES, inspectStorage } from './StorageInspection.js';
+import { startIrisService, type IrisService } from './IrisService.js';
+import { isClustered } from './NodeConfig.js';
+import { clusterStorageTables } from '../core/cluster/ShardGroups.js';
+import type { ClusterOptions } from '../runtime/node/RuntimeNode.js';
 import { metricsText } from './Metrics.js';
 import { listenTcp } from '../edge/listeners/TcpListener.js';
 import { listenUws, loadNativeUws } from '../edge/listeners/UwsServer.js';
@@ -60,7 +72,20 @@ export async function startIrisNode(config: IrisConfig): Promise<StartIrisNodeRe
   if (!uws.ok) return { ok: false, message: uws.reason };
   const inputs = listenerInputs(config);
   if (!inputs.ok) return inputs;
-  const opened = openLmdbStorage({ path: config.wal_directory, productionChecks: config.mode === 'production' });
+  const clustered = isClustered(config);
+  if (config.verify_storage_at_start) {
+    // In a child process: a damaged page can crash the process that reads it.
+    const checked = await inspectStorage(config.wal_directory, INSPECTION_MAX_TABLES);
+    if (!checked.ok && checked.reason !== 'missing') {
+      const skip = checked.reason === 'check_failed' ? '; to start without the check, set verify_storage_at_start=false' : '';
+      return { ok: false, message: `wal_directory: ${describeInspectionFailure(config.wal_directory, checked)}${skip}` };
+    }
+  }
+  const opened = openLmdbStorage({
+    path: config.wal_directory,
+    productionChecks: config.mode === 'production',
+    ...(clustered ? { maxTables: clusterStorageTables(config.shard_groups) } : {}),
+  });
   if (!opened.ok) return { ok: false, message: `wal_directory: ${opened.message}` };
   const storage: LmdbStorage = opened.engine;
   // After the storage opened: the data directory exists, and the token file lives in it.
@@ -71,20 +96,28 @@ export async function startIrisNode(config: IrisConfig): Promise<StartIrisNodeRe
     return { ok: false, message: adminAuth.message };
   }
 
-  const runtime = await RuntimeNode.start({
-    name: config.node_name,
-    schedulers: config.schedulers === 0 ? availableParallelism() : config.schedulers,
-    logLevel: config.log_level,
-  });
+  let runtime: RuntimeNode;
+  try {
+    runtime = await RuntimeNode.start({
+      name: config.node_name,
+      schedulers: config.schedulers === 0 ? availableParallelism() : config.schedulers,
+      logLevel: config.log_level,
+      ...(clustered ? { cluster: clusterOptions(config) } : {}),
+    });
+  } catch (err) {
+    await storage.close();
+    return { ok: false, message: `nats_servers: ${(err as Error).message}; check that the NATS servers run and the nats_* credentials` };
+  }
   const fail = async (message: string): Promise<StartIrisNodeResult> => {
     await runtime.stop();
     await storage.close();
     return { ok: false, message };
   };
-  const started = await startIrisService(runtime.main, runtime.env, storage, config);
+  const started = await startIrisService(runtime.main, runtime.env, storage, config, runtime.cluster !== null ? { cluster: { membership: runtime.cluster } } : {});
   if (!started.ok) return fail(started.message);
   const service = started.service;
-  const { accept, health } = service;
+  const { accept } = service;
+  if (runtime.cluster !== null) logClusterStart(runtime, config, service.health().safe_mode);
 
   const tls =
     config.tls_cert_file !== '' && config.tls_key_file !== ''
@@ -118,12 +151,22 @@ export async function startIrisNode(config: IrisConfig): Promise<StartIrisNodeRe
         origins: inputs.origins,
         log: runtime.log,
         routes: {
-          '/health': () => ({ status: 200, body: JSON.stringify({ ...health(), memory: memoryMb() }) }),
+          '/health': () => {
+            const h = service.health();
+            // 503 in safe mode: a load balancer sends new clients to a node that can take writes.
+            return { status: h.safe_mode ? 503 : 200, body: JSON.stringify({ ...h, memory: memoryMb() }) };
+          },
           '/metrics': () => ({ status: 200, contentType: 'text/plain; version=0.0.4', body: metricsText(service) }),
+          '/cluster/status': async () => {
+            const body = await service.core.clusterStatus();
+            return body === null
+              ? { status: 404, body: JSON.stringify({ code: 'not_clustered', message: 'this node runs alone (no nats_servers)' }) }
+              : { status: 200, body: JSON.stringify(body) };
+          },
           ...adminRoutes({
             auth: adminAuth.auth,
             revocations: service.revocations,
-            groups: groupsAdmin(runtime.main, GROUPS_NAME, ADMIN_SERVICE_TIMEOUT_MS),
+            groups: groupsAdmin(runtime.main, (gid) => service.core.groupsServer(gid), ADMIN_SERVICE_TIMEOUT_MS),
             log: runtime.env.log,
           }),
         },
@@ -150,11 +193,55 @@ export async function startIrisNode(config: IrisConfig): Promise<StartIrisNodeRe
         stopped = true;
         await tcp.close(true);
         await http.close(true);
+        service.stop();
         await runtime.stop();
         await storage.close();
       },
     },
   };
+}
+
+/** How the runtime joins the cluster, from the nats_* and cluster_* keys. */
+function clusterOptions(config: IrisConfig): ClusterOptions {
+  const tls =
+    config.nats_tls_ca_file !== '' || config.nats_tls_cert_file !== ''
+      ? {
+          ...(config.nats_tls_ca_file !== '' ? { caFile: config.nats_tls_ca_file } : {}),
+          ...(config.nats_tls_cert_file !== '' ? { certFile: config.nats_tls_cert_file, keyFile: config.nats_tls_key_file } : {}),
+        }
+      : undefined;
+  const addresses: Record<string, string> = {};
+  if (config.port !== 0) addresses['tcp'] = `${config.host}:${config.port}`;
+  if (config.http_port !== 0) addresses['http'] = `${config.host}:${config.http_port}`;
+  return {
+    cluster: config.cluster_name,
+    servers: config.nats_servers,
+    roles: config.roles,
+    addresses,
+    ...(config.nats_user !== '' ? { user: config.nats_user, pass: config.nats_password } : {}),
+    ...(config.nats_token !== '' ? { token: config.nats_token } : {}),
+    ...(config.nats_creds_file !== '' ? { credsFile: config.nats_creds_file } : {}),
+    ...(tls !== undefined ? { tls } : {}),
+    heartbeatMs: config.cluster_heartbeat_ms,
+    downAfterMs: config.cluster_down_after_ms,
+    ignoreClusterUpdates: !config.nats_discover_servers,
+  };
+}
+
+function logClusterStart(runtime: RuntimeNode, config: IrisConfig, safeMode: boolean): void {
+  runtime.log.info(
+    {
+      cluster: config.cluster_name,
+      nats_servers: config.nats_servers,
+      roles: config.roles,
+      expected_cluster_nodes: config.expected_cluster_nodes,
+      shard_groups: config.shard_groups,
+      durability: config.durability,
+      incarnation: runtime.cluster?.self.incarnation,
+      safe_mode: safeMode,
+    },
+    safeMode ? 'joined the cluster; writes are refused (safe mode) until a majority of the expected nodes is visible' : 'joined the cluster',
+  );
 }
 
 /** Say at startup which browser pages may connect and what client certificates are asked for. */

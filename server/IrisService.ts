@@ -1,23 +1,16 @@
 /**
  * The messaging service of one node, assembled on a scheduler and an Env that carries
- * storage: the offline mailboxes, presence, the router shards, the groups and key-directory
- * servers, login rules and limits, durable token revocations with the registry of live token
- * sessions they end, and the function that turns each client link into a connection. It
- * knows nothing of sockets, threads or files, so the production node (server/IrisNode.ts,
- * with LMDB and real listeners) and the simulator (sim/, with virtual storage and links) run
- * exactly this code.
+ * storage: the core (a single node's router and servers, server/SingleNodeCore.ts, or a
+ * cluster node's shard groups, server/ClusterCore.ts, behind one ServiceCore shape), login
+ * rules and limits, durable token revocations with the registry of live token sessions they
+ * end, and the function that turns each client link into a connection. It knows nothing of
+ * sockets, threads or files, so the production node (server/IrisNode.ts, with LMDB and real
+ * listeners) and the simulator (sim/, with virtual storage and links) run exactly this code.
  */
-import * as Supervisor from '../actors/Supervisor.js';
-import { newCoreCounters, type CoreCounters } from '../core/CoreCounters.js';
-import { CORE_SUPERVISOR_INTENSITY, CORE_SUPERVISOR_PERIOD_S } from '../core/defaults.js';
-import { GROUPS_NAME, startGroups } from '../core/Groups.js';
+import type { CoreCounters } from '../core/CoreCounters.js';
 import type { Inbox } from '../core/Inbox.js';
-import { KEYS_NAME, startKeyDirectory } from '../core/KeyDirectory.js';
-import { MailboxInbox, RECEIPTS_TABLE } from '../core/MailboxInbox.js';
-import { OfflineMailbox } from '../core/OfflineMailbox.js';
-import { PresenceTable } from '../core/Presence.js';
-import { startRouter, type Router } from '../core/Router.js';
-import type { UserKey } from '../core/UserId.js';
+import type { PresenceTable } from '../core/Presence.js';
+import type { Router } from '../core/Router.js';
 import { JwtVerifier } from '../edge/auth/JwtVerifier.js';
 import { LiveTokens, type TokenEnded } from '../edge/auth/LiveTokens.js';
 import { RevocationStore } from '../edge/auth/RevocationStore.js';
@@ -32,15 +25,32 @@ import { loginGate } from '../edge/LoginGate.js';
 import type { Env, StorageEngine } from '../runtime/Env.js';
 import type { Pid } from '../runtime/Pid.js';
 import type { Scheduler } from '../runtime/Scheduler.js';
+import { startClusterCore, type ClusterCoreOptions } from './ClusterCore.js';
 import type { IrisConfig } from './NodeConfig.js';
+import type { CoreHealth, ServiceCore } from './ServiceCore.js';
+import { GROUPS_NAME, KEYS_NAME, startSingleNodeCore } from './SingleNodeCore.js';
 
 export { GROUPS_NAME, KEYS_NAME };
+
+/** The body of `/health`: the node, its connections, and its place in the cluster. */
+export interface ServiceHealth extends CoreHealth {
+  /** `safe_mode` while the partition guard refuses writes. */
+  status: 'ok' | 'safe_mode';
+  node: string;
+  mode: string;
+  connections: number;
+  /** Users online as this node knows them (in a cluster, every node's, from the presence feed). */
+  online_users: number;
+}
 
 export interface IrisService {
   /** Hand every new client link here (TCP, TLS, WebSocket or simulated). */
   readonly accept: AcceptLink;
   readonly presence: PresenceTable;
-  readonly router: Router;
+  /** The core: a single node's, or a cluster node's (server/ServiceCore.ts). */
+  readonly core: ServiceCore;
+  /** A single node's router (null in a cluster). */
+  readonly router: Router | null;
   readonly counters: CoreCounters;
   readonly limits: RateLimits;
   readonly rates: UserRates;
@@ -53,56 +63,35 @@ export interface IrisService {
   /** Open client connections. */
   connections(): number;
   /** The body of `/health`. */
-  health(): { status: 'ok'; node: string; mode: string; connections: number; online_users: number };
+  health(): ServiceHealth;
+  /** Stop what runs outside processes (the core's subscriptions); processes stop with the scheduler. */
+  stop(): void;
 }
 
 export interface IrisServiceOptions {
-  /** Wraps the inbox the router and sessions use (the simulator records what becomes durable). */
-  wrapInbox?: (inner: Inbox) => Inbox;
+  /** Wraps the inbox the router and sessions use (the simulator records what becomes durable); in a cluster, each group's. */
+  wrapInbox?: (inner: Inbox, group?: number) => Inbox;
+  /**
+   * Join a cluster: the node's membership (the Env must carry `transport` and `streams`). Without
+   * it the service is a single node.
+   */
+  cluster?: Omit<ClusterCoreOptions, 'fanoutAllowed' | 'wrapInbox'>;
 }
 
 export type StartIrisServiceResult = { ok: true; service: IrisService } | { ok: false; message: string };
 
-/** The single-writer state servers (groups, key directory) under one supervisor. */
-async function startServers(
-  s: Scheduler,
-  storage: StorageEngine,
-  shardFor: (u: UserKey) => Pid | string,
-  fanoutAllowed: (u: UserKey, n: number) => boolean,
-  counters: CoreCounters,
-): Promise<{ ok: true } | { ok: false; message: string }> {
-  const sup = await Supervisor.start(
-    s,
-    {
-      flags: { strategy: 'one_for_one', intensity: CORE_SUPERVISOR_INTENSITY, period: CORE_SUPERVISOR_PERIOD_S },
-      children: [
-        { id: GROUPS_NAME, start: (ctx) => startGroups(ctx, { storage, shardFor, fanoutAllowed, counters }) },
-        { id: KEYS_NAME, start: (ctx) => startKeyDirectory(ctx, storage) },
-      ],
-    },
-    { name: 'services_sup' },
-  );
-  return sup.ok ? { ok: true } : { ok: false, message: `services failed to start: ${JSON.stringify(sup.reason)}` };
-}
-
 /** Start the service's processes on `s`; every failure names what to fix. */
 export async function startIrisService(s: Scheduler, env: Env, storage: StorageEngine, config: IrisConfig, opts: IrisServiceOptions = {}): Promise<StartIrisServiceResult> {
-  const withStorage = { ...env, storage };
-  const messages = OfflineMailbox.open(withStorage, { capacityPerUser: config.inbox_cap, maxBytesPerUser: config.inbox_max_bytes });
-  if (!messages.ok) return { ok: false, message: `offline mailbox: ${messages.message}` };
-  const receipts = OfflineMailbox.open(withStorage, { capacityPerUser: config.receipt_inbox_cap, table: RECEIPTS_TABLE });
-  if (!receipts.ok) return { ok: false, message: `receipt store: ${receipts.message}` };
-  const plain = new MailboxInbox(messages.mailbox, receipts.mailbox, storage, env.clock, env.log);
-  const inbox = opts.wrapInbox !== undefined ? opts.wrapInbox(plain) : plain;
-  const presence = new PresenceTable();
-  const counters = newCoreCounters();
-  const routed = await startRouter(s, config.router_pool_size, { inbox, presence, storage, counters });
-  if (!routed.ok) return { ok: false, message: `router failed to start: ${JSON.stringify(routed.reason)}` };
-  const router = routed.router;
-
   const rates = new UserRates(env.clock, config);
-  const servers = await startServers(s, storage, router.shardFor, (u, n) => rates.fanout(u, n), counters);
-  if (!servers.ok) return servers;
+  const fanoutAllowed = (u: Parameters<UserRates['fanout']>[0], n: number): boolean => rates.fanout(u, n);
+  const wrapInbox = opts.wrapInbox;
+  const started =
+    opts.cluster !== undefined
+      ? await startClusterCore(s, env, storage, config, { ...opts.cluster, fanoutAllowed, ...(wrapInbox !== undefined ? { wrapInbox } : {}) })
+      : await startSingleNodeCore(s, env, storage, config, { fanoutAllowed, ...(wrapInbox !== undefined ? { wrapInbox: (i: Inbox) => wrapInbox(i) } : {}) });
+  if (!started.ok) return started;
+  const core: ServiceCore = started.core;
+  const { presence, counters } = core;
 
   const limitsR = RateLimits.create(env.clock, {
     maxConnections: config.max_connections,
@@ -110,7 +99,10 @@ export async function startIrisService(s: Scheduler, env: Env, storage: StorageE
     connectionsPerIp: { burst: config.rate_limit_connections_per_ip_burst, refill: config.rate_limit_connections_per_ip_per_s, intervalMs: 1000 },
     failedLogins: { ...FAILED_LOGINS_PER_SOURCE_DEFAULT, burst: config.rate_limit_failed_logins, refill: config.rate_limit_failed_logins_per_min },
   });
-  if (!limitsR.ok) return { ok: false, message: `rate limits: ${limitsR.error.key}: ${limitsR.error.reason}` };
+  if (!limitsR.ok) {
+    core.stop();
+    return { ok: false, message: `rate limits: ${limitsR.error.key}: ${limitsR.error.reason}` };
+  }
   const limits = limitsR.limits;
   const revocationSet = new Revocations({ clock: env.clock, maxLifetimeSeconds: config.jwt_max_lifetime_s });
   const liveTokens = new LiveTokens({ revocations: revocationSet, end: (pid: Pid, ended: TokenEnded) => s.send(pid, ended, null) });
@@ -125,16 +117,16 @@ export async function startIrisService(s: Scheduler, env: Env, storage: StorageE
       maxLifetimeSeconds: config.jwt_max_lifetime_s,
       revocations: revocationSet,
     });
-    if (!v.ok) return { ok: false, message: `jwt_secret: ${JSON.stringify(v.error)}` };
+    if (!v.ok) {
+      core.stop();
+      return { ok: false, message: `jwt_secret: ${JSON.stringify(v.error)}` };
+    }
     verifier = v.verifier;
   }
 
   const deps: ConnectionDeps = {
-    shardFor: router.shardFor,
-    groups: GROUPS_NAME,
-    keys: KEYS_NAME,
+    ...core.routing,
     presence,
-    inbox,
     authenticate: loginGate({
       verifier,
       limits,
@@ -171,15 +163,20 @@ export async function startIrisService(s: Scheduler, env: Env, storage: StorageE
     service: {
       accept,
       presence,
-      router,
+      core,
+      router: core.router,
       counters,
       limits,
       rates,
       revocations,
       liveTokens,
-      droppedReceipts: () => plain.droppedNotices,
+      droppedReceipts: () => core.droppedReceipts(),
       connections: () => connections,
-      health: () => ({ status: 'ok', node: config.node_name, mode: config.mode, connections, online_users: presence.onlineCount() }),
+      health: () => {
+        const h = core.health();
+        return { status: h.safe_mode ? 'safe_mode' : 'ok', node: config.node_name, mode: config.mode, connections, online_users: presence.onlineCount(), ...h };
+      },
+      stop: () => core.stop(),
     },
   };
 }

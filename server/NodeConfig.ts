@@ -12,6 +12,7 @@ import { EDGE_SETTINGS } from '../edge/EdgeSettings.js';
 import { JWT_MIN_SECRET_BYTES } from '../edge/auth/JwtVerifier.js';
 import { applyListenerModeDefaults, checkListenerSettings } from '../edge/listeners/ListenerSettings.js';
 import { validNodeName } from '../runtime/Membership.js';
+import { CLUSTER_DOWN_AFTER_MS, CLUSTER_HEARTBEAT_MS } from '../runtime/defaults.js';
 import { coerceSetting, defaultsOf, type SettingProblem, type SettingSpec, type SettingsOf, type SettingsSchema } from '../runtime/Settings.js';
 
 export type Mode = 'dev' | 'production';
@@ -30,8 +31,47 @@ export const NODE_SETTINGS = {
   consistency_mode: { kind: 'enum', default: 'hardened_ap', values: ['ap', 'hardened_ap', 'cp'], doc: 'ap, hardened_ap (quorum + partition guard) or cp.' },
   region_id: { kind: 'string', default: 'local', doc: 'This node’s region.' },
   allow_table_nuke: { kind: 'bool', default: false, doc: 'Never delete tables to "repair" storage unless this is on.' },
+  verify_storage_at_start: {
+    kind: 'bool',
+    default: true,
+    doc: 'Before a node opens an existing LMDB environment, read every record of every table in a child process; a damaged file is reported (naming it and the fix) and the node does not start. Costs a read of the whole file at each start.',
+  },
   cluster_name: { kind: 'string', default: 'iris', doc: 'Name of the cluster this node joins (its NATS subjects and JetStream streams); nodes of other clusters are invisible.' },
   roles: { kind: 'list', default: ['edge', 'core'], doc: 'What this node does in a cluster: edge (client connections), core (owns shard groups), or both.' },
+  nats_servers: { kind: 'list', default: [], doc: 'NATS servers of the cluster (nats://host:port, comma-separated); empty = a single node without NATS. `iris start --join URL` sets it.' },
+  nats_discover_servers: { kind: 'bool', default: true, doc: 'Also use the servers the NATS cluster advertises; false pins the node to nats_servers (behind a proxy or NAT).' },
+  nats_user: { kind: 'string', default: '', doc: 'NATS user name (with nats_password).' },
+  nats_password: { kind: 'string', default: '', doc: 'NATS password of nats_user.' },
+  nats_token: { kind: 'string', default: '', doc: 'NATS authentication token (instead of a user and password).' },
+  nats_creds_file: { kind: 'string', default: '', doc: 'NATS credentials file (.creds: a user JWT and nkey seed).' },
+  nats_tls_ca_file: { kind: 'string', default: '', doc: 'PEM CA bundle to verify the NATS servers with; setting any nats_tls_* key requires TLS.' },
+  nats_tls_cert_file: { kind: 'string', default: '', doc: 'PEM client certificate for NATS servers that verify clients (with nats_tls_key_file).' },
+  nats_tls_key_file: { kind: 'string', default: '', doc: 'PEM private key of nats_tls_cert_file.' },
+  cluster_heartbeat_ms: { kind: 'int', default: CLUSTER_HEARTBEAT_MS, min: 20, max: 60_000, doc: 'How often a node tells the cluster it is alive.' },
+  cluster_down_after_ms: {
+    kind: 'int',
+    default: CLUSTER_DOWN_AFTER_MS,
+    min: 100,
+    max: 600_000,
+    doc: 'A node not heard from this long is down: its shard groups fail over (at least 3 heartbeats).',
+  },
+  // ---- several node processes on one machine (`iris start --processes N`, server/NodeProcessSupervisor.ts) ----
+  processes: {
+    kind: 'int',
+    default: 1,
+    min: 0,
+    max: 256,
+    doc: 'Node processes `iris start` runs on this machine as one cluster sharing the client ports (0 = one per core; 1 = the single node process).',
+  },
+  process_restart_intensity: { kind: 'int', default: 5, min: 0, max: 1000, doc: 'Restarts of node processes (and of the local nats-server) allowed within process_restart_period_s; one more stops everything.' },
+  process_restart_period_s: { kind: 'int', default: 60, min: 1, max: 86_400, doc: 'The window, in seconds, over which process_restart_intensity counts restarts.' },
+  process_restart_backoff_ms: { kind: 'int', default: 500, min: 0, max: 600_000, doc: 'Delay before a dead node process is started again; doubles with each restart of it inside the period.' },
+  process_restart_backoff_max_ms: { kind: 'int', default: 10_000, min: 0, max: 3_600_000, doc: 'The longest delay before a dead node process is started again.' },
+  local_nats_server: {
+    kind: 'string',
+    default: 'nats-server',
+    doc: 'The nats-server executable (a path, or a name on PATH) that `iris start --processes` runs for its nodes when nats_servers is empty.',
+  },
 } as const;
 
 /** The roles a node may take (config key `roles`). */
@@ -143,8 +183,71 @@ export function resolveConfig(layers: Array<[string, RawLayer]>, storageOnTmpfs?
   if (c.cluster_name === '' || !validNodeName(c.cluster_name)) {
     problems.push({ key: 'cluster_name', message: `cluster_name: must be 1-255 printable characters without spaces (got '${c.cluster_name}')` });
   }
+  checkProcessSettings(c, explicit, problems);
+  checkClusterSettings(c, explicit, problems, warnings);
   const adminProblem = adminTokenProblem(c.admin_token);
   if (adminProblem !== undefined) problems.push({ key: 'admin_token', message: adminProblem });
   if (c.port !== 0 && c.port === c.http_port) problems.push({ key: 'http_port', message: `http_port: must differ from port (both ${c.port})` });
   return problems.length > 0 ? { ok: false, problems } : { ok: true, config: c, warnings };
+}
+
+/** Whether the node joins a cluster (nats_servers given) rather than running alone. */
+export function isClustered(c: Pick<IrisConfig, 'nats_servers'>): boolean {
+  return c.nats_servers.length > 0;
+}
+
+/** How many node processes `iris start` runs: `processes`, with 0 meaning one per core. */
+export function nodeProcessCount(c: Pick<IrisConfig, 'processes'>, cores: number): number {
+  return c.processes === 0 ? cores : c.processes;
+}
+
+/**
+ * Whether `iris start` runs several node processes (any `processes` but 1), and then, without
+ * nats_servers, what their one local nats-server implies: R1 streams (one server holds one
+ * copy), durability `local` (a standby on the same disk adds no copy a crash would spare) and
+ * expected_cluster_nodes 1 (the nodes cannot be partitioned from each other while they share
+ * the server; a dead one's groups fail over instead of stopping every write). Each node
+ * process runs one scheduler unless `schedulers` says otherwise: the processes are the cores.
+ * Keys set explicitly win, except a stream_replicas one server cannot hold.
+ */
+function checkProcessSettings(c: IrisConfig, explicit: ReadonlySet<string>, problems: ConfigProblem[]): void {
+  if (c.processes === 1) return;
+  if (!explicit.has('schedulers')) c.schedulers = 1;
+  if (c.process_restart_backoff_max_ms < c.process_restart_backoff_ms) {
+    problems.push({ key: 'process_restart_backoff_max_ms', message: `process_restart_backoff_max_ms: must be at least process_restart_backoff_ms (${c.process_restart_backoff_ms}), got ${c.process_restart_backoff_max_ms}` });
+  }
+  if (isClustered(c)) return;
+  if (explicit.has('stream_replicas') && c.stream_replicas !== 1) {
+    problems.push({
+      key: 'stream_replicas',
+      message: `stream_replicas: the node processes of one machine share one local nats-server, which holds one copy of a stream (got ${c.stream_replicas}); remove the key (it is 1 there) or set nats_servers to a 3-server NATS cluster`,
+    });
+  }
+  c.stream_replicas = 1;
+  if (!explicit.has('durability')) c.durability = 'local';
+  if (!explicit.has('expected_cluster_nodes')) c.expected_cluster_nodes = 1;
+}
+
+/** The cluster keys: NATS addresses and credentials, timings, and what a cluster needs in production. */
+function checkClusterSettings(c: IrisConfig, explicit: ReadonlySet<string>, problems: ConfigProblem[], warnings: string[]): void {
+  for (const url of c.nats_servers) {
+    if (!/^((nats|tls):\/\/)?[^\s/:]+(:\d+)?$/.test(url)) problems.push({ key: 'nats_servers', message: `nats_servers: '${url}' is not a NATS address; use nats://host:port` });
+  }
+  if ((c.nats_user === '') !== (c.nats_password === '')) problems.push({ key: 'nats_user', message: 'nats_user and nats_password: set both, or neither' });
+  if (c.nats_token !== '' && c.nats_user !== '') problems.push({ key: 'nats_token', message: 'nats_token: use a token or a user and password, not both' });
+  if ((c.nats_tls_cert_file === '') !== (c.nats_tls_key_file === '')) problems.push({ key: 'nats_tls_cert_file', message: 'nats_tls_cert_file and nats_tls_key_file: set both for a client certificate, or neither' });
+  if (c.cluster_down_after_ms < 3 * c.cluster_heartbeat_ms) {
+    problems.push({ key: 'cluster_down_after_ms', message: `cluster_down_after_ms: must be at least 3 heartbeats (3 × cluster_heartbeat_ms = ${3 * c.cluster_heartbeat_ms}), got ${c.cluster_down_after_ms}` });
+  }
+  if (!isClustered(c)) {
+    if (c.roles.length !== 2) problems.push({ key: 'roles', message: `roles: a node without nats_servers is a single node and must be both edge and core (got '${c.roles.join(',')}'); set nats_servers to join a cluster` });
+    return;
+  }
+  if (c.mode === 'production') {
+    if (!explicit.has('expected_cluster_nodes')) problems.push({ key: 'expected_cluster_nodes', message: 'expected_cluster_nodes: set it to the number of nodes of the cluster (the partition guard counts a majority of it)' });
+    if (!explicit.has('node_name')) problems.push({ key: 'node_name', message: 'node_name: give every node of a cluster its own name (e.g. iris@host1)' });
+  }
+  if (c.expected_cluster_nodes === 1) {
+    warnings.push('expected_cluster_nodes is 1 with nats_servers: this node counts only itself, so it never enters safe mode on a partition; set it to the number of nodes');
+  }
 }

@@ -25,7 +25,7 @@ import type { GroupsAdminReply, GroupsAdminRequest, GroupsReply, GroupsRequest }
 import type { Inbox } from '../core/Inbox.js';
 import type { KeyDirectoryReply, KeyDirectoryRequest } from '../core/KeyDirectory.js';
 import type { PrekeyUpload } from '../core/Prekeys.js';
-import { sendTo, type NamedOnNode } from '../core/Router.js';
+import { sendTo, type NamedOnNode, type ServiceAddress } from '../core/Router.js';
 import type { RouterRegister, RouterRelay, RouterRoute, RouteRefused, ShardToSession } from '../core/RouterShard.js';
 import { userBytes, userKey, type UserKey } from '../core/UserId.js';
 import type { Pid } from '../runtime/Pid.js';
@@ -96,7 +96,7 @@ const SIGNED_PREKEY_SIGNATURE = new Uint8Array(sign(null, SIGNED_PREKEY, identit
 type AgentCommand =
   | { readonly t: 'w_route'; readonly to: UserKey; readonly rec: DirectMessage; readonly seq?: bigint }
   | { readonly t: 'w_relay'; readonly to: UserKey; readonly rec: ReadReceipt }
-  | { readonly t: 'w_groups'; readonly at: NamedOnNode; readonly req: GroupsRequest }
+  | { readonly t: 'w_groups'; readonly at: ServiceAddress; readonly req: GroupsRequest }
   | { readonly t: 'w_keys'; readonly req: KeyDirectoryRequest; readonly about: UserKey }
   | { readonly t: 'w_register' };
 

@@ -276,7 +276,7 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
     runtime.push(...world.failures.map((f) => `exception in an event: ${f}`));
     runtime.push(...tripwires.violations.map((v) => `tripwire: ${v}`));
     if (node.status !== 'up') runtime.push(`node ${node.name} is ${node.status} at the end of the run`);
-    else for (const name of [...SERVICE_NAMES, ...node.service!.router.shardNames]) if (node.schedulers[0]!.whereis(name) === undefined) runtime.push(`service process ${name} is not running at the end of the run`);
+    else for (const name of [...SERVICE_NAMES, ...(node.service!.router?.shardNames ?? [])]) if (node.schedulers[0]!.whereis(name) === undefined) runtime.push(`service process ${name} is not running at the end of the run`);
     for (const c of node.crashes) runtime.push(`process crashed: ${c.label ?? '?'} on ${c.node} at ${c.at} ms: ${c.reason}`);
 
     const violations = check({ history, clients: s.clients, leftAtEnd: left, presenceAt, onlineAtEnd: online, runtime });

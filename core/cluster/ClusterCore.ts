@@ -2,36 +2,38 @@
  * The clustered core of one node, assembled in one place: the partition guard on the node's
  * membership, the control plane (ownership table, replicas, the groups' services) and the
  * presence feed, on scheduler 0 of a node whose Env carries `transport`, `streams` and
- * `storage` (an engine sized with `clusterStorageTables(shard_groups)`). What server/ wires on
- * a clustered node, what the integration tests run on real NATS (test/support/clusterCore.ts)
+ * `storage` (an engine sized with `clusterStorageTables(shard_groups)`). What a node process
+ * runs (server/ClusterCore.ts builds the edge's view on it), what the integration tests run on real NATS (test/support/clusterCore.ts)
  * and what the simulator runs on every simulated node (sim/SimNode.ts) — the same function, so
  * the three cannot drift apart.
  *
  * It also answers where a group's services are: the address of a user's router shard, a chat
  * group's groups server and a user's key-directory entry on the group's owner node now (read
- * from the local ownership table, no call). A group without an owner yet gets its local name,
- * which a send to drops like any send to a missing process. It never waits on a remote answer
+ * from the local ownership table, no call): a local name when that is this node. A group
+ * without an owner yet gets its local name, which a send to drops like any send to a missing
+ * process. It never waits on a remote answer
  * and never starts anything before the control plane has loaded the table.
  */
-import type { Env } from '../../runtime/Env.js';
+import type { Env, StorageEngine } from '../../runtime/Env.js';
 import type { Membership, NodeMember } from '../../runtime/Membership.js';
 import type { ProcessContext } from '../../runtime/ProcessContext.js';
 import type { Scheduler } from '../../runtime/Scheduler.js';
 import { newCoreCounters, type CoreCounters } from '../CoreCounters.js';
 import type { CoreSettings } from '../CoreSettings.js';
 import { PresenceTable } from '../Presence.js';
-import type { NamedOnNode } from '../Router.js';
+import type { ServiceAddress } from '../Router.js';
 import type { UserKey } from '../UserId.js';
 import { startControlPlane, type ControlPlaneHandle, type ControlPlaneSettings } from './ControlPlane.js';
 import type { GroupServicesDeps, StartGroupServicesResult } from './GroupServices.js';
 import { PartitionGuard } from './PartitionGuard.js';
 import { PresenceFeed } from './PresenceFeed.js';
 import { groupsServerName, keyDirectoryName, routerShardName } from './ShardGroups.js';
-import type { StorageEngine } from '../../runtime/Env.js';
 
 export interface ClusterCoreOptions {
-  /** The node's Env: `transport`, `streams` and `storage` must be set. */
+  /** The node's Env: `transport` and `streams` must be set, and `storage` unless given below. */
   env: Env;
+  /** The node's storage engine (default `env.storage`), sized with `clusterStorageTables`. */
+  storage?: StorageEngine;
   /** The node's distribution layer (its membership feeds the partition guard). */
   membership: Membership;
   /** This node as the membership knows it (name, incarnation, roles). */
@@ -43,8 +45,8 @@ export interface ClusterCoreOptions {
   /** partition_grace_ms. */
   graceMs: number;
   settings: ControlPlaneSettings;
-  /** Inbox caps, the fan-out budget and the inbox wrapper (the simulator's white-box view). */
-  services?: Partial<Pick<GroupServicesDeps, 'fanoutAllowed' | 'inboxCap' | 'inboxMaxBytes' | 'receiptInboxCap' | 'wrapInbox'>>;
+  /** Inbox caps, the fan-out budget, how groups fan out and the inbox wrapper (the simulator's white-box view). */
+  services?: Partial<Pick<GroupServicesDeps, 'fanoutAllowed' | 'inboxCap' | 'inboxMaxBytes' | 'receiptInboxCap' | 'fanOutByRequester' | 'wrapInbox'>>;
   /** The node's counters (new ones when not given). */
   counters?: CoreCounters;
   /** The node's presence table (a new one when not given). */
@@ -71,12 +73,16 @@ export interface ClusterCore {
   readonly presence: PresenceTable;
   readonly feed: PresenceFeed;
   readonly counters: CoreCounters;
-  /** The router shard of `user` on its group's owner now. */
-  shardOf(user: UserKey): NamedOnNode;
+  /** The router shard of `user` on its group's owner now (a local name when that is this node). */
+  shardOf(user: UserKey): ServiceAddress;
+  /** The router shard of group `g` on its owner now; null while the group has no owner. */
+  shardOfGroup(g: number): ServiceAddress | null;
   /** The groups server of chat group `gid` on its group's owner now. */
-  groupsServerOf(gid: string): NamedOnNode;
+  groupsServerOf(gid: string): ServiceAddress;
+  /** The groups server of the group a user's new chat groups go to (the user's own group). */
+  groupsServerForNewGroup(user: UserKey): ServiceAddress;
   /** The key directory holding `user`'s entry, on its group's owner now. */
-  keyDirectoryOf(user: UserKey): NamedOnNode;
+  keyDirectoryOf(user: UserKey): ServiceAddress;
   /** Stop the feed and the guard (the control plane stops with its scheduler). */
   stop(): void;
 }
@@ -93,31 +99,47 @@ const SERVICES_SCHEDULER = 0;
  */
 export async function startClusterCore(where: Scheduler | ProcessContext, o: ClusterCoreOptions): Promise<StartClusterCoreResult> {
   const { env } = o;
-  if (env.transport === undefined || env.streams === undefined || env.storage === undefined) return { ok: false, message: 'a clustered core needs the Env\'s transport, streams and storage' };
+  const storage = o.storage ?? env.storage;
+  if (env.transport === undefined || env.streams === undefined || storage === undefined) return { ok: false, message: 'a clustered core needs the Env\'s transport and streams and a storage engine (nats_servers)' };
   const guard = new PartitionGuard({ env, membership: o.membership, expectedNodes: o.expectedNodes, graceMs: o.graceMs });
   const presence = o.presence ?? new PresenceTable();
   const counters = o.counters ?? newCoreCounters();
-  // The table exists once the plane has started; routing asks it only after that.
+  const self = o.self.name;
+  // The table exists once the plane has started; routing asks it only after that. An address
+  // on another node is made once per (service, owner): a route looks one up per message.
   let plane: ControlPlaneHandle | null = null;
-  const at = (name: (g: number) => string, g: number): NamedOnNode => ({ name: name(g), node: plane?.table.ownerOf(g) ?? o.self.name, sched: SERVICES_SCHEDULER });
-  const shardOfGroup = (g: number): NamedOnNode => at(routerShardName, g);
+  const remote = new Map<string, { owner: string; addr: ServiceAddress }>();
+  const at = (g: number, name: string): ServiceAddress => {
+    const owner = plane?.table.ownerOf(g);
+    if (owner === undefined || owner === self) return name;
+    const hit = remote.get(name);
+    if (hit !== undefined && hit.owner === owner) return hit.addr;
+    const addr = { name, node: owner, sched: SERVICES_SCHEDULER };
+    remote.set(name, { owner, addr });
+    return addr;
+  };
+  let shardNames: string[] = [];
+  const shardOfGroup = (g: number): ServiceAddress => at(g, shardNames[g] ?? routerShardName(g));
+  const shardOf = (u: UserKey): ServiceAddress => shardOfGroup(plane!.groups.ofUser(u));
+  const sv = o.services ?? {};
   const started = await startControlPlane(where, {
     cluster: o.cluster,
     self: o.self,
     streams: env.streams,
     transport: env.transport,
-    storage: env.storage,
+    storage,
     guard,
     settings: o.settings,
     services: {
       presence,
       counters,
-      shardFor: (u) => shardOfGroup(plane!.groups.ofUser(u)),
-      fanoutAllowed: o.services?.fanoutAllowed ?? (() => true),
-      ...(o.services?.inboxCap !== undefined ? { inboxCap: o.services.inboxCap } : {}),
-      ...(o.services?.inboxMaxBytes !== undefined ? { inboxMaxBytes: o.services.inboxMaxBytes } : {}),
-      ...(o.services?.receiptInboxCap !== undefined ? { receiptInboxCap: o.services.receiptInboxCap } : {}),
-      ...(o.services?.wrapInbox !== undefined ? { wrapInbox: o.services.wrapInbox } : {}),
+      shardFor: shardOf,
+      fanoutAllowed: sv.fanoutAllowed ?? (() => true),
+      ...(sv.inboxCap !== undefined ? { inboxCap: sv.inboxCap } : {}),
+      ...(sv.inboxMaxBytes !== undefined ? { inboxMaxBytes: sv.inboxMaxBytes } : {}),
+      ...(sv.receiptInboxCap !== undefined ? { receiptInboxCap: sv.receiptInboxCap } : {}),
+      ...(sv.fanOutByRequester !== undefined ? { fanOutByRequester: sv.fanOutByRequester } : {}),
+      ...(sv.wrapInbox !== undefined ? { wrapInbox: sv.wrapInbox } : {}),
     },
     ...(o.startupSettleMs !== undefined ? { startupSettleMs: o.startupSettleMs } : {}),
     ...(o.handoffTimeoutMs !== undefined ? { handoffTimeoutMs: o.handoffTimeoutMs } : {}),
@@ -130,7 +152,8 @@ export async function startClusterCore(where: Scheduler | ProcessContext, o: Clu
   }
   const p = started.plane;
   plane = p;
-  const feed = new PresenceFeed({ env, transport: env.transport, names: p.names, node: o.self.name, table: presence, groups: p.groups, ownership: p.table });
+  shardNames = p.groups.all().map(routerShardName);
+  const feed = new PresenceFeed({ env, transport: env.transport, names: p.names, node: self, table: presence, groups: p.groups, ownership: p.table });
   feed.start();
   return {
     ok: true,
@@ -140,9 +163,20 @@ export async function startClusterCore(where: Scheduler | ProcessContext, o: Clu
       presence,
       feed,
       counters,
-      shardOf: (u) => shardOfGroup(p.groups.ofUser(u)),
-      groupsServerOf: (gid) => at(groupsServerName, p.groups.ofChatGroup(gid)),
-      keyDirectoryOf: (u) => at(keyDirectoryName, p.groups.ofKeyEntry(u)),
+      shardOf,
+      shardOfGroup: (g) => (p.table.ownerOf(g) === undefined ? null : shardOfGroup(g)),
+      groupsServerOf: (gid) => {
+        const g = p.groups.ofChatGroup(gid);
+        return at(g, groupsServerName(g));
+      },
+      groupsServerForNewGroup: (u) => {
+        const g = p.groups.ofUser(u);
+        return at(g, groupsServerName(g));
+      },
+      keyDirectoryOf: (u) => {
+        const g = p.groups.ofKeyEntry(u);
+        return at(g, keyDirectoryName(g));
+      },
       stop: () => {
         feed.stop();
         guard.stop();

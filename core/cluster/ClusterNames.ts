@@ -16,7 +16,8 @@
  * - `iris.<c>.ctl-notice`: a record was appended to the control stream (the writer publishes it);
  * - `iris.<c>.grp.<g>.entry`: the owner's entries (and idle head beats) for standbys;
  * - `iris.<c>.grp.<g>.applied`: standbys report what they applied and fsync'd;
- * - `iris.<c>.presence`: presence changes; `iris.<c>.presence.snapshot.<g>`: snapshot requests.
+ * - `iris.<c>.presence`: presence changes; `iris.<c>.presence.snapshot.<g>`: snapshot requests;
+ * - `iris.<c>.status.<n>`: requests for node n's report of its replicas (`/cluster/status`).
  */
 import { subjectToken } from '../../runtime/Distribution.js';
 
@@ -37,6 +38,8 @@ export interface ClusterNames {
   presenceSnapshot(group: number): string;
   /** Matches every group's snapshot subject. */
   readonly presenceSnapshotAll: string;
+  /** Where node `node` answers requests for its replicas' positions. */
+  statusRequest(node: string): string;
 }
 
 /** A cluster name as the part of a stream name: letters, digits, `_`, `-`; others as `_XX`. */
@@ -66,5 +69,6 @@ export function clusterNames(cluster: string): ClusterNames {
     presence: `${base}.presence`,
     presenceSnapshot: (g) => `${base}.presence.snapshot.${g}`,
     presenceSnapshotAll: `${base}.presence.snapshot.*`,
+    statusRequest: (node) => `${base}.status.${subjectToken(node)}`,
   };
 }

@@ -39,6 +39,8 @@ export interface GroupServicesDeps {
   inboxCap?: number;
   inboxMaxBytes?: number;
   receiptInboxCap?: number;
+  /** Groups servers answer members' messages with the recipients, for the requester to route (core/Groups.ts). */
+  fanOutByRequester?: boolean;
   /** Wraps each group's inbox (the simulator records what becomes durable). */
   wrapInbox?: (inner: Inbox, group: number) => Inbox;
 }
@@ -65,13 +67,26 @@ export async function startGroupServices(ctx: ProcessContext, group: number, sto
     {
       flags: { strategy: 'one_for_one', intensity: CORE_SUPERVISOR_INTENSITY, period: CORE_SUPERVISOR_PERIOD_S },
       children: [
-        { id: shard, start: (c) => ({ ok: true as const, pid: c.spawnLink(routerShard({ inbox, presence: deps.presence, storage, counters: deps.counters }), { name: shard, label: 'RouterShard' }) }) },
+        {
+          id: shard,
+          start: (c) => ({
+            ok: true as const,
+            pid: c.spawnLink(routerShard({ inbox, presence: deps.presence, storage, counters: deps.counters, owns: (u) => deps.groups.ofUser(u) === group }), { name: shard, label: 'RouterShard' }),
+          }),
+        },
         {
           id: groupsServerName(group),
           start: (c) =>
             startGroups(
               c,
-              { storage, shardFor: deps.shardFor, fanoutAllowed: deps.fanoutAllowed, counters: deps.counters, acceptGid: (gid) => deps.groups.ofChatGroup(gid) === group },
+              {
+                storage,
+                shardFor: deps.shardFor,
+                fanoutAllowed: deps.fanoutAllowed,
+                counters: deps.counters,
+                acceptGid: (gid) => deps.groups.ofChatGroup(gid) === group,
+                ...(deps.fanOutByRequester === true ? { fanOutByRequester: true } : {}),
+              },
               groupsServerName(group),
             ),
         },

@@ -75,7 +75,7 @@ export function keyDirectoryName(group: number): string {
  * the storage engine: a node may hold every group, so it needs `count * TABLES_PER_GROUP`
  * tables on top of its own (runtime/node/LmdbStorage.ts `maxTables`).
  */
-export const TABLES_PER_GROUP = 10;
+export const TABLES_PER_GROUP = 12;
 
 /** Tables a node's storage engine must allow for a cluster of `count` shard groups (`maxTables`). */
 export function clusterStorageTables(count: number): number {

@@ -2,13 +2,14 @@
  * The admin API's door to the groups server (core/Groups.ts): membership changes (add, remove,
  * promote, demote) made as one of the group's admins or, without an actor, as the operator,
  * and the roster with roles. Each request is a GenServer call from outside any process
- * (`callFrom`: a temporary process, so a late reply lands nowhere) with a deadline. The
+ * (a temporary process, so a late reply lands nowhere) with a deadline, to the groups server
+ * holding the group (in a cluster, `groups.<g>` on the owner of the gid's shard group). The
  * server answers a change only once it is durable; its error codes come back unchanged.
  *
  * This is the one place that knows the groups server's admin request shapes from the edge.
  */
-import { callFrom } from '../../actors/Call.js';
 import type { GroupError, GroupsAdminReply, GroupsAdminRequest, Role } from '../../core/Groups.js';
+import { callService, type ServiceAddress } from '../../core/Router.js';
 import type { UserKey } from '../../core/UserId.js';
 import type { Scheduler } from '../../runtime/Scheduler.js';
 
@@ -32,10 +33,10 @@ export interface GroupsAdmin {
   roster(gid: string): Promise<GroupsAdminResult<RosterEntry[]>>;
 }
 
-/** A GroupsAdmin calling the server registered as `name` on `s`. */
-export function groupsAdmin(s: Scheduler, name: string, timeoutMs: number): GroupsAdmin {
+/** A GroupsAdmin calling, from `s`, the groups server `serverOf(gid)` names. */
+export function groupsAdmin(s: Scheduler, serverOf: (gid: string) => ServiceAddress, timeoutMs: number): GroupsAdmin {
   const ask = async (request: GroupsAdminRequest): Promise<GroupsAdminResult<GroupsAdminReply & { ok: true }>> => {
-    const r = await callFrom<GroupsAdminReply>(s, name, request, timeoutMs);
+    const r = await callService<GroupsAdminReply>(s, serverOf(request.gid), request, timeoutMs);
     if (!r.ok) return { ok: false, code: r.reason === 'timeout' ? 'groups_timeout' : 'groups_unavailable' };
     return r.value.ok ? { ok: true, value: r.value } : { ok: false, code: r.value.code };
   };

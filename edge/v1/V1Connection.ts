@@ -11,8 +11,15 @@
  * - notices (typing, receipts) only while the client keeps up: they are the first to drop.
  *
  * Reading stops (the link is paused) while the client does not read its output, while its
- * budget for what it sends is spent (shaping: slowed, never refused), and while too many of
- * its requests await answers. A client that stays backed up for slow_client_timeout_ms is
+ * budget for what it sends is spent (shaping: slowed, never refused), while too many of
+ * its requests await answers, and in a cluster while route_window of its routes await their
+ * owner's answer.
+ *
+ * In a cluster every route is kept (RouteLedger) until the owner of the recipient's shard group
+ * answers it, and sent again, in order, when it waited route_retry_ms, when the owner changed
+ * or when the owner said "not now"; a route still unanswered after route_horizon_ms is given up
+ * with ERROR request_timeout. Acknowledgements go to the owner of the user's group and are sent
+ * again the same way until confirmed. A client that stays backed up for slow_client_timeout_ms is
  * disconnected; its session ends with the connection; its token's expiry ends both.
  * It never touches sockets: link events arrive as messages and it writes through the
  * ClientLink, so the simulator drives it with virtual links.
@@ -23,7 +30,8 @@ import { isNotice, type Delivery, type Notice } from '../../core/Delivery.js';
 import type { StoredItem } from '../../core/Inbox.js';
 import type { GroupsReply } from '../../core/Groups.js';
 import type { KeyDirectoryReply } from '../../core/KeyDirectory.js';
-import type { RouteRefused } from '../../core/RouterShard.js';
+import { sendTo } from '../../core/Router.js';
+import type { AckDone, RouteAccepted, RouteRefused, RouterInboxAck, RouterRoute } from '../../core/RouterShard.js';
 import { sessionActor, type SessionFetch, type SessionToConnection } from '../../core/SessionActor.js';
 import { describeUser, userKey, type UserKey } from '../../core/UserId.js';
 import { isExitMessage, type ExitReason } from '../../runtime/ExitReason.js';
@@ -31,11 +39,12 @@ import type { Pid } from '../../runtime/Pid.js';
 import type { ProcessBody, ProcessContext } from '../../runtime/ProcessContext.js';
 import type { LiveToken, TokenEnded } from '../auth/LiveTokens.js';
 import type { ClientLink } from '../ClientLink.js';
-import type { ConnectionDeps } from '../ConnectionDeps.js';
+import type { ClusterRouting, ConnectionDeps, OwnersChanged } from '../ConnectionDeps.js';
 import { INPUT_BACKLOG_BYTES, type LinkEvent } from '../EdgeAcceptor.js';
 import { DeliveryWindow } from '../DeliveryWindow.js';
 import { LOGIN_TEXT, type ClientErrorCode } from '../ErrorCodes.js';
 import { ReplyQueue } from '../ReplyQueue.js';
+import { RouteLedger, type PendingRoute } from '../RouteLedger.js';
 import { V1_MAX_LOGIN_BYTES } from '../protocol/v1Limits.js';
 import { V1Decoder } from '../protocol/V1Decoder.js';
 import { encodeErrorFrame, encodeLoginOkFrame, encodeStatusFrame } from '../protocol/V1Encoder.js';
@@ -61,6 +70,7 @@ const SLOW_CLIENT = 'slow_client';
 const SHAPED = 'shaped';
 const TOKEN_EXPIRY = 'token_expiry';
 const REQUEST_DEADLINE = 'request_deadline';
+const ROUTE_RETRY = 'route_retry';
 
 /** The body of a v1 connection process for `link`; spawn it with label 'Connection'. */
 export function v1Connection(link: ClientLink, deps: ConnectionDeps): ProcessBody {
@@ -108,6 +118,10 @@ export class V1Conn {
   private liveToken: LiveToken | null = null;
   /** Actions for the StateMachine collected while handling one event (timers). */
   private actions: StateMachine.Action[] | null = null;
+  /** In a cluster: routes and acknowledgements awaiting their owner's answer (made at the first). */
+  private ledger: RouteLedger | null = null;
+  /** In a cluster: the retry timer runs, and the connection hears of ownership changes. */
+  private retrying = false;
 
   constructor(
     readonly link: ClientLink,
@@ -195,7 +209,7 @@ export class V1Conn {
 
   /** Pause or resume reading from the link to match why it must wait. */
   private updateReading(): void {
-    const hold = this.outputBlocked || this.shaped || this.replies.full;
+    const hold = this.outputBlocked || this.shaped || this.replies.full || this.routesFull();
     if (hold === this.linkPaused || this.closed) return;
     this.linkPaused = hold;
     if (hold) this.link.pause();
@@ -209,7 +223,7 @@ export class V1Conn {
   pump(state: State): Result {
     for (;;) {
       if (this.closed) return { stop: 'normal' };
-      if (this.outputBlocked || this.shaped || this.replies.full) {
+      if (this.outputBlocked || this.shaped || this.replies.full || this.routesFull()) {
         this.updateReading();
         return this.keep();
       }
@@ -317,8 +331,18 @@ export class V1Conn {
     this.user = user;
     this.meKey = key;
     const s = deps.settings;
+    const cluster = deps.cluster;
     this.session = ctx.spawnLink(
-      sessionActor({ user: key, connection: ctx.self, shard: deps.shardFor(key), inbox: deps.inbox, pageMessages: s.pageMessages, pageBytes: s.pageBytes, noticeLimit: s.noticeLimit }),
+      sessionActor({
+        user: key,
+        connection: ctx.self,
+        shard: deps.shardFor(key),
+        inbox: deps.inbox,
+        ...(cluster !== null ? { follow: cluster.following, loginAtMs: ctx.env.clock.wallMs() } : {}),
+        pageMessages: s.pageMessages,
+        pageBytes: s.pageBytes,
+        noticeLimit: s.noticeLimit,
+      }),
       { label: 'Session' },
     );
     this.decoder.setInputBufferCap(s.maxInputBufferBytes);
@@ -371,7 +395,7 @@ export class V1Conn {
       if (isNotice(it.rec)) {
         // A notice kept by a release that stored v1 frames: handed over once, then removed.
         this.write(v1NoticeFrame(it.rec));
-        void this.deps.inbox.ack(this.meKey, it.id);
+        this.removeStored(it.id);
         continue;
       }
       if (!w.fits(it.bytes)) {
@@ -397,7 +421,161 @@ export class V1Conn {
   /** The client acknowledged `id`: remove it from the inbox, and read on if that made room. */
   ack(id: Uint8Array): void {
     if (!this.window.ack(id)) return;
-    void this.deps.inbox.ack(this.meKey, id);
+    this.removeStored(id);
+    this.fetchIfBehind();
+  }
+
+  /** Remove `id` from the user's inbox: directly, or in a cluster through the owner (kept until confirmed). */
+  private removeStored(id: Uint8Array): void {
+    const inbox = this.deps.inbox;
+    if (inbox !== null) {
+      void inbox.ack(this.meKey, id);
+      return;
+    }
+    const cluster = this.deps.cluster!;
+    const a = this.ledgerOf().addAck(id, this.ctx.env.clock.monotonicMs());
+    this.sendAck(cluster, a);
+    this.armRetry(cluster);
+  }
+
+  private sendAck(cluster: ClusterRouting, a: { id: Uint8Array; sentTo: string; sentAt: number }): void {
+    a.sentTo = cluster.ownerOf(cluster.groupOf(this.meKey)) ?? '';
+    a.sentAt = this.ctx.env.clock.monotonicMs();
+    if (a.sentTo === '') return;
+    sendTo(this.ctx, this.deps.shardFor(this.meKey), { t: 'inbox_ack', user: this.meKey, id: a.id, replyTo: this.ctx.self } satisfies RouterInboxAck);
+  }
+
+  // ---- routing ------------------------------------------------------------------------
+
+  /**
+   * Route `rec` to `to`. On a single node: one local send (never lost). In a cluster: kept in
+   * the ledger and sent to the owner of `to`'s group, after the lane's earlier routes if they
+   * went to another owner (so one sender's order holds through an ownership move).
+   */
+  route(to: UserKey, rec: Delivery, seq?: bigint): void {
+    const m: RouterRoute = { t: 'route', to, rec, replyTo: this.ctx.self };
+    if (seq !== undefined) m.seq = seq;
+    const cluster = this.deps.cluster;
+    if (cluster === null) {
+      this.ctx.send(this.deps.shardFor(to) as Pid | string, m);
+      return;
+    }
+    const ledger = this.ledgerOf();
+    const g = cluster.groupOf(to);
+    const owner = cluster.ownerOf(g) ?? '';
+    // A message to the user's own group goes after the acknowledgements sent before it (a client
+    // that sends itself a marker after its ACKs knows they are durable once the marker is back).
+    if (ledger.ackCount > 0 && g === cluster.groupOf(this.meKey)) {
+      for (const a of ledger.acksMoved(owner)) {
+        cluster.stats.acksResent++;
+        this.sendAck(cluster, a);
+      }
+    }
+    const moved = ledger.laneMoved(g, owner);
+    const p = ledger.add(g, m, this.ctx.env.clock.monotonicMs());
+    if (moved) this.sendLane(cluster, g);
+    else this.sendRoute(cluster, p, owner);
+    this.armRetry(cluster);
+  }
+
+  private ledgerOf(): RouteLedger {
+    return (this.ledger ??= new RouteLedger());
+  }
+
+  /** Whether route_window routes await answers (reading waits). */
+  private routesFull(): boolean {
+    const l = this.ledger;
+    return l !== null && l.size >= this.deps.cluster!.window;
+  }
+
+  private sendRoute(cluster: ClusterRouting, p: PendingRoute, owner: string): void {
+    this.ledger!.sent(p, owner, this.ctx.env.clock.monotonicMs());
+    if (owner === '') return;
+    const shard = cluster.shardOfGroup(p.g);
+    if (shard === null) return;
+    sendTo(this.ctx, shard, { ...p.msg, ticket: { g: p.g, n: p.n, base: this.ledger!.base(p.g) } } satisfies RouterRoute);
+  }
+
+  /** Send every waiting route of lane `g` again, in order, to its owner now. */
+  private sendLane(cluster: ClusterRouting, g: number): void {
+    const owner = cluster.ownerOf(g) ?? '';
+    for (const p of this.ledger!.lane(g)) {
+      if (p.sentTo !== '') cluster.stats.routesResent++;
+      this.sendRoute(cluster, p, owner);
+    }
+  }
+
+  /** Keep the retry timer running, and hear of ownership changes, while anything waits. */
+  private armRetry(cluster: ClusterRouting): void {
+    if (this.retrying) return;
+    this.retrying = true;
+    cluster.watch(this.ctx.self);
+    this.act({ genericTimeout: ROUTE_RETRY, ms: cluster.retryMs });
+  }
+
+  /**
+   * The retry timer, or the ownership table changed (`timer` false): give up what waited past
+   * the horizon, send again what is due, and keep the timer while anything waits.
+   */
+  retryRoutes(timer: boolean): void {
+    const cluster = this.deps.cluster;
+    const ledger = this.ledger;
+    if (cluster === null || ledger === null || this.closed) return;
+    const now = this.ctx.env.clock.monotonicMs();
+    if (timer) {
+      for (const p of ledger.expired(now, cluster.horizonMs)) {
+        cluster.stats.routesGivenUp++;
+        this.ctx.env.log.warn(this.logContext({ group: p.g, n: p.n }), 'a message got no answer from its shard group in time; its fate is unknown');
+        this.refuse('request_timeout');
+      }
+    }
+    // Acknowledgements first: a route to the user's own group sent after them must find them done.
+    const owner = cluster.ownerOf(cluster.groupOf(this.meKey)) ?? '';
+    for (const a of ledger.acksDue(now, cluster.retryMs, owner, cluster.horizonMs)) {
+      cluster.stats.acksResent++;
+      this.sendAck(cluster, a);
+    }
+    for (const g of ledger.lanesDue(now, cluster.retryMs, (x) => cluster.ownerOf(x))) this.sendLane(cluster, g);
+    if (!timer) return;
+    this.retrying = false;
+    if (ledger.empty) cluster.unwatch(this.ctx.self);
+    else this.armRetry(cluster);
+    this.updateReading();
+  }
+
+  /** The owner took route `n` of lane `g` (durable). */
+  routeAccepted(g: number, n: number): void {
+    if (this.ledger?.settle(g, n) !== undefined) this.updateReading();
+  }
+
+  /** A refusal from a shard: final (told to the client), or in a cluster "not now" (sent again). */
+  routeRefused(m: RouteRefused): void {
+    if (m.g === undefined || m.n === undefined || this.ledger === null) {
+      this.refuse(m.code);
+      return;
+    }
+    if (m.code === 'storage_unavailable') {
+      this.ledger.retry(m.g, m.n);
+      return;
+    }
+    if (this.ledger.settle(m.g, m.n) === undefined) return;
+    this.refuse(m.code);
+    this.updateReading();
+  }
+
+  /** The owner confirmed an acknowledgement. */
+  ackDone(id: Uint8Array): void {
+    this.ledger?.ackDone(id);
+  }
+
+  /** In a cluster: a group message or sender key taken by its groups server; route each copy. */
+  groupFanout(to: readonly UserKey[], rec: Delivery): void {
+    for (const u of to) this.route(u, rec);
+  }
+
+  /** The session registered again after its shard moved: read the inbox again from the last id written. */
+  gap(): void {
+    this.window.behind = true;
     this.fetchIfBehind();
   }
 
@@ -426,8 +604,9 @@ export class V1Conn {
       if (now) this.link.destroy();
       else this.link.end();
       if (this.session !== null) this.ctx.sendExit(this.session, 'shutdown');
+      if (this.retrying) this.deps.cluster?.unwatch(this.ctx.self);
       // The planted bug's site (core/Canaries.ts), kept as the simulator's tests know it.
-      if (canary('drop_unacked_on_disconnect') && this.user !== null) for (const id of this.window.ids()) void this.deps.inbox.ack(this.meKey, id);
+      if (canary('drop_unacked_on_disconnect') && this.user !== null) for (const id of this.window.ids()) void this.deps.inbox?.ack(this.meKey, id);
     }
     return { stop: reason };
   }
@@ -474,7 +653,7 @@ function loginText(code: keyof typeof LOGIN_TEXT): Uint8Array {
   return out;
 }
 
-type Incoming = LinkEvent | SessionToConnection | RouteRefused | GroupsReply | KeyDirectoryReply | TokenEnded;
+type Incoming = LinkEvent | SessionToConnection | RouteRefused | RouteAccepted | AckDone | OwnersChanged | GroupsReply | KeyDirectoryReply | TokenEnded;
 
 const behaviour: StateMachine.Behaviour<State, V1Conn, Args> = {
   init: ({ link, deps }, ctx) => {
@@ -503,6 +682,9 @@ const behaviour: StateMachine.Behaviour<State, V1Conn, Args> = {
           return c.close('normal');
         case REQUEST_DEADLINE:
           c.requestDeadline();
+          return c.pump(state);
+        case ROUTE_RETRY:
+          c.retryRoutes(true);
           return c.pump(state);
       }
     }
@@ -534,8 +716,24 @@ function info(ev: unknown, state: State, c: V1Conn): Result {
       c.notice(m.rec, m.stored);
       return c.keep();
     case 'route_refused':
-      c.refuse(m.code);
+      c.routeRefused(m);
+      return c.pump(state);
+    case 'route_accepted':
+      c.routeAccepted(m.g, m.n);
+      return c.pump(state);
+    case 'ack_done':
+      c.ackDone(m.id);
       return c.keep();
+    case 'owners_changed':
+      c.retryRoutes(false);
+      return c.keep();
+    case 'gap':
+      c.gap();
+      return c.keep();
+    case 'group_fanout':
+      c.groupFanout(m.to, m.rec);
+      c.answered(m.tag, null);
+      return c.pump(state);
     case 'token_ended':
       // The token was revoked: the session ends now, not at its expiry.
       c.refuse(m.code);
@@ -548,3 +746,4 @@ function info(ev: unknown, state: State, c: V1Conn): Result {
       return c.pump(state);
   }
 }
+

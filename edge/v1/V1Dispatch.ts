@@ -5,14 +5,17 @@
  * becomes a protocol-neutral request to the core (a route, a relay, a groups or key-directory
  * request). Requests that get an answer take their place in the connection's ReplyQueue, so
  * answers leave in request order; the answer frames are made here (`groupsAnswer`,
- * `prekeysAnswer`).
+ * `prekeysAnswer`). In a cluster, while the node is in safe mode (no majority visible),
+ * every write is refused at once with `cluster_unavailable` (ACKs wait in the connection and
+ * go out on heal); reads (GET_STATUS, GROUP_ROSTER) and typing go on. FETCH_PREKEYS consumes a
+ * one-time prekey, so it is a write.
  */
 import type { Delivery, ReadReceipt, Typing } from '../../core/Delivery.js';
 import type { GroupsReply, GroupsRequest } from '../../core/Groups.js';
 import type { KeyDirectoryReply, KeyDirectoryRequest } from '../../core/KeyDirectory.js';
-import type { RouterRelay, RouterRoute } from '../../core/RouterShard.js';
+import { castTo, sendTo } from '../../core/Router.js';
+import type { RouterRelay } from '../../core/RouterShard.js';
 import { userBytes, userKey } from '../../core/UserId.js';
-import * as GenServer from '../../actors/GenServer.js';
 import { checkCborContent, readPrekeyUpload } from '../protocol/V1Content.js';
 import { encodeErrorFrame, encodeGroupJoinFrame, encodeGroupLeaveOkFrame, encodeGroupRosterFrame, encodePrekeyResponseFrame } from '../protocol/V1Encoder.js';
 import type { ClientPacket } from '../protocol/V1Packets.js';
@@ -36,15 +39,39 @@ function groupId(bytes: Uint8Array): string | null {
 }
 
 function route(c: V1Conn, to: Uint8Array, rec: Delivery, seq?: bigint): void {
-  const key = userKey(to);
-  const m: RouterRoute = { t: 'route', to: key, rec, replyTo: c.ctx.self };
-  if (seq !== undefined) m.seq = seq;
-  c.ctx.send(c.deps.shardFor(key), m);
+  c.route(userKey(to), rec, seq);
 }
 
 function relay(c: V1Conn, to: Uint8Array, rec: Typing | ReadReceipt): void {
   const key = userKey(to);
-  c.ctx.send(c.deps.shardFor(key), { t: 'relay', to: key, rec } satisfies RouterRelay);
+  sendTo(c.ctx, c.deps.shardFor(key), { t: 'relay', to: key, rec } satisfies RouterRelay);
+}
+
+/** Packets that change durable state (refused at once in safe mode). */
+function isWrite(op: ClientPacket['op']): boolean {
+  switch (op) {
+    case 'send':
+    case 'batch_send':
+    case 'send_seq':
+    case 'cbor_msg':
+    case 'e2ee_msg':
+    case 'group_create':
+    case 'group_leave':
+    case 'group_msg':
+    case 'sender_key_dist':
+    case 'upload_prekeys':
+    case 'fetch_prekeys':
+      return true;
+    default:
+      return false;
+  }
+}
+
+/** Safe mode: the write is answered `cluster_unavailable` in its turn, nothing is routed. */
+function refuseInSafeMode(c: V1Conn, op: ClientPacket['op']): void {
+  c.batchDone = 0;
+  if (op === 'upload_prekeys' || op === 'fetch_prekeys') c.replies.now(encodePrekeyResponseFrame(prekeyStatusMap('error', 'cluster_unavailable')));
+  else c.refuseRequest('cluster_unavailable');
 }
 
 /** Charge `n` messages to the user's budget: null when allowed, else how long to wait. */
@@ -56,6 +83,10 @@ function charge(c: V1Conn, me: Uint8Array, n: number): Step | null {
 export function dispatchV1(c: V1Conn, p: ClientPacket): Step {
   const me = c.user as Uint8Array;
   const { ctx, deps } = c;
+  if (deps.cluster !== null && isWrite(p.op) && deps.cluster.safeMode()) {
+    refuseInSafeMode(c, p.op);
+    return 'next';
+  }
   switch (p.op) {
     case 'login':
       c.refuseRequest('already_logged_in');
@@ -114,7 +145,7 @@ export function dispatchV1(c: V1Conn, p: ClientPacket): Step {
         c.replies.now(encodePrekeyResponseFrame(prekeyStatusMap('error', u.code)));
         return 'next';
       }
-      GenServer.cast(ctx, deps.keys, { t: 'upload', user: c.meKey, upload: u.upload, replyTo: ctx.self, tag: c.openRequest() } satisfies KeyDirectoryRequest);
+      castTo(ctx, deps.keysFor(c.meKey), { t: 'upload', user: c.meKey, upload: u.upload, replyTo: ctx.self, tag: c.openRequest() } satisfies KeyDirectoryRequest);
       return 'next';
     }
     case 'fetch_prekeys': {
@@ -124,11 +155,12 @@ export function dispatchV1(c: V1Conn, p: ClientPacket): Step {
         c.replies.now(encodePrekeyResponseFrame(prekeyStatusMap('error', 'rate_limited')));
         return 'next';
       }
-      GenServer.cast(ctx, deps.keys, { t: 'fetch', target: userKey(p.user), replyTo: ctx.self, tag: c.openRequest() } satisfies KeyDirectoryRequest);
+      const target = userKey(p.user);
+      castTo(ctx, deps.keysFor(target), { t: 'fetch', target, replyTo: ctx.self, tag: c.openRequest() } satisfies KeyDirectoryRequest);
       return 'next';
     }
     case 'group_create':
-      GenServer.cast(ctx, deps.groups, { t: 'create', user: c.meKey, name: p.name, replyTo: ctx.self, tag: c.openRequest() } satisfies GroupsRequest);
+      castTo(ctx, deps.groupsForNewGroup(c.meKey), { t: 'create', user: c.meKey, name: p.name, replyTo: ctx.self, tag: c.openRequest() } satisfies GroupsRequest);
       return 'next';
     case 'group_leave':
     case 'group_roster':
@@ -159,7 +191,7 @@ export function dispatchV1(c: V1Conn, p: ClientPacket): Step {
             : p.op === 'group_msg'
               ? { t: 'msg', ...base, header: p.header, ciphertext: p.ciphertext }
               : { t: 'sender_key', ...base, keydata: p.keydata };
-      GenServer.cast(ctx, deps.groups, req);
+      castTo(ctx, deps.groupsFor(gid), req);
       return 'next';
     }
   }
@@ -177,6 +209,7 @@ export function groupsAnswer(m: GroupsReply, me: Uint8Array | null): Uint8Array 
     case 'group_error':
       return encodeErrorFrame(m.code);
     case 'group_done':
+    case 'group_fanout':
       return null;
   }
 }

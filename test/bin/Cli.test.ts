@@ -46,6 +46,12 @@ test('iris start with an invalid config value exits 2 and names the key and the 
   assert.match(r.stderr, /jwt_secret: needs at least 32 bytes/);
 });
 
+test('iris start --join sets nats_servers (a bad address exits 2 naming the key)', () => {
+  const r = spawnSync(process.execPath, [CLI, 'start', '--join', 'http://127.0.0.1:4222'], { encoding: 'utf8', timeout: 20_000 });
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /nats_servers: 'http:\/\/127\.0\.0\.1:4222' is not a NATS address; use nats:\/\/host:port/);
+});
+
 test('iris start runs a messaging node that answers /health and stops on SIGTERM with exit 0', async () => {
   const { mkdtempSync, rmSync } = await import('node:fs');
   const { tmpdir } = await import('node:os');

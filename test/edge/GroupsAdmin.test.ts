@@ -26,7 +26,7 @@ test('a change is the groups admin call, a null actor is the operator, and the r
     },
   };
   assert.ok((await GenServer.start(s, standIn, undefined, { name: 'groups_stand_in' })).ok);
-  const g = groupsAdmin(s, 'groups_stand_in', 1000);
+  const g = groupsAdmin(s, () => 'groups_stand_in', 1000);
   assert.deepEqual(await g.change('add', 'g1', key('bob'), key('alice')), { ok: true, value: undefined });
   assert.deepEqual(await g.change('remove', 'g1', key('bob'), key('mallory')), { ok: false, code: 'not_admin' });
   assert.deepEqual(await g.change('promote', 'g1', key('bob'), null), { ok: true, value: undefined });
@@ -42,7 +42,7 @@ test('a change is the groups admin call, a null actor is the operator, and the r
 test('with no groups server running the answer is groups_unavailable at once', async () => {
   const s = newScheduler();
   const started = Date.now();
-  assert.deepEqual(await groupsAdmin(s, 'no_such_server', 5000).change('add', 'g1', key('bob'), key('alice')), { ok: false, code: 'groups_unavailable' });
+  assert.deepEqual(await groupsAdmin(s, () => 'no_such_server', 5000).change('add', 'g1', key('bob'), key('alice')), { ok: false, code: 'groups_unavailable' });
   assert.ok(Date.now() - started < 1000);
 });
 
@@ -53,5 +53,5 @@ test('a groups server that does not answer in time gives groups_timeout', async 
     handleCall: () => ({ noreply: true, state: null }),
   };
   assert.ok((await GenServer.start(s, silent, undefined, { name: 'silent_groups' })).ok);
-  assert.deepEqual(await groupsAdmin(s, 'silent_groups', 50).roster('g1'), { ok: false, code: 'groups_timeout' });
+  assert.deepEqual(await groupsAdmin(s, () => 'silent_groups', 50).roster('g1'), { ok: false, code: 'groups_timeout' });
 });

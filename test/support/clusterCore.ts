@@ -1,22 +1,24 @@
 /**
  * Clustered core nodes inside one test process, on a real 3-server NATS cluster with JetStream:
  * each node is one scheduler with the unchanged Distribution, its own NATS connections (core
- * NATS and the JetStream store) through its own pausable proxy, its own LMDB directory, a
- * partition guard, a control plane and a presence feed, assembled by core/cluster/ClusterCore.ts
- * exactly as server/ and the simulator assemble them.
+ * NATS and the JetStream store) through its own pausable proxy, its own LMDB directory, and the
+ * clustered core assembled by server/ClusterCore.ts (on core/cluster/ClusterCore.ts: partition
+ * guard, control plane, presence feed), exactly as a node process assembles it.
  * `crash` stops a node like SIGKILL (no goodbye, connections cut), `isolate`/`heal` cut it off
  * from NATS and back without telling it. Waits are on conditions with deadlines.
  *
  * The StreamStore is the production binding (runtime/node/JetStreamStore.ts) on the node's
  * own NATS connection, as on a real node.
  */
-import { startClusterCore } from '../../core/cluster/ClusterCore.js';
 import type { ControlPlaneHandle, ControlPlaneSettings } from '../../core/cluster/ControlPlane.js';
 import { startGroupServices } from '../../core/cluster/GroupServices.js';
 import type { PartitionGuard } from '../../core/cluster/PartitionGuard.js';
 import type { PresenceFeed } from '../../core/cluster/PresenceFeed.js';
 import { clusterStorageTables, routerShardName } from '../../core/cluster/ShardGroups.js';
+import { CORE_DEFAULTS } from '../../core/CoreSettings.js';
 import type { PresenceTable } from '../../core/Presence.js';
+import { EDGE_DEFAULTS } from '../../edge/EdgeSettings.js';
+import { startClusterCore, type ClusterCore } from '../../server/ClusterCore.js';
 import { Distribution } from '../../runtime/Distribution.js';
 import { silentLogger, type Env, type Logger, type StorageEngine } from '../../runtime/Env.js';
 import { inlineDirtyWork } from '../../runtime/InlineDirtyWork.js';
@@ -41,6 +43,8 @@ export interface CoreNode {
   readonly plane: ControlPlaneHandle;
   readonly presence: PresenceTable;
   readonly feed: PresenceFeed;
+  /** The assembled core (server/ClusterCore.ts). */
+  readonly core: ClusterCore;
   /** Every membership event, in order. */
   readonly events: MembershipEvent[];
   /** Safe-mode changes, in order. */
@@ -143,25 +147,38 @@ export class CoreCluster {
     dist.subscribe((e) => events.push(e));
     dist.start();
     const served = new Map<number, StorageEngine>();
-    const started = await startClusterCore(sched, {
+    const st = this.o.settings;
+    const started = await startClusterCore(
+      sched,
       env,
-      membership: dist,
-      self,
-      cluster: CLUSTER,
-      expectedNodes: this.o.expectedNodes,
-      graceMs: this.o.graceMs,
-      settings: this.o.settings,
-      startupSettleMs: this.o.downAfterMs,
-      startServices: (ctx, g, st, deps) => {
-        served.set(g, st);
-        return startGroupServices(ctx, g, st, deps);
+      storage,
+      {
+        ...CORE_DEFAULTS,
+        ...EDGE_DEFAULTS,
+        cluster_name: CLUSTER,
+        expected_cluster_nodes: this.o.expectedNodes,
+        partition_grace_ms: this.o.graceMs,
+        cluster_down_after_ms: this.o.downAfterMs,
+        shard_groups: st.shardGroups,
+        durability: st.durability,
+        ownership_refresh_ms: st.ownershipRefreshMs,
+        rebalance_max_moves: st.rebalanceMaxMoves,
       },
-    });
+      {
+        membership: dist,
+        fanoutAllowed: () => true,
+        startServices: (ctx, g, gs, deps) => {
+          served.set(g, gs);
+          return startGroupServices(ctx, g, gs, deps);
+        },
+      },
+    );
     if (!started.ok) throw new Error(started.message);
-    const { guard, plane, presence, feed } = started.core;
+    const core = started.core;
+    const { guard, plane, presence, feed } = core;
     const safeModes: boolean[] = [];
     guard.subscribe((s) => safeModes.push(s));
-    const node: CoreNode = { name, incarnation, sched, dist, storage, guard, plane, presence, feed, events, safeModes, served, alive: true };
+    const node: CoreNode = { name, incarnation, sched, dist, storage, guard, plane, presence, feed, core, events, safeModes, served, alive: true };
     this.nodes.push(node);
     this.parts.set(node, { transport, streams, proxy, dir });
     await this.waitFor(`${name} to join`, () => this.seesAll());
@@ -175,8 +192,7 @@ export class CoreCluster {
     await p.proxy.close();
     await p.transport.close();
     await node.dist.stop();
-    node.feed.stop();
-    node.guard.stop();
+    node.core.stop();
     node.sched.shutdown('killed');
     await node.storage.close();
   }
@@ -226,8 +242,7 @@ export class CoreCluster {
     for (const n of this.live) {
       const p = this.parts.get(n)!;
       n.alive = false;
-      n.feed.stop();
-      n.guard.stop();
+      n.core.stop();
       n.sched.shutdown('shutdown');
       await n.dist.stop();
       await p.transport.close();

@@ -139,6 +139,27 @@ export function transportRules(make: () => Promise<TransportHarness> | Transport
   before(async () => {
     h = await make();
   });
+  let probes = 0;
+  /**
+   * Wait until what `pub` publishes reaches the subscriptions `sub` has made so far. In a NATS
+   * cluster a subscription's interest crosses the routes after `flush` returns; a connection's
+   * subscriptions travel in order, so a probe subscribed last arrives only after the others.
+   */
+  const heard = async (pub: ClusterTransport, sub: ClusterTransport): Promise<void> => {
+    const subject = `probe.${++probes}`;
+    let got = false;
+    const probe = sub.subscribe(subject, () => {
+      got = true;
+    });
+    await sub.flush();
+    for (let i = 0; i < 100 && !got; i++) {
+      pub.publish(subject, bytes('?'));
+      await pub.flush();
+      await h.idle(20);
+    }
+    probe.unsubscribe();
+    assert.ok(got, `${subject} never arrived`);
+  };
   after(async () => {
     await h?.close();
   });
@@ -151,7 +172,7 @@ export function transportRules(make: () => Promise<TransportHarness> | Transport
     sub.subscribe('w.*', (_d, s) => star.push(s));
     sub.subscribe('w.>', (_d, s) => rest.push(s));
     sub.subscribe('w.a', (_d, s) => exact.push(s));
-    await sub.flush();
+    await heard(pub, sub);
     for (const s of ['w.a', 'w.b.c', 'x.a', 'w']) pub.publish(s, bytes(s));
     pub.publish('w.end', bytes('end'));
     await h.waitFor('the last message', () => star.includes('w.end'));
@@ -168,7 +189,7 @@ export function transportRules(make: () => Promise<TransportHarness> | Transport
     m1.subscribe('q.work', (d) => got1.push(Number(text(d))), { queue: 'workers' });
     m2.subscribe('q.work', (d) => got2.push(Number(text(d))), { queue: 'workers' });
     plain.subscribe('q.work', (d) => all.push(Number(text(d))));
-    for (const t of [m1, m2, plain]) await t.flush();
+    for (const t of [m1, m2, plain]) await heard(pub, t);
     const N = 200;
     for (let i = 0; i < N; i++) pub.publish('q.work', bytes(String(i)));
     await h.waitFor('every message once in the group', () => got1.length + got2.length === N && all.length === N);
@@ -184,7 +205,7 @@ export function transportRules(make: () => Promise<TransportHarness> | Transport
     const got: string[] = [];
     sub.subscribe('o.a', (d) => got.push(text(d)));
     sub.subscribe('o.b', (d) => got.push(text(d)));
-    await sub.flush();
+    await heard(pub, sub);
     const sent: string[] = [];
     for (let i = 0; i < 1_000; i++) {
       const m = `${i % 3 === 0 ? 'a' : 'b'}${i}`;
@@ -201,7 +222,7 @@ export function transportRules(make: () => Promise<TransportHarness> | Transport
       if (reply !== undefined) server.publish(reply, bytes(`re:${text(d)}`));
     });
     server.subscribe('svc.silent', () => {});
-    await server.flush();
+    await heard(client, server);
     const answered = await h.settle(client.request('svc.echo', bytes('hi'), 2_000));
     assert.equal(answered.ok, true);
     assert.equal(answered.ok && text(answered.data), 're:hi');
@@ -216,7 +237,7 @@ export function transportRules(make: () => Promise<TransportHarness> | Transport
     sub.onLinkState((s) => states.push(s));
     const got: string[] = [];
     sub.subscribe('l.s', (d) => got.push(text(d)));
-    await sub.flush();
+    await heard(pub, sub);
     pub.publish('l.s', bytes('before'));
     await h.waitFor('before', () => got.length === 1);
     await h.lose(subName);
@@ -226,6 +247,7 @@ export function transportRules(make: () => Promise<TransportHarness> | Transport
     await h.idle(100);
     await h.restore(subName);
     assert.equal(sub.linkState, 'up');
+    await heard(pub, sub);
     pub.publish('l.s', bytes('after'));
     await h.waitFor('after', () => got.includes('after'));
     assert.deepEqual(got, ['before', 'after']);
