@@ -154,6 +154,12 @@ class Replica {
   private pendingTakeover: TakeoverReason | null = null;
   /** The phase a finishing job leaves the replica in (set inside the job, applied by the handler). */
   private pendingStandby: 'standby' | 'handed_off' | null = null;
+  /**
+   * Set while the group's services start. Their start waits for its children with a selective
+   * receive in this process; a message handled meanwhile must wait for it (a handler that
+   * returned while that receive was pending would crash the replica: bad_receive).
+   */
+  private servicesStarting: Promise<unknown> | null = null;
 
   constructor(
     private readonly ctx: ProcessContext,
@@ -172,7 +178,8 @@ class Replica {
     this.ctx.sendAfter(REPLICA_HEAD_BEAT_MS, { t: 'beat' } satisfies Internal);
   }
 
-  handle(raw: unknown): void {
+  handle(raw: unknown): void | Promise<void> {
+    if (this.servicesStarting !== null) return this.servicesStarting.then(() => this.handle(raw));
     if (this.stopped) return;
     if (isExitMessage(raw)) {
       if (this.services !== null && raw.from.key === this.services.key) {
@@ -503,7 +510,9 @@ class Replica {
     this.storage = storage;
     this.subs.push(this.o.transport.subscribe(this.o.names.appliedSubject(this.o.group), (d) => this.ctx.send(this.ctx.self, { t: 'report', data: d } satisfies Internal)));
     const start = this.o.startServices ?? startGroupServices;
-    const started = await start(this.ctx, this.o.group, storage, this.o.services);
+    const starting = start(this.ctx, this.o.group, storage, this.o.services);
+    this.servicesStarting = starting;
+    const started = await starting.finally(() => (this.servicesStarting = null));
     if (!started.ok) {
       this.storage = null;
       await storage.close();

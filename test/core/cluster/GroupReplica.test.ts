@@ -4,7 +4,8 @@
  * from the stream), reaching byte-equal tables; the owner claims (epoch + 1) and writes its
  * marker before serving; a failover by the standby fences the old owner, whose services stop
  * and which turns standby of the new one; a hand-off to a standby loses nothing and the
- * successor serves from the hand-off entry on.
+ * successor serves from the hand-off entry on; messages that reach a replica while its group's
+ * services start (which wait with a selective receive) wait for that start.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -41,6 +42,8 @@ interface Node {
   pid: Pid;
   /** Every services start: the storage it was given and the (fake) services process. */
   served: Array<{ storage: StorageEngine; pid: Pid }>;
+  /** When set, the services' start waits this long in a selective receive (as a supervisor's start does). */
+  startWaitMs: number;
 }
 
 let s: Scheduler;
@@ -57,6 +60,7 @@ function startNode(name: string): Node {
   const status = newReplicaStatus(G, 0);
   const plane = spawnProbe(s);
   const served: Node['served'] = [];
+  const node = { startWaitMs: 0 };
   const services: GroupServicesDeps = {
     groups: new ShardGroups(1),
     presence: new PresenceTable(),
@@ -82,6 +86,7 @@ function startNode(name: string): Node {
       standbyCandidates: () => new Set(['n1', 'n2']),
       services,
       startServices: async (ctx, _g, storage) => {
+        if (node.startWaitMs > 0) await ctx.receive(() => false, node.startWaitMs);
         const svc = ctx.spawnLink(() => () => undefined, { label: 'fake-services' });
         served.push({ storage, pid: svc });
         return { ok: true, pid: svc };
@@ -89,7 +94,7 @@ function startNode(name: string): Node {
     }),
     { label: `replica-${name}` },
   );
-  return { name, local, remove: dir.remove, table, status, pid, served };
+  return Object.assign(node, { name, local, remove: dir.remove, table, status, pid, served });
 }
 
 const send = (n: Node, cmd: ReplicaCommand): void => s.send(n.pid, cmd, null);
@@ -202,4 +207,25 @@ test('a hand-off to the standby loses and duplicates nothing: the successor serv
   assert.deepEqual(await t1.put(['new-owner'], utf8.encode('ok')), OK);
   await waitUntil('n2 follows n1', () => n2.status.appliedSeq === n1.status.appliedSeq);
   assert.deepEqual(tableRows(n2, 'inbox'), tableRows(n1, 'inbox'));
+});
+
+test('messages that reach a replica while its services start wait for the start (its selective receive is not cut short)', async () => {
+  const startsBefore = n2.served.length;
+  n2.startWaitMs = 300;
+  send(n2, { t: 'take_over', reason: 'failover' });
+  const { record } = await currentRecord();
+  // Commands keep arriving during the start; each is handled after it.
+  for (let i = 0; i < 10 && n2.served.length === startsBefore; i++) {
+    send(n2, { t: 'record', record });
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await waitUntil('n2 serving after a slow start', () => n2.status.phase === 'owner', 5_000);
+  n2.startWaitMs = 0;
+  assert.ok(s.isAlive(n2.pid), 'the replica did not crash');
+  assert.equal(n2.served.length, startsBefore + 1);
+  // The old owner (n1) learns it was fenced at its next write, then follows n2, whose quorum writes complete.
+  const stale = await n1.served.at(-1)!.storage.table('inbox').put(['stale-2'], utf8.encode('no'));
+  assert.equal(stale.ok ? 'ok' : stale.reason, 'unavailable');
+  await waitUntil('n1 follows n2', () => n1.status.phase === 'standby');
+  assert.deepEqual(await n2.served.at(-1)!.storage.table('inbox').put(['after-slow-start'], utf8.encode('ok')), OK);
 });
