@@ -137,6 +137,9 @@ export function listenTcp(opts: TcpListenerOptions, accept: AcceptLink): Promise
     }
     sockets.add(socket);
     socket.setNoDelay(true);
+    // Half-open from here on only: a client that goes away during a TLS handshake is closed at
+    // once (nothing would ever end a half-open socket that no link owns).
+    socket.allowHalfOpen = true;
     const link = new TcpLink(socket, transport, highWater, peer);
     try {
       link.handlers = accept(link);
@@ -154,7 +157,7 @@ export function listenTcp(opts: TcpListenerOptions, accept: AcceptLink): Promise
   };
   // Keepalive is set on the accepted TCP socket by the server (under TLS too, where the
   // TLSSocket itself has no handle to set it on).
-  const keepAlive = { keepAlive: true, keepAliveInitialDelay: (opts.keepAliveIdleSec ?? LISTENER_DEFAULTS.tcp_keepalive_idle_s) * 1000, allowHalfOpen: true };
+  const keepAlive = { keepAlive: true, keepAliveInitialDelay: (opts.keepAliveIdleSec ?? LISTENER_DEFAULTS.tcp_keepalive_idle_s) * 1000 };
   let server: Server;
   if (opts.tls !== undefined) {
     const tlsOptions: TlsOptions =
