@@ -9,7 +9,7 @@
  * It never refuses anything before `refuseNew` and knows nothing of the cluster: the node's
  * drain (server/NodeDrain.ts) decides when, after its shard groups are handed off.
  */
-import { isDownMessage } from '../runtime/ExitReason.js';
+import { isDownMessage, type DownMessage } from '../runtime/ExitReason.js';
 import type { Pid } from '../runtime/Pid.js';
 import { TIMEOUT } from '../runtime/ProcessContext.js';
 import type { Scheduler } from '../runtime/Scheduler.js';
@@ -33,8 +33,8 @@ export interface ClientDrainResult {
 }
 
 export class ClientDrain {
-  /** Connection processes whose link is open. */
-  private readonly open = new Set<Pid>();
+  /** Connection processes whose link is open (and, once told, until they exit), by pid key. */
+  private readonly open = new Map<string, Pid>();
   private refusing = false;
   /** Connections told and not exited yet (while `tellAll` runs). */
   private waitingFor = 0;
@@ -63,11 +63,11 @@ export class ClientDrain {
   }
 
   opened(pid: Pid): void {
-    this.open.add(pid);
+    this.open.set(pid.key, pid);
   }
 
   closed(pid: Pid): void {
-    this.open.delete(pid);
+    this.open.delete(pid.key);
   }
 
   /**
@@ -76,7 +76,7 @@ export class ClientDrain {
    * scheduler, which monitors them.
    */
   tellAll(s: Scheduler, graceMs: number, deadlineMs: number): Promise<ClientDrainResult> {
-    const targets = [...this.open];
+    const targets = [...this.open.values()];
     return new Promise((resolve) => {
       s.spawn(
         async (ctx) => {
@@ -89,8 +89,9 @@ export class ClientDrain {
           this.waitingFor = left;
           const until = ctx.env.clock.monotonicMs() + deadlineMs;
           while (left > 0) {
-            const m = await ctx.receive(isDownMessage, Math.max(0, until - ctx.env.clock.monotonicMs()));
+            const m = await ctx.receive<DownMessage>(isDownMessage, Math.max(0, until - ctx.env.clock.monotonicMs()));
             if (m === TIMEOUT) break;
+            this.open.delete(m.pid.key);
             left--;
             this.waitingFor = left;
           }

@@ -2,7 +2,9 @@
  * Turns each new client link into a connection process (protocol v1 today; v2 will be chosen
  * per listener) on the scheduler that owns the listeners, and forwards the link's events to it as messages (never blocking the socket).
  * A link the node may not take (connection cap, per-address rate) gets the plain-text
- * `RATE_LIMITED` answer and is closed, never silently dropped.
+ * `RATE_LIMITED` answer and is closed, never silently dropped. With a ClientDrain every
+ * connection is registered with it, and while the node drains a new link gets ERROR
+ * `node_draining` and is closed.
  *
  * Input backlog: a listener hands over input as fast as the network brings it, and a
  * WebSocket link hands over one message per frame, so a client can send faster than its
@@ -89,7 +91,10 @@ class LinkEvents implements ClientLinkHandlers, ClientLink {
     this.s.send(this.pid!, DRAIN, null);
   }
   close(): void {
-    this.s.send(this.pid!, CLOSED, null);
+    // A half-closed TCP link is ended by its connection; one whose connection is gone (it
+    // crashed) is ended here, or it would stay half-open.
+    if (this.s.local(this.pid!) === undefined) this.link.end();
+    else this.s.send(this.pid!, CLOSED, null);
     this.hooks.clients?.closed(this.pid!);
     this.hooks.closed?.();
   }

@@ -622,6 +622,12 @@ export class V1Conn {
     this.endWith = NODE_DRAINING_CLOSE;
     if (state === 'login') return this.close('normal');
     this.leaving = true;
+    // Nothing more is written, so a client that does not read no longer holds its input back.
+    if (this.outputBlocked) {
+      this.outputBlocked = false;
+      this.act({ genericTimeout: SLOW_CLIENT, ms: Infinity });
+      this.updateReading();
+    }
     if (this.session !== null) {
       // Linked: its exit comes back and is ignored while leaving. The user shows offline here.
       this.ctx.sendExit(this.session, 'shutdown');
