@@ -19,6 +19,8 @@ export class V1TestClient {
   private waiters: Array<() => void> = [];
   closed = false;
   decodeError: string | null = null;
+  /** The client side's local port (which connection this is, for the kernel and `ss`). */
+  localPort = 0;
   /** Stop and restart reading from the socket (a client that stalls). */
   private pauseRaw: ((paused: boolean) => void) | null = null;
   /** Stop sending and let the server close (TCP: shut down writing; WebSocket: close). */
@@ -38,6 +40,7 @@ export class V1TestClient {
       sock.once('connect', () => resolve());
       sock.once('error', reject);
     });
+    c.localPort = sock.localPort ?? 0;
     return c;
   }
 
@@ -58,6 +61,7 @@ export class V1TestClient {
       ws.once('open', () => resolve());
       ws.once('error', reject);
     });
+    c.localPort = (ws as unknown as { _socket: Socket | null })._socket?.localPort ?? 0;
     return c;
   }
 
