@@ -14,7 +14,7 @@
  * the in-process test cluster (test/support/clusterCore.ts) and a simulated cluster assemble
  * the same thing on their own Env. It never blocks the edge: every answer is a local read.
  */
-import { startClusterCore as startCoreParts } from '../core/cluster/ClusterCore.js';
+import { startClusterCore as startCoreParts, type ClusterCore as ClusterCoreParts } from '../core/cluster/ClusterCore.js';
 import type { ControlPlaneHandle, ControlPlaneOptions } from '../core/cluster/ControlPlane.js';
 import type { PartitionGuard } from '../core/cluster/PartitionGuard.js';
 import type { PresenceFeed } from '../core/cluster/PresenceFeed.js';
@@ -68,6 +68,8 @@ export interface ClusterCore extends ServiceCore {
   readonly plane: ControlPlaneHandle;
   readonly feed: PresenceFeed;
   readonly membership: Membership;
+  /** The clustered core this is built on (core/cluster/ClusterCore.ts): what the simulator's checkers read. */
+  readonly parts: ClusterCoreParts;
 }
 
 export type StartClusterCoreResult = { ok: true; core: ClusterCore } | { ok: false; message: string };
@@ -162,6 +164,7 @@ export async function startClusterCore(s: Scheduler, env: Env, storage: StorageE
     plane: p,
     feed,
     membership,
+    parts,
     routing: {
       shardFor,
       groupsFor: parts.groupsServerOf,

@@ -31,7 +31,8 @@ import { userBytes, userKey, type UserKey } from '../core/UserId.js';
 import type { Pid } from '../runtime/Pid.js';
 import type { ProcessBody, ProcessContext } from '../runtime/ProcessContext.js';
 import { encodeKey } from '../runtime/StorageKey.js';
-import { ClusterHistory, type ClusterAppend, type ClusterRequest } from './ClusterHistory.js';
+import { ClusterHistory, type ClusterRequest } from './ClusterHistory.js';
+import { watchGroupInbox } from './ClusterInboxWatch.js';
 import { bytesHex, encodePayload, GROUP_TARGET, payloadKey } from './Payload.js';
 import type { SimCluster } from './SimCluster.js';
 import type { SimNode } from './SimNode.js';
@@ -153,53 +154,7 @@ export class CoreWorkload implements ClusterWorkload {
   // ---- white-box: the groups' inboxes --------------------------------------------------------
 
   wrapInbox(inner: Inbox, group: number, node: SimNode): Inbox {
-    const history = this.history;
-    const world = this.world;
-    const cluster = this.o.cluster;
-    const incName = `${node.name}#${node.incarnations}`;
-    return {
-      append(user, rec) {
-        const r = inner.append(user, rec);
-        if (!r.ok) return r;
-        const id = r.id.slice();
-        const payload = rec.k === 'direct' ? rec.body : rec.k === 'group' ? rec.ciphertext : new Uint8Array(0);
-        const core = node.core;
-        const a: ClusterAppend = {
-          at: world.now,
-          node: incName,
-          nodeName: node.name,
-          group,
-          user: userIndexOf(user),
-          msgId: bytesHex(id),
-          payloadHex: bytesHex(payload),
-          from: userIndexOf(userKey(rec.from)),
-          settledAt: null,
-          durable: null,
-          onOwnerDisk: null,
-          onStandbyDisk: null,
-          standbyRequired: false,
-          minorityForMs: core === null ? 0 : minorityFor(node, core, world.now),
-          safeMode: core?.guard.safeMode() ?? false,
-          distIncarnation: node.dist?.self.incarnation ?? 0,
-          majorityNeeded: core?.guard.needed ?? 0,
-        };
-        history.appends.push(a);
-        void r.durable.then((ok) => {
-          a.settledAt = world.now;
-          a.durable = ok;
-          if (!ok) return;
-          const k = inboxKeyText(user, id);
-          a.onOwnerDisk = node.disk.table(`g${group}.inbox`).values.has(k);
-          a.onStandbyDisk = cluster.nodes.some((n) => n !== node && n.disk.table(`g${group}.inbox`).values.has(k));
-          a.standbyRequired = (node.core?.plane.table.get(group)?.standbys.length ?? 0) > 0;
-        });
-        return r;
-      },
-      storeNotice: (user, rec) => inner.storeNotice(user, rec),
-      page: (user, limits) => inner.page(user, limits),
-      takeNotices: (user, limit) => inner.takeNotices(user, limit),
-      ack: (user, id) => inner.ack(user, id),
-    };
+    return watchGroupInbox(inner, group, node, this.o.cluster, this.history);
   }
 
   // ---- the run ----------------------------------------------------------------------------
