@@ -77,7 +77,7 @@ const OPERATOR_CALL_TIMEOUT_MS = 3_000;
 /** A session resends this many of its last SEND_SEQ messages after moving. */
 const RESEND_LAST = 3;
 /** One-time prekeys per upload. */
-const OTKS_PER_UPLOAD = 4;
+export const OTKS_PER_UPLOAD = 4;
 /** Payload padding bytes (messages are small; the payload checks itself). */
 const PAYLOAD_PADDING = 24;
 
@@ -86,9 +86,9 @@ const PAYLOAD_PADDING = 24;
 const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
 const IDENTITY_SEED = Buffer.alloc(32, 0x5a);
 const identityKey = createPrivateKey({ key: Buffer.concat([ED25519_PKCS8_PREFIX, IDENTITY_SEED]), format: 'der', type: 'pkcs8' });
-const IDENTITY_PUBLIC = new Uint8Array(createPublicKey(identityKey).export({ format: 'der', type: 'spki' }).subarray(12));
-const SIGNED_PREKEY = new Uint8Array(32).fill(7);
-const SIGNED_PREKEY_SIGNATURE = new Uint8Array(sign(null, SIGNED_PREKEY, identityKey));
+export const IDENTITY_PUBLIC = new Uint8Array(createPublicKey(identityKey).export({ format: 'der', type: 'spki' }).subarray(12));
+export const SIGNED_PREKEY = new Uint8Array(32).fill(7);
+export const SIGNED_PREKEY_SIGNATURE = new Uint8Array(sign(null, SIGNED_PREKEY, identityKey));
 
 /** What the workload tells a session to do (sent into the session process). */
 type AgentCommand =

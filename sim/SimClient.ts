@@ -5,6 +5,7 @@
  * reconnects. It speaks through the production encoder and client decoder, and writes every
  * operation to the history. Duplication is the client's doing: after a reconnect it may
  * resend its last SEND_SEQ messages with their original numbers, which the server must drop.
+ * A workload may give it an extension (more operations, and the frames it does not act on).
  */
 import { decodeCborMap } from '../edge/protocol/Cbor.js';
 import { parseDeliveryPayload, V1ClientDecoder } from '../edge/protocol/V1ClientDecoder.js';
@@ -52,6 +53,20 @@ export interface SharedGroup {
 
 const GROUP_HEADER = encodeCbor({ v: 1 });
 
+/**
+ * More a client can do, supplied by a workload (the cluster's v1 workload adds prekey uploads
+ * and fetches, read receipts and presence queries): offered each send tick before the client's
+ * own choice, and told of the deliveries it recorded and of the frames it does not act on.
+ */
+export interface ClientExtension {
+  /** Offered each send tick while the client is online; true when it used the tick. */
+  tick(c: SimClient, link: SimLink): boolean;
+  /** A delivery the client recorded: its id and the sender's payload inside it. */
+  delivered(c: SimClient, msgId: Uint8Array, inner: Uint8Array, link: SimLink): void;
+  /** A frame other than LOGIN_OK, RELIABLE_MSG and GROUP_JOIN (after the client recorded it). */
+  frame(c: SimClient, f: ServerFrame, link: SimLink): void;
+}
+
 export class SimClient {
   link: SimLink | null = null;
   state: 'offline' | 'connecting' | 'online' = 'offline';
@@ -60,6 +75,8 @@ export class SimClient {
   /** When false the client stays away (after a clean logout at the end). */
   wantsOnline = true;
   sending = false;
+  /** What a workload adds to the client (null: nothing). */
+  extension: ClientExtension | null = null;
   private decoder = new V1ClientDecoder();
   private readonly seqs = new Map<number, number>();
   private lastSeqSent: { target: number; seq: number; payload: Uint8Array }[] = [];
@@ -149,6 +166,7 @@ export class SimClient {
       this.drop();
       return;
     }
+    if (this.extension?.tick(this, this.link) === true) return;
     const group = this.group;
     if (group !== null && group.gid !== null && this.history.groupMembers.has(this.index) && this.random.chance(this.behaviour.groupShare)) {
       const seq = (this.seqs.get(GROUP_TARGET) ?? 0) + 1;
@@ -237,12 +255,14 @@ export class SimClient {
             this.link.send(encodeAckPacket(msgId));
           }, null, this.index);
         }
+        this.extension?.delivered(this, f.msgId, inner, link);
         return;
       }
       case 'status': {
         const subject = userIndex(f.user);
         this.history.statuses.push({ at: this.world.now, observer: this.index, subject, online: f.online });
         this.history.add({ at: this.world.now, client: this.index, type: 'ok', op: 'status', value: `${subject}:${f.online ? 'online' : 'offline'}`, conn: this.conn });
+        this.extension?.frame(this, f, link);
         return;
       }
       case 'group_join':
@@ -258,8 +278,10 @@ export class SimClient {
       case 'auth_failed_text':
         this.history.refusedConns.add(`${this.index}/${this.conn}`);
         this.history.add({ at: this.world.now, client: this.index, type: 'fail', op: 'refused', value: f.kind === 'error' ? f.reason : f.kind, conn: this.conn });
+        this.extension?.frame(this, f, link);
         return;
       default:
+        this.extension?.frame(this, f, link);
         return;
     }
   }
