@@ -3,7 +3,7 @@
  * the test settles by hand: a message reaches the recipient's session only once its inbox
  * write is durable; deliveries to one recipient keep append order when writes settle out of
  * order; a failed write is never delivered, its sender hears `storage_unavailable`, and a
- * SEND_SEQ whose write failed is given back so a resend of it is taken.
+ * SEND_SEQ whose write failed is given back at once so a resend of it is taken.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -213,6 +213,35 @@ test('a failed write gives its SEND_SEQ back: a resend of the same seq is taken 
   rig.inbox.appends[1]!.settle(true);
   const d = await alice.next<Delivered>(isDeliver);
   assert.equal(decode(d.rec.body), 'resent');
+});
+
+test('a SEND_SEQ whose write failed is free for its resend at once, while an earlier write to the recipient is still in flight', async () => {
+  const rig = shardRig();
+  await rig.session(ALICE);
+  rig.route(ALICE, 'earlier, still being written');
+  rig.route(ALICE, 'first try', { seq: 1n });
+  await rig.sync();
+  rig.inbox.appends[1]!.settle(false);
+  await rig.sync();
+  // Deliveries and refusals wait behind the earlier write; the number does not.
+  rig.route(ALICE, 'resent', { seq: 1n });
+  await rig.sync();
+  assert.deepEqual(rig.inbox.appends.map((a) => a.payload), ['earlier, still being written', 'first try', 'resent']);
+});
+
+test('SEND_SEQ numbers whose writes failed together are all free again, whichever settles first', async () => {
+  const rig = shardRig();
+  await rig.session(ALICE);
+  rig.route(ALICE, 'one', { seq: 1n });
+  rig.route(ALICE, 'two', { seq: 2n });
+  await rig.sync();
+  rig.inbox.appends[0]!.settle(false);
+  rig.inbox.appends[1]!.settle(false);
+  await rig.sync();
+  rig.route(ALICE, 'one again', { seq: 1n });
+  rig.route(ALICE, 'two again', { seq: 2n });
+  await rig.sync();
+  assert.deepEqual(rig.inbox.appends.map((a) => a.payload), ['one', 'two', 'one again', 'two again']);
 });
 
 test('when the message and its SEND_SEQ fail in one storage group, a resend of the same seq is taken', async () => {
