@@ -8,6 +8,14 @@
  * reply) when it starts, when its NATS link comes back and when the group's owner changes; the
  * owner answers from its table. Soft state: a lost change is repaired by the next snapshot,
  * never by anything durable. It never blocks a shard and never throws at a publisher.
+ *
+ * Only a group's owner speaks for its users: a change (or a snapshot page) about a user is
+ * applied only when it comes from the node this node's ownership table names as the owner of
+ * the user's group, and never about a group this node owns itself. A deposed owner's changes
+ * (its sessions' monitors firing when it lost the cluster, published when its link came back)
+ * would otherwise overwrite what the new owner's shard knows, on every node and on the owner
+ * itself; a change that arrives before this node's table names its sender as the owner is
+ * repaired by the snapshot asked for when the table changes.
  */
 import { decodeValue, encodeValue } from '../../runtime/Envelope.js';
 import type { ClusterTransport, Env } from '../../runtime/Env.js';
@@ -35,12 +43,14 @@ type WireChange = [Uint8Array, boolean, number];
 export interface PresenceFeedStats {
   published: number;
   applied: number;
+  /** Changes dropped because their sender is not the owner of the user's group (as this node's table says). */
+  notFromOwner: number;
   snapshots: number;
   snapshotFailures: number;
 }
 
 export class PresenceFeed {
-  readonly stats: PresenceFeedStats = { published: 0, applied: 0, snapshots: 0, snapshotFailures: 0 };
+  readonly stats: PresenceFeedStats = { published: 0, applied: 0, notFromOwner: 0, snapshots: 0, snapshotFailures: 0 };
   private pending: WireChange[] = [];
   private flushScheduled = false;
   private readonly stops: Array<() => void> = [];
@@ -104,8 +114,8 @@ export class PresenceFeed {
       } catch {
         v = null;
       }
-      if (!Array.isArray(v) || !Array.isArray(v[0])) return;
-      this.applyAll(v[0] as WireChange[]);
+      if (!Array.isArray(v) || !Array.isArray(v[0]) || typeof v[2] !== 'string') return;
+      this.applyAll(v[2], v[0] as WireChange[]);
       if (typeof v[1] !== 'number') {
         this.stats.snapshots++;
         return;
@@ -140,19 +150,25 @@ export class PresenceFeed {
     } catch {
       return;
     }
-    if (!Array.isArray(v) || v[0] === this.o.node || !Array.isArray(v[1])) return;
-    this.applyAll(v[1] as WireChange[]);
+    if (!Array.isArray(v) || typeof v[0] !== 'string' || v[0] === this.o.node || !Array.isArray(v[1])) return;
+    this.applyAll(v[0], v[1] as WireChange[]);
   }
 
-  private applyAll(changes: readonly WireChange[]): void {
+  /** Apply what `from` says of its users, where it is the owner of their group as this node's table has it. */
+  private applyAll(from: string, changes: readonly WireChange[]): void {
     for (const c of changes) {
       if (!Array.isArray(c) || !(c[0] instanceof Uint8Array) || typeof c[1] !== 'boolean' || typeof c[2] !== 'number') continue;
-      this.o.table.apply(userKey(c[0]), c[1], c[2]);
+      const user = userKey(c[0]);
+      if (this.o.ownership.ownerOf(this.o.groups.ofUser(user)) !== from) {
+        this.stats.notFromOwner++;
+        continue;
+      }
+      this.o.table.apply(user, c[1], c[2]);
       this.stats.applied++;
     }
   }
 
-  /** Answer a snapshot page of group g if this node owns it: [changes, next page start | null]. */
+  /** Answer a snapshot page of group g if this node owns it: [changes, next page start | null, this node]. */
   private onSnapshotRequest(subject: string, data: Uint8Array, reply: string | undefined): void {
     if (reply === undefined) return;
     const g = Number(subject.slice(subject.lastIndexOf('.') + 1));
@@ -176,6 +192,6 @@ export class PresenceFeed {
       }
       page.push([userBytes(user), online, lastSeen]);
     });
-    this.o.transport.publish(reply, encodeValue([page, more ? from + page.length : null]));
+    this.o.transport.publish(reply, encodeValue([page, more ? from + page.length : null, this.o.node]));
   }
 }

@@ -16,6 +16,11 @@ const REGRESSIONS: ReadonlyArray<{ caught: string; scenario: ClusterScenario }> 
       'a SEND_SEQ whose write failed (its group frozen for a hand-off) gave its number back only in delivery order, behind a write still in flight, while the lane gave its number back at once: the lane resend was taken, dropped as a SEND_SEQ repeat and answered route_accepted (a message lost)',
     scenario: { seed: 11, nodes: 3, servers: 3, shardGroups: 8, durability: 'quorum', users: 4, rate: 20, safetyMs: 11000, livenessSendMs: 2000, faults: ['node_crash', 'clock', 'server_os_crash', 'partition_node', 'rolling_restart', 'storm', 'move'], workload: 'v1' },
   },
+  {
+    caught:
+      'the presence feed applied every node\'s changes: a deposed owner\'s sessions going offline (its monitors fired while it was cut off), published when its link came back, overwrote the new owner\'s online users on every node, the new owner included',
+    scenario: { seed: 5, nodes: 4, servers: 3, shardGroups: 4, durability: 'quorum', users: 7, rate: 16, safetyMs: 10000, livenessSendMs: 2000, faults: ['node_pause', 'server_pause', 'partition_node', 'slow_disk'], workload: 'v1' },
+  },
 ];
 
 for (const { caught, scenario } of REGRESSIONS) {

@@ -1,7 +1,8 @@
 /**
  * The presence feed over the in-memory core-NATS fake: a shard's changes on one node reach every
  * other node's table in one message per turn; a node that starts late gets the owner's snapshot
- * of each group (paged); a node does not re-apply its own publications.
+ * of each group (paged); a node does not re-apply its own publications; only the owner of a
+ * user's group is listened to about the user.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -66,4 +67,23 @@ test('a node that starts late gets each group\'s snapshot from its owner, page b
   for (let i = 0; i < n; i++) assert.deepEqual(t2.status(u(`user${i}`)), t1.status(u(`user${i}`)));
   f1.stop();
   f2.stop();
+});
+
+test('only the owner of a user\'s group speaks for the user: a deposed owner\'s change reaches neither the other nodes nor the owner', async () => {
+  const hub = new MemoryHub();
+  const t1 = new PresenceTable();
+  const t2 = new PresenceTable();
+  const t3 = new PresenceTable();
+  // n1 owns every group now; n2 owned them before and still publishes what its sessions did.
+  const f1 = feed(hub, 'n1', t1, ownedBy('n1'));
+  const f2 = feed(hub, 'n2', t2, ownedBy('n1'));
+  const f3 = feed(hub, 'n3', t3, ownedBy('n1'));
+  for (const f of [f1, f2, f3]) f.start();
+  t1.setOnline(u('alice'));
+  await waitUntil('n3 sees alice online', () => t3.status(u('alice')).online);
+  t2.setOffline(u('alice'), 99);
+  await waitUntil('n1 and n3 heard n2', () => f1.stats.notFromOwner === 1 && f3.stats.notFromOwner === 1);
+  assert.equal(t1.status(u('alice')).online, true);
+  assert.equal(t3.status(u('alice')).online, true);
+  for (const f of [f1, f2, f3]) f.stop();
 });
