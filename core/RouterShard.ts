@@ -30,7 +30,7 @@ import type { Inbox } from './Inbox.js';
 import type { CoreCounters } from './CoreCounters.js';
 import type { Notice } from './Delivery.js';
 import type { StoredItem } from './Inbox.js';
-import { PRESENCE_SWEEP_AFTER_MS, ROUTE_LANES_KEEP_MS, ROUTE_LANES_SWEEP_MS } from './defaults.js';
+import { DELIVERY_NOTE_DELAYS_MS, DELIVERY_NOTE_TICK_MS, PRESENCE_SWEEP_AFTER_MS, ROUTE_LANES_KEEP_MS, ROUTE_LANES_SWEEP_MS } from './defaults.js';
 import { ROUTE_LANES_TABLE, RouteLanes, type RouteTicket } from './RouteLanes.js';
 import { userBytes, type UserKey } from './UserId.js';
 import type { PresenceTable } from './Presence.js';
@@ -110,6 +110,11 @@ interface SweepPresence {
   t: 'sweep_presence';
 }
 
+/** Time to send the `delivered` notes that are due (cluster only). */
+interface DeliveryNotes {
+  t: 'delivery_notes';
+}
+
 /** A write for `to` settled (the shard tells itself, to act on it inside a handler). */
 interface Stored {
   t: 'stored';
@@ -138,12 +143,20 @@ interface SeqPair {
   readonly writing: bigint[];
 }
 
-/** What the shard sends to sessions. */
+/**
+ * What the shard sends to sessions. To a session on another node (a cluster), deliveries are
+ * numbered (`n`: 1, 2, … since it registered, `registered` carrying the count so far) and a
+ * `delivered` note repeats the count now and then after the last one (DELIVERY_NOTE_DELAYS_MS):
+ * core NATS may lose a message without either node noticing, and a session that sees a number
+ * skipped knows its connection must read the inbox again.
+ */
 export type ShardToSession =
-  | { t: 'deliver'; id: Uint8Array; rec: Delivery; bytes: number }
+  | { t: 'deliver'; id: Uint8Array; rec: Delivery; bytes: number; n?: number }
   | { t: 'notice'; rec: Typing | ReadReceipt }
   /** The registration is in; `shard` is this shard (a session on another node monitors it). */
-  | { t: 'registered'; shard: Pid }
+  | { t: 'registered'; shard: Pid; n?: number }
+  /** To a session on another node: deliveries sent to it so far. */
+  | { t: 'delivered'; n: number }
   | { t: 'replaced' };
 
 /**
@@ -356,6 +369,36 @@ export function routerShard(deps: RouterShardDeps): ProcessBody {
         ctx.send(ctx.self, { t: 'stored', to } satisfies Stored);
       });
     };
+    /** Per session on another node: deliveries sent to it since it registered. */
+    const numbered = new Map<UserKey, number>();
+    /** Sessions on another node owed a `delivered` note: when the next is due, and which delay comes next. */
+    const owed = new Map<UserKey, { due: number; next: number }>();
+    let notesArmed = false;
+    const oweNote = (to: UserKey): void => {
+      owed.set(to, { due: ctx.env.clock.monotonicMs() + DELIVERY_NOTE_DELAYS_MS[0]!, next: 1 });
+      if (notesArmed) return;
+      notesArmed = true;
+      ctx.sendAfter(DELIVERY_NOTE_TICK_MS, { t: 'delivery_notes' } satisfies DeliveryNotes);
+    };
+    const sendNotes = (): void => {
+      notesArmed = false;
+      const now = ctx.env.clock.monotonicMs();
+      for (const [u, o] of owed) {
+        if (o.due > now) continue;
+        const s = sessions.get(u);
+        const n = numbered.get(u);
+        if (s === undefined || n === undefined || o.next >= DELIVERY_NOTE_DELAYS_MS.length) owed.delete(u);
+        else {
+          o.due = now + DELIVERY_NOTE_DELAYS_MS[o.next]! - DELIVERY_NOTE_DELAYS_MS[o.next - 1]!;
+          o.next++;
+        }
+        if (s !== undefined && n !== undefined) ctx.send(s, { t: 'delivered', n } satisfies ShardToSession);
+      }
+      if (owed.size > 0) {
+        notesArmed = true;
+        ctx.sendAfter(DELIVERY_NOTE_TICK_MS, { t: 'delivery_notes' } satisfies DeliveryNotes);
+      }
+    };
     /**
      * Writes settled for `to`: hand over, in append order, every message at the head of its
      * queue whose write is done (writes may settle out of order; deliveries never do).
@@ -373,7 +416,15 @@ export function routerShard(deps: RouterShardDeps): ProcessBody {
         counters.stored++;
         if (w.ticket !== undefined) ctx.send(w.replyTo!, { t: 'route_accepted', g: w.ticket.g, n: w.ticket.n } satisfies RouteAccepted);
         const s = sessions.get(to);
-        if (s !== undefined) ctx.send(s, { t: 'deliver', id: w.id, rec: w.rec, bytes: deliveryBytes(w.rec) } satisfies ShardToSession);
+        if (s === undefined) continue;
+        const sent = numbered.get(to);
+        if (sent === undefined) {
+          ctx.send(s, { t: 'deliver', id: w.id, rec: w.rec, bytes: deliveryBytes(w.rec) } satisfies ShardToSession);
+          continue;
+        }
+        numbered.set(to, sent + 1);
+        ctx.send(s, { t: 'deliver', id: w.id, rec: w.rec, bytes: deliveryBytes(w.rec), n: sent + 1 } satisfies ShardToSession);
+        oweNote(to);
       }
       if (q.length === 0) writing.delete(to);
     };
@@ -399,14 +450,19 @@ export function routerShard(deps: RouterShardDeps): ProcessBody {
         if (cur !== undefined && pidEquals(cur, raw.pid)) {
           sessions.delete(user);
           registeredAt.delete(user);
+          numbered.delete(user);
+          owed.delete(user);
           if (!canary('presence_leak')) deps.presence.setOffline(user, Math.floor(ctx.env.clock.wallMs() / 1000));
         }
         return;
       }
-      const m = raw as RouterMessage | Stored | SweepLanes | SweepPresence;
+      const m = raw as RouterMessage | Stored | SweepLanes | SweepPresence | DeliveryNotes;
       switch (m.t) {
         case 'stored':
           onStored(m.to);
+          return;
+        case 'delivery_notes':
+          sendNotes();
           return;
         case 'sweep_lanes':
           sweepLanes();
@@ -464,11 +520,18 @@ export function routerShard(deps: RouterShardDeps): ProcessBody {
             }
             ctx.send(old, { t: 'replaced' } satisfies ShardToSession);
           }
-          if (old === undefined || !pidEquals(old, m.session)) watched.set(ctx.monitor(m.session).key, m.user);
+          if (old === undefined || !pidEquals(old, m.session)) {
+            watched.set(ctx.monitor(m.session).key, m.user);
+            owed.delete(m.user);
+            // A session on another node counts its deliveries (a lost one shows as a number skipped).
+            if (m.session.node !== ctx.self.node) numbered.set(m.user, 0);
+            else numbered.delete(m.user);
+          }
           sessions.set(m.user, m.session);
           if (m.at !== undefined) registeredAt.set(m.user, m.at);
           deps.presence.setOnline(m.user);
-          ctx.send(m.session, { t: 'registered', shard: ctx.self } satisfies ShardToSession);
+          const sent = numbered.get(m.user);
+          ctx.send(m.session, (sent === undefined ? { t: 'registered', shard: ctx.self } : { t: 'registered', shard: ctx.self, n: sent }) satisfies ShardToSession);
           return;
         }
       }

@@ -78,6 +78,17 @@ export const MOVE_MAX_LAG_ENTRIES = 64;
  * owner's node; live ones re-register within route_retry_ms of their shard going down).
  */
 export const PRESENCE_SWEEP_AFTER_MS = 5_000;
+/**
+ * A router shard tells a session on another node how many deliveries it sent it (`delivered`),
+ * this long after the last one and again later: core NATS may lose a delivery without either
+ * node noticing (a cut shorter than the membership's down-after), and a session that hears of
+ * one it never got has its connection read the inbox again. The last note comes after the
+ * default down-after (2 s) has passed twice: a cut that lost the delivery without taking the
+ * node down is over by then.
+ */
+export const DELIVERY_NOTE_DELAYS_MS: readonly number[] = [1_000, 4_000];
+/** How often a router shard looks for sessions owed a delivery note. */
+export const DELIVERY_NOTE_TICK_MS = 500;
 /** A session's read of its inbox from the shard on another node is asked again after this long without an answer. */
 export const SESSION_READ_TIMEOUT_MS = 2_000;
 /** How long /cluster/status waits for each node's report of its replicas. */

@@ -21,6 +21,11 @@ const REGRESSIONS: ReadonlyArray<{ caught: string; scenario: ClusterScenario }> 
       'the presence feed applied every node\'s changes: a deposed owner\'s sessions going offline (its monitors fired while it was cut off), published when its link came back, overwrote the new owner\'s online users on every node, the new owner included',
     scenario: { seed: 5, nodes: 4, servers: 3, shardGroups: 4, durability: 'quorum', users: 7, rate: 16, safetyMs: 10000, livenessSendMs: 2000, faults: ['node_pause', 'server_pause', 'partition_node', 'slow_disk'], workload: 'v1' },
   },
+  {
+    caught:
+      'a live delivery from a shard to a session on another node was lost in a silent cut shorter than the membership\'s down-after (no monitor fired): the online recipient never got the message until its next login',
+    scenario: { seed: 4, nodes: 3, servers: 3, shardGroups: 4, durability: 'local', users: 6, rate: 11, safetyMs: 8000, livenessSendMs: 2000, faults: ['partition_node', 'slow_disk', 'move'], workload: 'v1' },
+  },
 ];
 
 for (const { caught, scenario } of REGRESSIONS) {
