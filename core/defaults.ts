@@ -97,5 +97,7 @@ export const CLUSTER_STATUS_TIMEOUT_MS = 1_000;
 export const PRESENCE_SNAPSHOT_CHUNK = 2_000;
 /** A presence snapshot request gives up after this long. */
 export const PRESENCE_SNAPSHOT_TIMEOUT_MS = 2_000;
+/** A presence snapshot that could not be had (no answer, or not from the owner asked) is asked again after this long. */
+export const PRESENCE_SNAPSHOT_RETRY_MS = 1_000;
 /** Reads of a control record that a compare-and-append was told is a duplicate (a lagging replica may not have it yet). */
 export const CONTROL_DUPLICATE_READS = 5;

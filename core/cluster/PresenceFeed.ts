@@ -6,8 +6,9 @@
  * changes to the local table. Core NATS is at most once, so a node also asks a group's owner
  * for a snapshot of the group's users (`iris.<c>.presence.snapshot.<g>`, paged by request/
  * reply) when it starts, when its NATS link comes back and when the group's owner changes; the
- * owner answers from its table. Soft state: a lost change is repaired by the next snapshot,
- * never by anything durable. It never blocks a shard and never throws at a publisher.
+ * owner answers from its table (a request names the owner asked, so a node that still believes
+ * it owns the group does not answer; one that fails is asked again). Soft state: a lost change
+ * is repaired by the next snapshot, never by anything durable. It never blocks a shard and never throws at a publisher.
  *
  * Only a group's owner speaks for its users: a change (or a snapshot page) about a user is
  * applied only when it comes from the node this node's ownership table names as the owner of
@@ -19,7 +20,7 @@
  */
 import { decodeValue, encodeValue } from '../../runtime/Envelope.js';
 import type { ClusterTransport, Env } from '../../runtime/Env.js';
-import { PRESENCE_SNAPSHOT_CHUNK, PRESENCE_SNAPSHOT_TIMEOUT_MS } from '../defaults.js';
+import { PRESENCE_SNAPSHOT_CHUNK, PRESENCE_SNAPSHOT_RETRY_MS, PRESENCE_SNAPSHOT_TIMEOUT_MS } from '../defaults.js';
 import type { PresenceTable } from '../Presence.js';
 import { userBytes, userKey, type UserKey } from '../UserId.js';
 import type { ClusterNames } from './ClusterNames.js';
@@ -91,22 +92,31 @@ export class PresenceFeed {
     for (let g = 0; g < this.o.groups.count; g++) this.ask(g);
   }
 
-  /** Ask group `g`'s owner for the state of its users, page by page, and apply it. */
+  /**
+   * Ask group `g`'s owner for the state of its users, page by page, and apply it; a request that
+   * fails (the owner unreachable, or not yet serving) is asked again PRESENCE_SNAPSHOT_RETRY_MS
+   * later, of the owner the table names then.
+   */
   ask(g: number): void {
     const owner = this.o.ownership.ownerOf(g);
     if (!this.running || owner === undefined || owner === this.o.node || this.asking.has(g)) return;
     this.asking.add(g);
-    void this.fetch(g).finally(() => this.asking.delete(g));
+    void this.fetch(g, owner).then((done) => {
+      this.asking.delete(g);
+      if (!done && this.running) this.o.env.timers.setTimer(PRESENCE_SNAPSHOT_RETRY_MS, () => this.ask(g));
+    });
   }
 
-  private async fetch(g: number): Promise<void> {
+  /** Fetch group `g`'s snapshot from `owner`; false when it could not be had whole. */
+  private async fetch(g: number, owner: string): Promise<boolean> {
     let from = 0;
     for (let page = 0; page < 1_000_000; page++) {
-      const r = await this.o.transport.request(this.o.names.presenceSnapshot(g), encodeValue(from), PRESENCE_SNAPSHOT_TIMEOUT_MS);
-      if (!this.running) return;
+      // The request names the owner asked: a node that still believes it owns the group does not answer for it.
+      const r = await this.o.transport.request(this.o.names.presenceSnapshot(g), encodeValue([from, owner]), PRESENCE_SNAPSHOT_TIMEOUT_MS);
+      if (!this.running) return true;
       if (!r.ok) {
         this.stats.snapshotFailures++;
-        return;
+        return false;
       }
       let v: unknown;
       try {
@@ -114,14 +124,18 @@ export class PresenceFeed {
       } catch {
         v = null;
       }
-      if (!Array.isArray(v) || !Array.isArray(v[0]) || typeof v[2] !== 'string') return;
-      this.applyAll(v[2], v[0] as WireChange[]);
+      if (!Array.isArray(v) || !Array.isArray(v[0]) || v[2] !== owner) {
+        this.stats.snapshotFailures++;
+        return false;
+      }
+      this.applyAll(owner, v[0] as WireChange[]);
       if (typeof v[1] !== 'number') {
         this.stats.snapshots++;
-        return;
+        return true;
       }
       from = v[1];
     }
+    return true;
   }
 
   private changed(user: UserKey, online: boolean, lastSeen: number): void {
@@ -168,7 +182,10 @@ export class PresenceFeed {
     }
   }
 
-  /** Answer a snapshot page of group g if this node owns it: [changes, next page start | null, this node]. */
+  /**
+   * Answer a snapshot page of group g ([start] or [start, the owner asked]) if this node owns it
+   * and is the owner asked: [changes, next page start | null, this node].
+   */
   private onSnapshotRequest(subject: string, data: Uint8Array, reply: string | undefined): void {
     if (reply === undefined) return;
     const g = Number(subject.slice(subject.lastIndexOf('.') + 1));
@@ -176,7 +193,9 @@ export class PresenceFeed {
     let from = 0;
     try {
       const f = decodeValue(data);
-      if (typeof f === 'number' && f >= 0) from = f;
+      const [start, owner] = Array.isArray(f) ? f : [f, undefined];
+      if (owner !== undefined && owner !== this.o.node) return;
+      if (typeof start === 'number' && start >= 0) from = start;
     } catch {
       return;
     }

@@ -26,6 +26,11 @@ const REGRESSIONS: ReadonlyArray<{ caught: string; scenario: ClusterScenario }> 
       'a live delivery from a shard to a session on another node was lost in a silent cut shorter than the membership\'s down-after (no monitor fired): the online recipient never got the message until its next login',
     scenario: { seed: 4, nodes: 3, servers: 3, shardGroups: 4, durability: 'local', users: 6, rate: 11, safetyMs: 8000, livenessSendMs: 2000, faults: ['partition_node', 'slow_disk', 'move'], workload: 'v1' },
   },
+  {
+    caught:
+      'a presence snapshot was answered by a node still believing it owned the group (its table stale after a cut), and a snapshot request that failed was never asked again: a restarted node showed a connected user offline for good',
+    scenario: { seed: 21, nodes: 4, servers: 3, shardGroups: 4, durability: 'quorum', users: 4, rate: 25, safetyMs: 11000, livenessSendMs: 2000, faults: ['node_crash', 'server_kill', 'partition_node', 'storm', 'move'], workload: 'v1' },
+  },
 ];
 
 for (const { caught, scenario } of REGRESSIONS) {

@@ -1,8 +1,8 @@
 /**
  * The presence feed over the in-memory core-NATS fake: a shard's changes on one node reach every
  * other node's table in one message per turn; a node that starts late gets the owner's snapshot
- * of each group (paged); a node does not re-apply its own publications; only the owner of a
- * user's group is listened to about the user.
+ * of each group (paged), asked again until the owner the table names answers; a node does not
+ * re-apply its own publications; only the owner of a user's group is listened to about the user.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -85,5 +85,26 @@ test('only the owner of a user\'s group speaks for the user: a deposed owner\'s 
   await waitUntil('n1 and n3 heard n2', () => f1.stats.notFromOwner === 1 && f3.stats.notFromOwner === 1);
   assert.equal(t1.status(u('alice')).online, true);
   assert.equal(t3.status(u('alice')).online, true);
+  for (const f of [f1, f2, f3]) f.stop();
+});
+
+test('a snapshot is had from the owner the table names: a node that still believes it owns the group does not answer, and a request nobody answered is asked again', async () => {
+  const hub = new MemoryHub();
+  // n3 owned every group before and has not heard otherwise; n1 owns them now but starts last.
+  const t3 = new PresenceTable();
+  const f3 = feed(hub, 'n3', t3, ownedBy('n3'));
+  f3.start();
+  t3.setOffline(u('alice'), 7);
+  const t2 = new PresenceTable();
+  const f2 = feed(hub, 'n2', t2, ownedBy('n1'));
+  f2.start();
+  await waitUntil('n2 failed to get the snapshots once', () => f2.stats.snapshotFailures >= groups.count);
+  assert.equal(f2.stats.snapshots, 0);
+  const t1 = new PresenceTable();
+  t1.setOnline(u('alice'));
+  const f1 = feed(hub, 'n1', t1, ownedBy('n1'));
+  f1.start();
+  await waitUntil('n2 has every group\'s snapshot from n1', () => f2.stats.snapshots === groups.count, 5_000);
+  assert.equal(t2.status(u('alice')).online, true);
   for (const f of [f1, f2, f3]) f.stop();
 });
