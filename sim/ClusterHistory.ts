@@ -106,6 +106,12 @@ export class ClusterHistory {
    * Such a message is gone from the final inbox by design. Empty in core-level runs (no ACKs).
    */
   readonly acked = new Map<string, number>();
+  /**
+   * Messages an owner was asked to remove (a client's ACK reached it), whatever the outcome:
+   * `<user>/<msgId>`. A removal reported failed may still be in the shard stream (an owner that
+   * could not apply its own acknowledged entry gives the group up, and the next owner applies it).
+   */
+  readonly removalsAsked = new Set<string>();
   /** Payloads a sender routed again (a SEND_SEQ resent with its number). */
   readonly resent = new Set<string>();
   /** Route refusals each user's sessions heard (code → count). */

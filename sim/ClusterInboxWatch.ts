@@ -3,7 +3,8 @@
  * inbox on each node is wrapped so that every append its owner issues goes to the history
  * (where, when, for whom, what payload, how long the owner had seen a minority, whether it
  * was in safe mode) with, once the core settles it, whether it was reported durable and what
- * the disks held at that instant; and every removal (a client's ACK) the owner made durable.
+ * the disks held at that instant; and every removal (a client's ACK) an owner was asked for, and
+ * those it made durable.
  * It only records: what the inner inbox answers is passed through unchanged. Never reads real
  * time (the world's clock only).
  */
@@ -63,6 +64,7 @@ export function watchGroupInbox(inner: Inbox, group: number, node: SimNode, clus
     ack(user, id) {
       const p = inner.ack(user, id);
       const key = `${userIndexOf(user)}/${bytesHex(id)}`;
+      history.removalsAsked.add(key);
       void p.then((ok) => {
         if (ok && !history.acked.has(key)) history.acked.set(key, world.now);
       });
