@@ -7,8 +7,9 @@
  * for a snapshot of the group's users (`iris.<c>.presence.snapshot.<g>`, paged by request/
  * reply) when it starts, when its NATS link comes back and when the group's owner changes; the
  * owner answers from its table (a request names the owner asked, so a node that still believes
- * it owns the group does not answer; one that fails is asked again). Soft state: a lost change
- * is repaired by the next snapshot, never by anything durable. It never blocks a shard and never throws at a publisher.
+ * it owns the group does not answer; one that fails is asked again; a user whose live change
+ * arrived while the snapshot was on its way keeps that change). Soft state: a lost change is
+ * repaired by the next snapshot, never by anything durable. It never blocks a shard and never throws at a publisher.
  *
  * Only a group's owner speaks for its users: a change (or a snapshot page) about a user is
  * applied only when it comes from the node this node's ownership table names as the owner of
@@ -56,8 +57,12 @@ export class PresenceFeed {
   private flushScheduled = false;
   private readonly stops: Array<() => void> = [];
   private running = false;
-  /** Groups with a snapshot request under way (one at a time per group). */
-  private readonly asking = new Set<number>();
+  /**
+   * Groups with a snapshot request under way (one at a time per group), with the users of the
+   * group a live change was applied for since the request was sent: the snapshot leaves them be
+   * (its answer may be applied after a newer change that crossed it).
+   */
+  private readonly asking = new Map<number, Set<UserKey>>();
 
   constructor(private readonly o: PresenceFeedOptions) {}
 
@@ -100,7 +105,7 @@ export class PresenceFeed {
   ask(g: number): void {
     const owner = this.o.ownership.ownerOf(g);
     if (!this.running || owner === undefined || owner === this.o.node || this.asking.has(g)) return;
-    this.asking.add(g);
+    this.asking.set(g, new Set());
     void this.fetch(g, owner).then((done) => {
       this.asking.delete(g);
       if (!done && this.running) this.o.env.timers.setTimer(PRESENCE_SNAPSHOT_RETRY_MS, () => this.ask(g));
@@ -128,7 +133,7 @@ export class PresenceFeed {
         this.stats.snapshotFailures++;
         return false;
       }
-      this.applyAll(owner, v[0] as WireChange[]);
+      this.applyAll(owner, v[0] as WireChange[], this.asking.get(g));
       if (typeof v[1] !== 'number') {
         this.stats.snapshots++;
         return true;
@@ -168,15 +173,22 @@ export class PresenceFeed {
     this.applyAll(v[0], v[1] as WireChange[]);
   }
 
-  /** Apply what `from` says of its users, where it is the owner of their group as this node's table has it. */
-  private applyAll(from: string, changes: readonly WireChange[]): void {
+  /**
+   * Apply what `from` says of its users, where it is the owner of their group as this node's
+   * table has it: live changes, or a snapshot page (`snapshot`: the users it must leave be).
+   */
+  private applyAll(from: string, changes: readonly WireChange[], snapshot?: ReadonlySet<UserKey>): void {
     for (const c of changes) {
       if (!Array.isArray(c) || !(c[0] instanceof Uint8Array) || typeof c[1] !== 'boolean' || typeof c[2] !== 'number') continue;
       const user = userKey(c[0]);
-      if (this.o.ownership.ownerOf(this.o.groups.ofUser(user)) !== from) {
+      const g = this.o.groups.ofUser(user);
+      if (this.o.ownership.ownerOf(g) !== from) {
         this.stats.notFromOwner++;
         continue;
       }
+      if (snapshot !== undefined) {
+        if (snapshot.has(user)) continue;
+      } else this.asking.get(g)?.add(user);
       this.o.table.apply(user, c[1], c[2]);
       this.stats.applied++;
     }

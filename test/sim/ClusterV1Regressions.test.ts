@@ -31,6 +31,11 @@ const REGRESSIONS: ReadonlyArray<{ caught: string; scenario: ClusterScenario }> 
       'a presence snapshot was answered by a node still believing it owned the group (its table stale after a cut), and a snapshot request that failed was never asked again: a restarted node showed a connected user offline for good',
     scenario: { seed: 21, nodes: 4, servers: 3, shardGroups: 4, durability: 'quorum', users: 4, rate: 25, safetyMs: 11000, livenessSendMs: 2000, faults: ['node_crash', 'server_kill', 'partition_node', 'storm', 'move'], workload: 'v1' },
   },
+  {
+    caught:
+      'a presence snapshot answered before the owner\'s next live change but handled after it (the reply settles a promise, the change is a subscription callback) put the older state back: a node showed a connected user offline',
+    scenario: { seed: 114, nodes: 3, servers: 3, shardGroups: 8, durability: 'local', users: 6, rate: 22, safetyMs: 11000, livenessSendMs: 2000, faults: ['node_crash', 'server_kill', 'server_os_crash', 'disk_full', 'fsync_fail', 'drain'], workload: 'v1' },
+  },
 ];
 
 for (const { caught, scenario } of REGRESSIONS) {
