@@ -80,6 +80,8 @@ export class SimClient {
   private decoder = new V1ClientDecoder();
   private readonly seqs = new Map<number, number>();
   private lastSeqSent: { target: number; seq: number; payload: Uint8Array }[] = [];
+  /** When this connection's GET_STATUS questions still unanswered were asked (v1 answers in request order). */
+  private statusAsked: number[] = [];
   private sendTimer = false;
   readonly user: Uint8Array;
   private readonly addr: string;
@@ -111,6 +113,7 @@ export class SimClient {
     this.link = link;
     this.conn++;
     this.decoder = new V1ClientDecoder();
+    this.statusAsked = [];
     this.state = 'connecting';
     this.history.add({ at: this.world.now, client: this.index, type: 'invoke', op: 'login', value: '', conn: this.conn });
     link.send(encodeLoginPacket(this.user), true);
@@ -139,12 +142,15 @@ export class SimClient {
 
   /** Ask for the presence of the next `count` clients (by index, wrapping around). */
   queryPresence(count: number): void {
+    for (let k = 1; k <= Math.min(count, this.peers - 1); k++) this.askStatus((this.index + k) % this.peers);
+  }
+
+  /** Ask for client `j`'s presence (GET_STATUS); its answer is recorded with when it was asked. */
+  askStatus(j: number): void {
     if (this.state !== 'online' || this.link === null) return;
-    for (let k = 1; k <= Math.min(count, this.peers - 1); k++) {
-      const j = (this.index + k) % this.peers;
-      this.history.add({ at: this.world.now, client: this.index, type: 'invoke', op: 'status', value: String(j), conn: this.conn });
-      this.link.send(encodeGetStatusPacket(userName(j)));
-    }
+    this.history.add({ at: this.world.now, client: this.index, type: 'invoke', op: 'status', value: String(j), conn: this.conn });
+    this.statusAsked.push(this.world.now);
+    this.link.send(encodeGetStatusPacket(userName(j)));
   }
 
   private armSend(): void {
@@ -260,7 +266,7 @@ export class SimClient {
       }
       case 'status': {
         const subject = userIndex(f.user);
-        this.history.statuses.push({ at: this.world.now, observer: this.index, subject, online: f.online });
+        this.history.statuses.push({ at: this.statusAsked.shift() ?? this.world.now, observer: this.index, subject, online: f.online });
         this.history.add({ at: this.world.now, client: this.index, type: 'ok', op: 'status', value: `${subject}:${f.online ? 'online' : 'offline'}`, conn: this.conn });
         this.extension?.frame(this, f, link);
         return;

@@ -16,7 +16,7 @@
  * stream; time from the world.
  */
 import { cborIdBytes, encodeCbor } from '../edge/protocol/Cbor.js';
-import { encodeFetchPrekeysPacket, encodeGetStatusPacket, encodeGroupCreatePacket, encodeReadReceiptPacket, encodeUploadPrekeysPacket } from '../edge/protocol/V1Encoder.js';
+import { encodeFetchPrekeysPacket, encodeGroupCreatePacket, encodeReadReceiptPacket, encodeUploadPrekeysPacket } from '../edge/protocol/V1Encoder.js';
 import type { ServerFrame } from '../edge/protocol/V1Packets.js';
 import { parsePrekeyResponse, prekeyUploadMap } from '../edge/protocol/V1Prekeys.js';
 import type { ClusterHistory, ClusterRequest } from './ClusterHistory.js';
@@ -111,7 +111,7 @@ export class V1ClientExtras implements ClientExtension {
       return true;
     }
     if (x < PREKEY_SHARE + STATUS_SHARE) {
-      link.send(encodeGetStatusPacket(userName(this.other(c))));
+      c.askStatus(this.other(c));
       return true;
     }
     return false;
