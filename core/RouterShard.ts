@@ -187,6 +187,12 @@ export interface RouterShardDeps {
    * (their sessions died with the node that owned the group before).
    */
   owns?: (user: UserKey) => boolean;
+  /**
+   * In a cluster: whether inbox reads of sessions are served now (false in safe mode: this node
+   * may no longer own the group, and its copy may hold messages the new owner has removed since;
+   * an unanswered read is asked again by its session).
+   */
+  readable?: () => boolean;
   /** Holds the highest SEND_SEQ per (recipient, sender) across restarts. */
   storage: StorageEngine;
   counters: CoreCounters;
@@ -478,6 +484,7 @@ export function routerShard(deps: RouterShardDeps): ProcessBody {
           return;
         }
         case 'inbox_read':
+          if (deps.readable?.() === false) return;
           readFor(m);
           return;
         case 'inbox_ack': {

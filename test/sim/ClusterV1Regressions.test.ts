@@ -36,6 +36,11 @@ const REGRESSIONS: ReadonlyArray<{ caught: string; scenario: ClusterScenario }> 
       'a presence snapshot answered before the owner\'s next live change but handled after it (the reply settles a promise, the change is a subscription callback) put the older state back: a node showed a connected user offline',
     scenario: { seed: 114, nodes: 3, servers: 3, shardGroups: 8, durability: 'local', users: 6, rate: 22, safetyMs: 11000, livenessSendMs: 2000, faults: ['node_crash', 'server_kill', 'server_os_crash', 'disk_full', 'fsync_fail', 'drain'], workload: 'v1' },
   },
+  {
+    caught:
+      'a node cut off from the cluster (safe mode) still served inbox pages of a group the majority had taken over: a client logging in there got a message again whose ACK the new owner had made durable',
+    scenario: { seed: 141, nodes: 4, servers: 3, shardGroups: 8, durability: 'quorum', users: 4, rate: 6, safetyMs: 12000, livenessSendMs: 2000, faults: ['server_kill', 'partition_node', 'slow_disk', 'disk_full', 'drain', 'rolling_restart', 'move'], workload: 'v1' },
+  },
 ];
 
 for (const { caught, scenario } of REGRESSIONS) {
