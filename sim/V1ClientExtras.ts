@@ -9,9 +9,9 @@
  * v1 requests carry no id and answers leave in request order, with ERROR frames that do not say
  * which request they answer; so a client keeps at most one prekey request open and takes the
  * next PREKEY_RESPONSE on that connection as its answer (a fetch's bundle names its user, which
- * must match). A request not answered within PREKEY_ANSWER_WAIT_MS (the server answers every
- * request within request_timeout_ms, ERROR request_timeout at worst) or whose connection closed
- * stays unanswered in the history. Everything goes to the cluster history, where the key
+ * must match). A request not answered within the server's request_timeout_ms (it answers every
+ * request by then, ERROR request_timeout at worst) plus ANSWER_SLACK_MS, or whose connection
+ * closed, stays unanswered in the history. Everything goes to the cluster history, where the key
  * directory's checkers read it (key_lost, prekey_reuse, pending). Randomness from its own
  * stream; time from the world.
  */
@@ -37,12 +37,11 @@ const STATUS_SHARE = 0.05;
 /** Share of received messages a client sends a read receipt for. */
 const RECEIPT_SHARE = 0.2;
 /**
- * How long a prekey request waits for its PREKEY_RESPONSE before the client takes it as
- * unanswered: the server's request_timeout_ms (10 s) plus a node pause's worth.
+ * A prekey request waits for its PREKEY_RESPONSE the server's request_timeout_ms plus this (a
+ * node pause's worth) before the client takes it as unanswered; client 0 sends GROUP_CREATE
+ * again when the group is still unknown that long after its last try.
  */
-const PREKEY_ANSWER_WAIT_MS = 16_000;
-/** Client 0 sends GROUP_CREATE again when the group is still unknown this long after its last try. */
-const GROUP_CREATE_RETRY_MS = 12_000;
+const ANSWER_SLACK_MS = 6_000;
 
 /** A read receipt a client received. */
 export interface ReceiptSeen {
@@ -70,6 +69,8 @@ export interface V1ClientExtrasOptions {
   history: ClusterHistory;
   users: number;
   group: SharedGroup;
+  /** The nodes' request_timeout_ms: every request is answered within it (ERROR request_timeout at worst). */
+  requestTimeoutMs: number;
   /** Whether the run is past its heal (requests made then must be answered). */
   liveness: () => boolean;
 }
@@ -90,7 +91,7 @@ export class V1ClientExtras implements ClientExtension {
 
   tick(c: SimClient, link: SimLink): boolean {
     const now = this.o.world.now;
-    if (c.index === 0 && this.o.group.gid === null && now - Math.max(this.lastCreateAt, c.loginAt) > GROUP_CREATE_RETRY_MS) {
+    if (c.index === 0 && this.o.group.gid === null && now - Math.max(this.lastCreateAt, c.loginAt) > this.o.requestTimeoutMs + ANSWER_SLACK_MS) {
       this.lastCreateAt = now;
       link.send(encodeGroupCreatePacket(new TextEncoder().encode('sim')));
       return true;
@@ -177,14 +178,14 @@ export class V1ClientExtras implements ClientExtension {
     const hex = otks.map(bytesHex);
     (req as { otks?: string[] }).otks = hex;
     const map = prekeyUploadMap({ identityKey: IDENTITY_PUBLIC, signedPrekey: SIGNED_PREKEY, signedPrekeySignature: SIGNED_PREKEY_SIGNATURE, oneTimePrekeys: otks, signedPrekeyTimestamp: 1 });
-    this.open.set(c.index, { req, conn: c.conn, until: this.o.world.now + PREKEY_ANSWER_WAIT_MS, kind: 'upload', target: c.index, otks: hex });
+    this.open.set(c.index, { req, conn: c.conn, until: this.o.world.now + this.o.requestTimeoutMs + ANSWER_SLACK_MS, kind: 'upload', target: c.index, otks: hex });
     link.send(encodeUploadPrekeysPacket(encodeCbor(map)));
   }
 
   private fetch(c: SimClient, link: SimLink): void {
     const t = this.other(c);
     const req = this.request(c, 'key_fetch', `u${t}`);
-    this.open.set(c.index, { req, conn: c.conn, until: this.o.world.now + PREKEY_ANSWER_WAIT_MS, kind: 'fetch', target: t, otks: [] });
+    this.open.set(c.index, { req, conn: c.conn, until: this.o.world.now + this.o.requestTimeoutMs + ANSWER_SLACK_MS, kind: 'fetch', target: t, otks: [] });
     link.send(encodeFetchPrekeysPacket(userName(t)));
   }
 }

@@ -53,6 +53,13 @@ const START_SPREAD_MS = 500;
 const PRESENCE_QUERY_AFTER_MS = 1_500;
 /** Longest delay before a client acknowledges a delivery (some come late). */
 const ACK_DELAY_MAX_MS = 1_500;
+/**
+ * The nodes' request_timeout_ms (default 10 s): v1 answers leave in request order, so a request
+ * lost with a node before the heal holds back the answers after it until it times out. Shorter
+ * than the time from the heal to the end of the run (settle ≥ 2 s, liveness 2 s, drain 3 s), so
+ * what is asked after the heal is answered before the clients leave.
+ */
+export const V1_REQUEST_TIMEOUT_MS = 5_000;
 
 /** The configuration every node's service runs with (the node name and cluster name are the node's). */
 export function v1NodeConfig(s: ClusterScenario, graceMs: number): IrisConfig {
@@ -65,6 +72,7 @@ export function v1NodeConfig(s: ClusterScenario, graceMs: number): IrisConfig {
     shard_groups: s.shardGroups,
     durability: s.durability,
     partition_grace_ms: graceMs,
+    request_timeout_ms: V1_REQUEST_TIMEOUT_MS,
   };
 }
 
@@ -100,7 +108,7 @@ export class V1ClusterWorkload implements ClusterWorkload {
       gid: null,
       created: (gid) => this.groupCreated(gid),
     };
-    this.extras = new V1ClientExtras({ world, random: world.random('v1-extras'), history: this.history, users: s.users, group: this.group, liveness: () => this.afterHeal });
+    this.extras = new V1ClientExtras({ world, random: world.random('v1-extras'), history: this.history, users: s.users, group: this.group, requestTimeoutMs: V1_REQUEST_TIMEOUT_MS, liveness: () => this.afterHeal });
     const moves = s.faults.includes('move');
     const behaviour: ClientBehaviour = {
       rate: s.rate / s.users,
