@@ -8,9 +8,9 @@
  * and fetches prekeys through the key directories, relays read receipts, and records every
  * delivery. Users move between nodes, and reconnect elsewhere when their node is lost.
  *
- * When the v1 edge is clustered, a `V1Workload` with the same interface (SimClients connected
- * to the nodes' edges) replaces this one and this stays as the core-level scenario: the
- * simulation, the nemesis and most checkers are unchanged by that switch.
+ * The v1 workload (sim/V1ClusterWorkload.ts, scenario `workload: 'v1'`) has the same interface
+ * with SimClients connected to the nodes' edges; this one stays as the core-level scenario (the
+ * default): the simulation, the nemesis and the cluster checkers are the same for both.
  *
  * It also supplies the white-box view of the core (`wrapInbox`): every inbox append an owner
  * issues, with when the core reported it durable and what the disks held at that instant.
@@ -39,7 +39,7 @@ import type { SimNode } from './SimNode.js';
 import type { SimRandom } from './SimRandom.js';
 import { keyText } from './SimStorage.js';
 
-/** What the simulation asks of any workload (core-level today, v1 clients next). */
+/** What the simulation asks of any workload (core-level sessions, or v1 clients). */
 export interface ClusterWorkload {
   readonly history: ClusterHistory;
   /** The white-box view of each group's inbox on each node (given to the nodes' cores). */
