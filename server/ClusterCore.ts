@@ -16,7 +16,7 @@
  * the in-process test cluster (test/support/clusterCore.ts) and a simulated cluster assemble
  * the same thing on their own Env. It never blocks the edge: every answer is a local read.
  */
-import { startClusterCore as startCoreParts } from '../core/cluster/ClusterCore.js';
+import { startClusterCore as startCoreParts, type ClusterCore as ClusterCoreParts } from '../core/cluster/ClusterCore.js';
 import { CORE_ROLE, drain, type ControlPlaneHandle, type ControlPlaneOptions, type DrainResult } from '../core/cluster/ControlPlane.js';
 import { leaveCheck, type LeaveCheckResult } from '../core/cluster/LeaveCheck.js';
 import type { PartitionGuard } from '../core/cluster/PartitionGuard.js';
@@ -79,6 +79,8 @@ export interface ClusterCore extends ServiceCore {
   handOff(timeoutMs: number): Promise<DrainResult>;
   /** Shard groups this node owns, stands by for or is taking over. */
   groupsHeld(): number;
+  /** The clustered core this is built on (core/cluster/ClusterCore.ts): what the simulator's checkers read. */
+  readonly parts: ClusterCoreParts;
 }
 
 export type StartClusterCoreResult = { ok: true; core: ClusterCore } | { ok: false; message: string };
@@ -174,6 +176,7 @@ export async function startClusterCore(s: Scheduler, env: Env, storage: StorageE
     plane: p,
     feed,
     membership,
+    parts,
     routing: {
       shardFor,
       groupsFor: parts.groupsServerOf,
