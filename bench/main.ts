@@ -3,9 +3,10 @@
  * Suites: runtime (actor runtime vs Erlang/OTP), service (v1 service processes vs uWS echo and raw
  * LMDB), sim (deterministic simulator speed), distribution (cross-node messaging vs raw NATS,
  * round trips, node-down detection), jetstream (acknowledged appends/s on an R3 stream, leader
- * failover pause).
+ * failover pause), cores (one node process vs one per core, bench/allCores.ts).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { coresBench } from './allCores.js';
 import { distributionBench } from './distribution.js';
 import { jetstreamBench } from './jetstream.js';
 import { runtimeBench } from './runtime.js';
@@ -18,6 +19,7 @@ const SUITES: Record<string, () => Promise<object>> = {
   sim: simBench,
   distribution: distributionBench,
   jetstream: jetstreamBench,
+  cores: coresBench,
 };
 
 async function main(): Promise<void> {

@@ -11,7 +11,7 @@ import { request as httpsRequest } from 'node:https';
 import type { IrisConfig } from '../server/NodeConfig.js';
 import { ADMIN_CLIENT_TIMEOUT_MS } from '../edge/admin/AdminSettings.js';
 import { readAdminToken } from '../server/AdminTokenFile.js';
-import { CONFIG_FLAG_OPTIONS, type FlagValues } from './configLayers.js';
+import { CONFIG_FLAG_OPTIONS, reportConfigProblems, resolveCliConfig, type FlagValues } from './configLayers.js';
 import { EXIT_FAILURE, EXIT_REFUSED } from './exitCodes.js';
 
 /** parseArgs options of every command that calls the admin API. */
@@ -108,6 +108,25 @@ export function callAdmin(target: AdminTarget, method: 'GET' | 'POST', path: str
     req.on('error', (err) => resolve({ ok: false, message: `cannot reach the node at ${where}: ${err.message}; is it running, and is --node (or host/http_port) right?` }));
     req.end(payload);
   });
+}
+
+/**
+ * One admin request as a command makes it: the target from the flags and config, the request,
+ * and what to print when there is no 200 answer. Resolves with the 200 answer's body, or with
+ * the exit code the command returns (the reason already printed).
+ */
+export async function adminRequest(values: FlagValues, method: 'GET' | 'POST', path: string, body?: object): Promise<{ ok: true; body: Record<string, unknown> } | { ok: false; exit: number }> {
+  const cfg = resolveCliConfig(values, ADMIN_CLIENT_SHORTCUTS);
+  if (!cfg.ok) return { ok: false, exit: reportConfigProblems(cfg.problems) };
+  const target = adminTarget(values, cfg.config);
+  if (!target.ok) return { ok: false, exit: reportConfigProblems([target.message]) };
+  const answer = await callAdmin(target.target, method, path, body);
+  if (!answer.ok) {
+    console.error(`iris: ${answer.message}`);
+    return { ok: false, exit: EXIT_FAILURE };
+  }
+  if (answer.status !== 200) return { ok: false, exit: reportRefusal(answer.status, answer.body) };
+  return { ok: true, body: answer.body };
 }
 
 /** Prints the node's refusal as `code: message`; exit 3, or 1 when the node itself failed (5xx). */

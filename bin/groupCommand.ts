@@ -6,9 +6,9 @@
  * last_admin, already_member, group_full, too_many_groups) and exit 3.
  */
 import { GROUP_MEMBER_OPS, type GroupMemberOp } from '../edge/admin/GroupsAdmin.js';
-import { ADMIN_CLIENT_FLAG_OPTIONS, ADMIN_CLIENT_SHORTCUTS, ADMIN_CLIENT_USAGE, adminTarget, callAdmin, reportRefusal } from './adminClient.js';
-import { parseFlags, reportConfigProblems, resolveCliConfig } from './configLayers.js';
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './exitCodes.js';
+import { ADMIN_CLIENT_FLAG_OPTIONS, ADMIN_CLIENT_USAGE, adminRequest } from './adminClient.js';
+import { parseFlags } from './configLayers.js';
+import { EXIT_OK, EXIT_USAGE } from './exitCodes.js';
 
 export const GROUP_USAGE = `  group add|remove|promote|demote   change a member of a group (answered once durable)
           --gid G            the group id
@@ -36,20 +36,10 @@ export async function groupCommand(argv: readonly string[]): Promise<number> {
   if (!isRoster && (typeof user !== 'string' || user === '')) return usage('--user is required: the member to change');
   const as = values['as'];
   if (as !== undefined && (typeof as !== 'string' || as === '')) return usage('--as: an admin of the group (or leave it out to act as the operator)');
-  const cfg = resolveCliConfig(values, ADMIN_CLIENT_SHORTCUTS);
-  if (!cfg.ok) return reportConfigProblems(cfg.problems);
-  const target = adminTarget(values, cfg.config);
-  if (!target.ok) return reportConfigProblems([target.message]);
   const path = `/admin/groups/${encodeURIComponent(gid)}`;
-  const answer = isRoster
-    ? await callAdmin(target.target, 'GET', path)
-    : await callAdmin(target.target, 'POST', `${path}/members`, as === undefined ? { op: sub, user } : { op: sub, user, actor: as });
-  if (!answer.ok) {
-    console.error(`iris: ${answer.message}`);
-    return EXIT_FAILURE;
-  }
+  const answer = isRoster ? await adminRequest(values, 'GET', path) : await adminRequest(values, 'POST', `${path}/members`, as === undefined ? { op: sub, user } : { op: sub, user, actor: as });
+  if (!answer.ok) return answer.exit;
   const b = answer.body;
-  if (answer.status !== 200) return reportRefusal(answer.status, b);
   if (values['json'] === true) console.log(JSON.stringify(b));
   else if (isRoster) for (const m of (b['members'] as Array<{ user: string; role: string }> | undefined) ?? []) console.log(`${m.user}\t${m.role}`);
   else console.log(`${PAST_TENSE[sub as GroupMemberOp]} ${String(user)} in group ${gid} (as ${typeof as === 'string' ? as : 'the operator'})`);

@@ -11,6 +11,7 @@ import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { CONFIG_FLAG_OPTIONS, reportConfigProblems, resolveCliConfig } from './configLayers.js';
 import { EXIT_FAILURE, EXIT_USAGE } from './exitCodes.js';
+import { BACKUP_USAGE, backupCommand, restoreCommand } from './backupCommand.js';
 import { GROUP_USAGE, groupCommand } from './groupCommand.js';
 import { TOKEN_USAGE, tokenCommand } from './tokenCommand.js';
 
@@ -32,6 +33,7 @@ async function start(argv: string[]): Promise<void> {
         host: { type: 'string' },
         name: { type: 'string' },
         join: { type: 'string', multiple: true },
+        processes: { type: 'string' },
       },
       strict: true,
     }));
@@ -41,11 +43,14 @@ async function start(argv: string[]): Promise<void> {
   // --join may be repeated, each one URL or a comma-separated list.
   const join = values['join'];
   if (Array.isArray(join)) values['join'] = join.join(',');
+  // --processes N is `processes` (bin/startProcesses.ts runs them).
+  if (typeof values['processes'] === 'string') values['set'] = [`processes=${values['processes']}`, ...((values['set'] as string[] | undefined) ?? [])];
   const shortcuts = [['mode', 'mode'], ['port', 'port'], ['http-port', 'http_port'], ['data', 'wal_directory'], ['host', 'host'], ['name', 'node_name'], ['join', 'nats_servers']] as const;
   const resolved = resolveCliConfig(values, shortcuts, isTmpfs);
   if (!resolved.ok) process.exit(reportConfigProblems(resolved.problems));
   const cfg = resolved.config;
   for (const w of resolved.warnings) console.error(`iris: WARNING: ${w}`);
+  if (cfg.processes !== 1) return (await import('./startProcesses.js')).startProcesses(cfg);
   const started = await startIrisNode(cfg);
   if (!started.ok) {
     console.error(`iris: cannot start: ${started.message}`);
@@ -90,10 +95,13 @@ const USAGE = `usage: iris <command> [flags]
           --name NODE        node name, node_name (unique in a cluster)
           --join URL         join a cluster through these NATS servers, nats_servers
                              (nats://host:port; repeat it or separate with commas)
+          --processes N      run N node processes as one cluster sharing the client
+                             ports, supervised (0 = one per core; default 1)
           --set key=value    any other config key (repeatable)
           Environment: IRIS_<KEY> for any key, e.g. IRIS_JWT_SECRET.
 ${TOKEN_USAGE}
 ${GROUP_USAGE}
+${BACKUP_USAGE}
   demo    run the runtime demo application (supervised processes across threads)
           --schedulers N     scheduler threads in total (default: cores = ${availableParallelism()})
           --name NODE        node name used in pids (default iris@local)
@@ -171,6 +179,12 @@ switch (cmd) {
     break;
   case 'group':
     process.exitCode = await groupCommand(rest);
+    break;
+  case 'backup':
+    process.exitCode = await backupCommand(rest);
+    break;
+  case 'restore':
+    process.exitCode = await restoreCommand(rest);
     break;
   case undefined:
   case 'help':

@@ -10,9 +10,9 @@
 import { randomUUID } from 'node:crypto';
 import { issueToken } from '../edge/auth/JwtVerifier.js';
 import { TOKEN_ISSUE_DEFAULT_TTL_S } from '../edge/admin/AdminSettings.js';
-import { ADMIN_CLIENT_FLAG_OPTIONS, ADMIN_CLIENT_SHORTCUTS, ADMIN_CLIENT_USAGE, adminTarget, callAdmin, reportRefusal } from './adminClient.js';
+import { ADMIN_CLIENT_FLAG_OPTIONS, ADMIN_CLIENT_USAGE, adminRequest } from './adminClient.js';
 import { CONFIG_FLAG_OPTIONS, parseFlags, reportConfigProblems, resolveCliConfig } from './configLayers.js';
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './exitCodes.js';
+import { EXIT_OK, EXIT_USAGE } from './exitCodes.js';
 
 export const TOKEN_USAGE = `  token issue   print a login token (JWT) for a user, signed with the configured jwt_secret
           --user U           the user (the token's sub)
@@ -87,17 +87,9 @@ async function revoke(argv: readonly string[]): Promise<number> {
     exp = Number(values['exp']);
     if (!(Number.isSafeInteger(exp) && exp > 0)) return usage(`--exp ${values['exp']}: the token's expiry in whole seconds since the Unix epoch`);
   }
-  const cfg = resolveCliConfig(values, ADMIN_CLIENT_SHORTCUTS);
-  if (!cfg.ok) return reportConfigProblems(cfg.problems);
-  const target = adminTarget(values, cfg.config);
-  if (!target.ok) return reportConfigProblems([target.message]);
-  const answer = await callAdmin(target.target, 'POST', '/admin/tokens/revoke', exp === undefined ? { jti } : { jti, exp });
-  if (!answer.ok) {
-    console.error(`iris: ${answer.message}`);
-    return EXIT_FAILURE;
-  }
+  const answer = await adminRequest(values, 'POST', '/admin/tokens/revoke', exp === undefined ? { jti } : { jti, exp });
+  if (!answer.ok) return answer.exit;
   const b = answer.body;
-  if (answer.status !== 200) return reportRefusal(answer.status, b);
   if (values['json'] === true) console.log(JSON.stringify(b));
   else if (b['outcome'] === 'already_expired') console.log(`token ${jti} had already expired: nothing to revoke`);
   else console.log(`revoked ${jti} until ${new Date(Number(b['revoked_until_ms'])).toISOString()}${b['outcome'] === 'already_revoked' ? ' (it already was)' : ''}; live sessions ended: ${String(b['sessions_ended'])}`);

@@ -36,6 +36,12 @@ export const F_RUNNING = 64;
 
 export interface Waiter {
   match: ((m: unknown) => boolean) | undefined;
+  /**
+   * Made while a synchronous handler ran (an error: the handler cannot await it), rather than by
+   * an async continuation of the process (a job awaiting a reply while the handler takes the
+   * other messages).
+   */
+  inHandler: boolean;
   resolve: (m: unknown) => void;
   reject: (e: unknown) => void;
   timer: unknown;

@@ -492,12 +492,12 @@ export class Scheduler {
         this.m.messagesHandled += n;
         return n;
       }
-      if ((p.flags & (F_DEAD | F_STOPPING)) !== 0 || p.waiter !== null) break;
+      if ((p.flags & (F_DEAD | F_STOPPING)) !== 0 || p.waiter?.inHandler === true) break;
     }
     p.flags &= ~F_RUNNING;
     this.m.messagesHandled += n;
     if ((p.flags & F_DEAD) !== 0) return n;
-    if (p.waiter !== null) {
+    if (p.waiter?.inHandler === true) {
       this.cancelWaiter(p);
       this.terminate(p, { error: 'receive() called from a synchronous handler; make the handler async', name: 'bad_receive' });
       return n;
@@ -609,7 +609,7 @@ export class Scheduler {
     }
     if (timeoutMs === 0) return Promise.resolve(TIMEOUT);
     return new Promise((resolve, reject) => {
-      const w: Waiter = { match, resolve, reject, timer: undefined };
+      const w: Waiter = { match, resolve, reject, timer: undefined, inHandler: (p.flags & F_RUNNING) !== 0 };
       if (timeoutMs !== undefined && timeoutMs !== Infinity) {
         w.timer = this.env.timers.setTimer(Math.max(0, timeoutMs), () => {
           if (p.waiter === w) {

@@ -9,6 +9,9 @@
  * layer, and JetStream as the Env's `streams`), LMDB is opened with room for every shard
  * group's tables, and the service assembles the clustered core (server/ClusterCore.ts). Without
  * it the node is the single node, unchanged.
+ * An existing LMDB environment is read through once before it is opened
+ * (`verify_storage_at_start`, server/StorageInspection.ts): a damaged file stops the start with
+ * a message naming it and the fix, and is left as it is.
  * Every startup failure is a typed result naming what to fix; `stop()` closes in reverse.
  */
 import { availableParallelism } from 'node:os';
@@ -21,6 +24,7 @@ import { adminRoutes } from '../edge/admin/AdminApi.js';
 import { ADMIN_MAX_REQUEST_BODY_BYTES, ADMIN_SERVICE_TIMEOUT_MS } from '../edge/admin/AdminSettings.js';
 import { groupsAdmin } from '../edge/admin/GroupsAdmin.js';
 import { ensureAdminToken } from './AdminTokenFile.js';
+import { describeInspectionFailure, INSPECTION_MAX_TABLES, inspectStorage } from './StorageInspection.js';
 import { startIrisService, type IrisService } from './IrisService.js';
 import { isClustered } from './NodeConfig.js';
 import { clusterStorageTables } from '../core/cluster/ShardGroups.js';
@@ -69,6 +73,14 @@ export async function startIrisNode(config: IrisConfig): Promise<StartIrisNodeRe
   const inputs = listenerInputs(config);
   if (!inputs.ok) return inputs;
   const clustered = isClustered(config);
+  if (config.verify_storage_at_start) {
+    // In a child process: a damaged page can crash the process that reads it.
+    const checked = await inspectStorage(config.wal_directory, INSPECTION_MAX_TABLES);
+    if (!checked.ok && checked.reason !== 'missing') {
+      const skip = checked.reason === 'check_failed' ? '; to start without the check, set verify_storage_at_start=false' : '';
+      return { ok: false, message: `wal_directory: ${describeInspectionFailure(config.wal_directory, checked)}${skip}` };
+    }
+  }
   const opened = openLmdbStorage({
     path: config.wal_directory,
     productionChecks: config.mode === 'production',

@@ -31,6 +31,11 @@ export const NODE_SETTINGS = {
   consistency_mode: { kind: 'enum', default: 'hardened_ap', values: ['ap', 'hardened_ap', 'cp'], doc: 'ap, hardened_ap (quorum + partition guard) or cp.' },
   region_id: { kind: 'string', default: 'local', doc: 'This node’s region.' },
   allow_table_nuke: { kind: 'bool', default: false, doc: 'Never delete tables to "repair" storage unless this is on.' },
+  verify_storage_at_start: {
+    kind: 'bool',
+    default: true,
+    doc: 'Before a node opens an existing LMDB environment, read every record of every table in a child process; a damaged file is reported (naming it and the fix) and the node does not start. Costs a read of the whole file at each start.',
+  },
   cluster_name: { kind: 'string', default: 'iris', doc: 'Name of the cluster this node joins (its NATS subjects and JetStream streams); nodes of other clusters are invisible.' },
   roles: { kind: 'list', default: ['edge', 'core'], doc: 'What this node does in a cluster: edge (client connections), core (owns shard groups), or both.' },
   nats_servers: { kind: 'list', default: [], doc: 'NATS servers of the cluster (nats://host:port, comma-separated); empty = a single node without NATS. `iris start --join URL` sets it.' },
@@ -49,6 +54,23 @@ export const NODE_SETTINGS = {
     min: 100,
     max: 600_000,
     doc: 'A node not heard from this long is down: its shard groups fail over (at least 3 heartbeats).',
+  },
+  // ---- several node processes on one machine (`iris start --processes N`, server/NodeProcessSupervisor.ts) ----
+  processes: {
+    kind: 'int',
+    default: 1,
+    min: 0,
+    max: 256,
+    doc: 'Node processes `iris start` runs on this machine as one cluster sharing the client ports (0 = one per core; 1 = the single node process).',
+  },
+  process_restart_intensity: { kind: 'int', default: 5, min: 0, max: 1000, doc: 'Restarts of node processes (and of the local nats-server) allowed within process_restart_period_s; one more stops everything.' },
+  process_restart_period_s: { kind: 'int', default: 60, min: 1, max: 86_400, doc: 'The window, in seconds, over which process_restart_intensity counts restarts.' },
+  process_restart_backoff_ms: { kind: 'int', default: 500, min: 0, max: 600_000, doc: 'Delay before a dead node process is started again; doubles with each restart of it inside the period.' },
+  process_restart_backoff_max_ms: { kind: 'int', default: 10_000, min: 0, max: 3_600_000, doc: 'The longest delay before a dead node process is started again.' },
+  local_nats_server: {
+    kind: 'string',
+    default: 'nats-server',
+    doc: 'The nats-server executable (a path, or a name on PATH) that `iris start --processes` runs for its nodes when nats_servers is empty.',
   },
 } as const;
 
@@ -161,6 +183,7 @@ export function resolveConfig(layers: Array<[string, RawLayer]>, storageOnTmpfs?
   if (c.cluster_name === '' || !validNodeName(c.cluster_name)) {
     problems.push({ key: 'cluster_name', message: `cluster_name: must be 1-255 printable characters without spaces (got '${c.cluster_name}')` });
   }
+  checkProcessSettings(c, explicit, problems);
   checkClusterSettings(c, explicit, problems, warnings);
   const adminProblem = adminTokenProblem(c.admin_token);
   if (adminProblem !== undefined) problems.push({ key: 'admin_token', message: adminProblem });
@@ -171,6 +194,38 @@ export function resolveConfig(layers: Array<[string, RawLayer]>, storageOnTmpfs?
 /** Whether the node joins a cluster (nats_servers given) rather than running alone. */
 export function isClustered(c: Pick<IrisConfig, 'nats_servers'>): boolean {
   return c.nats_servers.length > 0;
+}
+
+/** How many node processes `iris start` runs: `processes`, with 0 meaning one per core. */
+export function nodeProcessCount(c: Pick<IrisConfig, 'processes'>, cores: number): number {
+  return c.processes === 0 ? cores : c.processes;
+}
+
+/**
+ * Whether `iris start` runs several node processes (any `processes` but 1), and then, without
+ * nats_servers, what their one local nats-server implies: R1 streams (one server holds one
+ * copy), durability `local` (a standby on the same disk adds no copy a crash would spare) and
+ * expected_cluster_nodes 1 (the nodes cannot be partitioned from each other while they share
+ * the server; a dead one's groups fail over instead of stopping every write). Each node
+ * process runs one scheduler unless `schedulers` says otherwise: the processes are the cores.
+ * Keys set explicitly win, except a stream_replicas one server cannot hold.
+ */
+function checkProcessSettings(c: IrisConfig, explicit: ReadonlySet<string>, problems: ConfigProblem[]): void {
+  if (c.processes === 1) return;
+  if (!explicit.has('schedulers')) c.schedulers = 1;
+  if (c.process_restart_backoff_max_ms < c.process_restart_backoff_ms) {
+    problems.push({ key: 'process_restart_backoff_max_ms', message: `process_restart_backoff_max_ms: must be at least process_restart_backoff_ms (${c.process_restart_backoff_ms}), got ${c.process_restart_backoff_max_ms}` });
+  }
+  if (isClustered(c)) return;
+  if (explicit.has('stream_replicas') && c.stream_replicas !== 1) {
+    problems.push({
+      key: 'stream_replicas',
+      message: `stream_replicas: the node processes of one machine share one local nats-server, which holds one copy of a stream (got ${c.stream_replicas}); remove the key (it is 1 there) or set nats_servers to a 3-server NATS cluster`,
+    });
+  }
+  c.stream_replicas = 1;
+  if (!explicit.has('durability')) c.durability = 'local';
+  if (!explicit.has('expected_cluster_nodes')) c.expected_cluster_nodes = 1;
 }
 
 /** The cluster keys: NATS addresses and credentials, timings, and what a cluster needs in production. */

@@ -26,7 +26,9 @@
  *   HANDOFF_TIMEOUT_MS, or at once if the successor goes down).
  *
  * It never applies an entry out of order, never serves a group it has not claimed and marked,
- * and never keeps serving after a fencing. Its phase and positions are in a `ReplicaStatus`
+ * never keeps serving after a fencing, and never follows or serves a copy the stream does not
+ * continue (entries after it gone from the stream, or another entry where it applied one: a
+ * stale restored backup, a trimmed or recreated stream): the replica fails and says why. Its phase and positions are in a `ReplicaStatus`
  * object the control plane reads directly (same scheduler, no call).
  */
 import { isExitMessage } from '../../runtime/ExitReason.js';
@@ -152,6 +154,8 @@ class Replica {
   private stopped = false;
   /** A takeover asked for while another job ran. */
   private pendingTakeover: TakeoverReason | null = null;
+  /** Set once the stream was seen to hold the copy's applied entry under the same Msg-Id. */
+  private continuityChecked = false;
   /** The phase a finishing job leaves the replica in (set inside the job, applied by the handler). */
   private pendingStandby: 'standby' | 'handed_off' | null = null;
 
@@ -323,10 +327,38 @@ class Replica {
 
   /** Catch up to the stream's last entry (from its leader's `info`). */
   private async syncToStreamEnd(): Promise<void> {
+    const at = this.store.queuedSeq;
     const info = await this.o.streams.info(this.stream, STREAM_READ_TIMEOUT_MS);
     if (!info.ok) return;
+    const broken = await this.continuity(info, at);
+    if (broken !== null) return this.failCopy(broken);
     if (info.lastSeq > this.o.status.headSeq) this.o.status.headSeq = info.lastSeq;
     await this.sync(info.lastSeq);
+  }
+
+  /**
+   * Whether the stream continues the local copy, which is the stream's prefix up to the entry it
+   * applied last: only if the stream still holds every entry after it, and holds that entry under
+   * the same Msg-Id. A copy restored from a backup, or a node back after a long time, may find
+   * the entries it misses removed (a stream trimmed or purged by an operator), or a stream that
+   * is not the one it copied (recreated, another cluster's). Such a copy cannot be brought up to
+   * date and must not be served or followed: null when it can, else why not (the copy is kept).
+   * `at` is the copy's last queued entry from before `info` was asked. A stream that seems to
+   * end before the copy proves nothing (a lagging replica or a leader cut off from its quorum
+   * may answer `info`; the simulator's seeds found it): such a copy simply waits, and a marker
+   * on it would be refused by the Msg-Id chain.
+   */
+  private async continuity(info: { firstSeq: number; lastSeq: number }, at: number): Promise<string | null> {
+    const fix = `; the group's local copy was kept and is not used: restore a more recent backup of this node, or start it with an empty data directory if the stream still holds the group from its first entry`;
+    if (info.lastSeq > at && info.firstSeq > at + 1) return `group ${this.o.group}: the local copy ends at entry ${at} but stream ${this.stream} now starts at ${info.firstSeq}: entries ${at + 1}..${info.firstSeq - 1} are gone from the stream${fix}`;
+    const seq = this.store.appliedSeq;
+    const msgId = this.store.appliedMsgId;
+    if (this.continuityChecked || seq === 0 || msgId === null || seq < info.firstSeq) return null;
+    const r = await this.o.streams.get(this.stream, seq, { timeoutMs: STREAM_READ_TIMEOUT_MS });
+    if (!r.ok) return null; // not known now: the next catch-up asks again
+    if (r.entry.msgId !== msgId) return `group ${this.o.group}: entry ${seq} of stream ${this.stream} is ${r.entry.msgId ?? 'without a Msg-Id'} but the local copy applied ${msgId} there (the copy does not come from this stream: another cluster's backup, or a recreated stream)${fix}`;
+    this.continuityChecked = true;
+    return null;
   }
 
   /**
@@ -408,10 +440,16 @@ class Replica {
       if (attempt > 0) await this.sleep(SHARD_RETRY_MS);
       if (!this.o.writable()) return 'safe mode';
       // 1. The stream's end, from its leader, and everything up to it applied here.
+      const at = this.store.queuedSeq;
       const info = await this.o.streams.info(this.stream, STREAM_READ_TIMEOUT_MS);
       if (!info.ok) {
         why = `stream info: ${info.reason}`;
         continue;
+      }
+      const broken = await this.continuity(info, at);
+      if (broken !== null) {
+        this.failCopy(broken);
+        return broken;
       }
       if (!(await this.sync(info.lastSeq)) || this.store.appliedSeq < info.lastSeq) {
         why = 'catch-up incomplete';

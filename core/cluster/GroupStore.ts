@@ -21,6 +21,24 @@ import type { LoggedEntry } from './ShardStream.js';
 export const META_TABLE = 'meta';
 export const APPLIED_KEY = ['applied'] as const;
 
+/** The applied position as stored under APPLIED_KEY, or null when the bytes are not one (corrupt). */
+export function decodeAppliedPosition(raw: Uint8Array): { seq: number; msgId: string } | null {
+  let v: unknown;
+  try {
+    v = decodeValue(raw);
+  } catch {
+    return null;
+  }
+  if (!Array.isArray(v) || !Number.isSafeInteger(v[0]) || (v[0] as number) < 1 || typeof v[1] !== 'string') return null;
+  return { seq: v[0] as number, msgId: v[1] };
+}
+
+/** The group whose `meta` table `table` is (`g<g>.meta`), or null for any other table. */
+export function metaTableGroup(table: string): number | null {
+  const m = /^g(\d{1,3})\.meta$/.exec(table);
+  return m === null ? null : Number(m[1]);
+}
+
 export type GroupStoreOpen = { ok: true; store: GroupStore } | { ok: false; message: string };
 
 interface Queued {
@@ -56,15 +74,10 @@ export class GroupStore {
     let seq = 0;
     let msgId: string | null = null;
     if (raw !== undefined) {
-      let v: unknown;
-      try {
-        v = decodeValue(raw);
-      } catch {
-        v = null;
-      }
-      if (!Array.isArray(v) || typeof v[0] !== 'number' || typeof v[1] !== 'string') return { ok: false, message: `group ${group}: the applied position in ${groupTableName(group, META_TABLE)} is unreadable (corrupt?)` };
-      seq = v[0];
-      msgId = v[1];
+      const p = decodeAppliedPosition(raw);
+      if (p === null) return { ok: false, message: `group ${group}: the applied position in ${groupTableName(group, META_TABLE)} is unreadable (corrupt?)` };
+      seq = p.seq;
+      msgId = p.msgId;
     }
     return { ok: true, store: new GroupStore(local, group, seq, msgId) };
   }

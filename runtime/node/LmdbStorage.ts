@@ -369,8 +369,12 @@ const META_PAGE_SIZE_AT = PAGE_HEADER_BYTES + 24;
 /** Bytes LMDB reads for each meta page (page header + MDB_meta, rounded up generously). */
 const META_READ_BYTES = 256;
 
-/** Refuse, with a message, a data file LMDB would reject (which would crash lmdb-js). */
-function checkDataFile(dir: string): { ok: false; reason: LmdbOpenFailure; message: string } | undefined {
+/**
+ * Refuse, with a message, a data file LMDB would reject (which would crash lmdb-js); undefined
+ * when `dir/data.mdb` is missing, empty or has sound meta pages (its other pages are not read:
+ * server/StorageInspection.ts walks them).
+ */
+export function checkDataFile(dir: string): { ok: false; reason: LmdbOpenFailure; message: string } | undefined {
   const file = join(dir, 'data.mdb');
   let fd: number;
   try {

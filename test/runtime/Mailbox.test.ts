@@ -118,6 +118,34 @@ test('receive from a synchronous handler crashes the process with bad_receive', 
   assert.equal((down.reason as { name: string }).name, 'bad_receive');
 });
 
+test('a receive awaited by a background job of a handler process gets its match while the handler keeps taking the other messages', async () => {
+  const s = newScheduler();
+  const watcher = spawnActor(s);
+  const seen: unknown[] = [];
+  let jobGot: unknown = null;
+  const pid = s.spawn((ctx) => (m) => {
+    seen.push(m);
+    // A job started by a handler, awaiting a reply after an await (as a start of a linked child does).
+    if (m === 'start-job')
+      void (async () => {
+        await Promise.resolve();
+        jobGot = await ctx.receive((x) => x === 'reply', 5_000);
+      })();
+  });
+  await watcher.run((ctx) => ctx.monitor(pid));
+  s.send(pid, 'start-job', null);
+  await until(() => seen.length === 1);
+  await new Promise((r) => setImmediate(r));
+  for (let i = 0; i < 5; i++) s.send(pid, i, null);
+  await until(() => seen.length === 6);
+  s.send(pid, 'reply', null);
+  await until(() => jobGot !== null);
+  assert.equal(jobGot, 'reply');
+  assert.deepEqual(seen, ['start-job', 0, 1, 2, 3, 4]);
+  assert.equal(s.isAlive(pid), true);
+  assert.equal(watcher.probe.received.filter(isDownMessage).length, 0);
+});
+
 test('system lane: an EXIT is handled before a long queue of user messages', async () => {
   const s = newScheduler();
   const trapper = spawnActor(s, { trapExit: true });

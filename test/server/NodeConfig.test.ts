@@ -200,3 +200,49 @@ test('a node without nats_servers is a single node and must be both edge and cor
   const clustered = resolveConfig([['flags', { roles: 'edge', nats_servers: 'nats://127.0.0.1:4222', expected_cluster_nodes: '3' }]]);
   assert.ok(clustered.ok);
 });
+
+test('the default is one node process: the single node, with the cluster keys at their defaults', () => {
+  const r = resolveConfig([]);
+  assert.ok(r.ok);
+  assert.equal(r.config.processes, 1);
+  assert.equal(r.config.schedulers, 0);
+  assert.equal(r.config.stream_replicas, 3);
+  assert.equal(r.config.durability, 'quorum');
+});
+
+test('several node processes without nats_servers share one local nats-server: R1 streams, local durability, one expected node and one scheduler each, unless set', () => {
+  const r = resolveConfig([['flags', { processes: '0' }]]);
+  assert.ok(r.ok);
+  assert.equal(r.config.processes, 0);
+  assert.equal(r.config.stream_replicas, 1);
+  assert.equal(r.config.durability, 'local');
+  assert.equal(r.config.expected_cluster_nodes, 1);
+  assert.equal(r.config.schedulers, 1);
+  const set = resolveConfig([['flags', { processes: '4', durability: 'quorum', expected_cluster_nodes: '3', schedulers: '2', stream_replicas: '1' }]]);
+  assert.ok(set.ok);
+  assert.equal(set.config.durability, 'quorum');
+  assert.equal(set.config.expected_cluster_nodes, 3);
+  assert.equal(set.config.schedulers, 2);
+});
+
+test('several node processes on one local nats-server refuse a stream_replicas it cannot hold, naming the key and the fix', () => {
+  const r = resolveConfig([['flags', { processes: '2', stream_replicas: '3' }]]);
+  assert.ok(!r.ok);
+  assert.deepEqual(r.problems.map((p) => p.key), ['stream_replicas']);
+  assert.match(r.problems[0]!.message, /one local nats-server.*remove the key.*or set nats_servers/);
+});
+
+test('several node processes joining nats_servers keep the cluster keys as configured', () => {
+  const r = resolveConfig([['flags', { processes: '2', nats_servers: 'nats://127.0.0.1:4222', expected_cluster_nodes: '3' }]]);
+  assert.ok(r.ok);
+  assert.equal(r.config.stream_replicas, 3);
+  assert.equal(r.config.durability, 'quorum');
+  assert.equal(r.config.expected_cluster_nodes, 3);
+  assert.equal(r.config.schedulers, 1);
+});
+
+test('a restart backoff ceiling below the first backoff is refused', () => {
+  const r = resolveConfig([['flags', { processes: '2', process_restart_backoff_ms: '5000', process_restart_backoff_max_ms: '1000' }]]);
+  assert.ok(!r.ok);
+  assert.deepEqual(r.problems.map((p) => p.key), ['process_restart_backoff_max_ms']);
+});

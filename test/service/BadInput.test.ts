@@ -3,18 +3,18 @@
  * oversized packets, bad logins, unknown opcodes, text WebSocket frames, buffer, connection and
  * message floods. Each bad client gets a clear answer or is closed alone; other users keep working.
  */
-import { test, before, after, afterEach } from 'node:test';
+import { test } from 'node:test';
+import { sharedNodeClients } from '../support/serviceFixture.js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { get as httpGet } from 'node:http';
 import fc from 'fast-check';
 import WebSocket from 'ws';
 import { LISTENER_DEFAULTS } from '../../edge/listeners/ListenerSettings.js';
-import { startTestNode, type TestNode } from '../support/irisNode.js';
+import { startTestNode } from '../support/irisNode.js';
 import { V1TestClient, text, utf8 } from '../support/V1TestClient.js';
 import {
   assertHealthyPair,
-  ClientSet,
   concat,
   drainToMarker,
   roundTrip,
@@ -44,20 +44,7 @@ const MAX_CONNECTIONS = 200;
 const KiB = 1024;
 const MiB = 1024 * KiB;
 
-let t: TestNode;
-let clients: ClientSet;
-before(async () => {
-  t = await startTestNode({ max_input_buffer_bytes: INPUT_CAP, max_connections: MAX_CONNECTIONS });
-  clients = new ClientSet(
-    () => t.node.tcpPort,
-    () => t.node.httpPort,
-  );
-});
-afterEach(() => clients.closeAll());
-after(async () => {
-  clients.closeAll();
-  await t.stop();
-});
+const { clients, node } = sharedNodeClients({ max_input_buffer_bytes: INPUT_CAP, max_connections: MAX_CONNECTIONS });
 
 const u16 = (n: number): Uint8Array => Uint8Array.of(n >>> 8, n & 0xff);
 const u32 = (n: number): Uint8Array => Uint8Array.of(n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff);
@@ -68,7 +55,7 @@ const isRefusal = (f: ServerFrame): boolean => f.kind === 'error' || f.kind === 
 /** GET /health on a fresh connection (no keep-alive socket left behind). */
 function health(): Promise<{ status: string; connections: number }> {
   return new Promise((resolve, reject) => {
-    const req = httpGet({ host: '127.0.0.1', port: t.node.httpPort, path: '/health', agent: false }, (res) => {
+    const req = httpGet({ host: '127.0.0.1', port: node().node.httpPort, path: '/health', agent: false }, (res) => {
       let body = '';
       res.on('data', (d: Buffer) => (body += d.toString()));
       res.on('end', () => resolve(JSON.parse(body) as { status: string; connections: number }));
@@ -397,7 +384,7 @@ test('an unknown opcode is answered ERROR unknown_opcode and closes that connect
 });
 
 async function rawWs(): Promise<WebSocket> {
-  const ws = new WebSocket(`ws://127.0.0.1:${t.node.httpPort}/ws`);
+  const ws = new WebSocket(`ws://127.0.0.1:${node().node.httpPort}/ws`);
   ws.on('error', () => {});
   await once(ws, 'open');
   return ws;
@@ -488,7 +475,7 @@ test(`a flood of 300 connections against a cap of ${MAX_CONNECTIONS}: exactly th
   try {
     const results = await Promise.all(
       Array.from({ length: 300 }, async (_, i) => {
-        const c = await V1TestClient.tcp(t.node.tcpPort);
+        const c = await V1TestClient.tcp(node().node.tcpPort);
         flood.push(c);
         return { c, kind: (await c.login(`flood-${i}`)).kind };
       }),

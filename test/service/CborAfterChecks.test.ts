@@ -5,28 +5,15 @@
  * not_logged_in, not bad_cbor; from a logged-in client it is answered bad_cbor and the stream
  * goes on with the next packet. Real node, real sockets.
  */
-import { test, before, after, afterEach } from 'node:test';
+import { test } from 'node:test';
+import { sharedNodeClients } from '../support/serviceFixture.js';
 import assert from 'node:assert/strict';
-import { startTestNode, type TestNode } from '../support/irisNode.js';
 import { text, utf8 } from '../support/V1TestClient.js';
-import { ClientSet, concat, isReliable, roundTrip, type Reliable } from '../support/serviceKit.js';
+import { concat, isReliable, roundTrip, type Reliable } from '../support/serviceKit.js';
 import { encodeCborMsgPacket, encodeSendPacket } from '../../edge/protocol/V1Encoder.js';
 import { encodeCbor } from '../../edge/protocol/Cbor.js';
 
-let t: TestNode;
-let clients: ClientSet;
-before(async () => {
-  t = await startTestNode();
-  clients = new ClientSet(
-    () => t.node.tcpPort,
-    () => t.node.httpPort,
-  );
-});
-afterEach(() => clients.closeAll());
-after(async () => {
-  clients.closeAll();
-  await t.stop();
-});
+const { clients } = sharedNodeClients();
 
 /** A map header announcing 3 entries, then a byte that starts no CBOR item. */
 const MALFORMED = Uint8Array.of(0xa3, 0x61, 0x6b, 0xff);

@@ -3,28 +3,16 @@
  * real node (real sockets, real LMDB): big single-write bursts, identical payloads in the same
  * millisecond, ACKs and SENDs coalesced in one segment, deep pipelining, several packets per WebSocket frame.
  */
-import { test, before, after, afterEach } from 'node:test';
+import { test } from 'node:test';
+import { sharedNodeClients } from '../support/serviceFixture.js';
 import assert from 'node:assert/strict';
-import { startTestNode, type TestNode } from '../support/irisNode.js';
+import { startTestNode } from '../support/irisNode.js';
 import { text, utf8 } from '../support/V1TestClient.js';
 import { ClientSet, compareBytes, concat, drainToMarker, hexId, isReliable, roundTrip, type Reliable } from '../support/serviceKit.js';
 import { encodeAckPacket, encodeGetStatusPacket, encodeSendPacket } from '../../edge/protocol/V1Encoder.js';
 
 // Default retransmit_ms (5 s): within these tests a repeated delivery means a lost ACK, not a slow one.
-let t: TestNode;
-let clients: ClientSet;
-before(async () => {
-  t = await startTestNode();
-  clients = new ClientSet(
-    () => t.node.tcpPort,
-    () => t.node.httpPort,
-  );
-});
-afterEach(() => clients.closeAll());
-after(async () => {
-  clients.closeAll();
-  await t.stop();
-});
+const { clients } = sharedNodeClients();
 
 const sends = (to: string, prefix: string, from: number, n: number): Uint8Array =>
   concat(Array.from({ length: n }, (_, i) => encodeSendPacket(utf8(to), utf8(`${prefix}${from + i}`))));

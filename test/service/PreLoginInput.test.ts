@@ -6,28 +6,16 @@
  * the login timeout. After login the same packet is legal and goes through. Real node, real
  * sockets.
  */
-import { test, before, after, afterEach } from 'node:test';
+import { test } from 'node:test';
+import { sharedNodeClients } from '../support/serviceFixture.js';
 import assert from 'node:assert/strict';
-import { startTestNode, type TestNode } from '../support/irisNode.js';
+import { startTestNode } from '../support/irisNode.js';
 import { text, utf8 } from '../support/V1TestClient.js';
 import { ClientSet, concat, isReliable, type Reliable } from '../support/serviceKit.js';
 import { encodeLoginPacket } from '../../edge/protocol/V1Encoder.js';
 import { V1_MAX_BATCH_BLOB_BYTES, V1_MAX_LOGIN_BYTES } from '../../edge/protocol/v1Limits.js';
 
-let t: TestNode;
-let clients: ClientSet;
-before(async () => {
-  t = await startTestNode();
-  clients = new ClientSet(
-    () => t.node.tcpPort,
-    () => t.node.httpPort,
-  );
-});
-afterEach(() => clients.closeAll());
-after(async () => {
-  clients.closeAll();
-  await t.stop();
-});
+const { clients } = sharedNodeClients();
 
 const u16 = (n: number): Uint8Array => Uint8Array.of(n >>> 8, n & 0xff);
 const u32 = (n: number): Uint8Array => Uint8Array.of(n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff);

@@ -19,6 +19,8 @@ export class V1TestClient {
   private waiters: Array<() => void> = [];
   closed = false;
   decodeError: string | null = null;
+  /** The client side's local port (which connection this is, for the kernel and `ss`). */
+  localPort = 0;
   /** Stop and restart reading from the socket (a client that stalls). */
   private pauseRaw: ((paused: boolean) => void) | null = null;
   private constructor(private readonly sendRaw: (b: Uint8Array) => void, private readonly closeRaw: () => void) {}
@@ -35,6 +37,7 @@ export class V1TestClient {
       sock.once('connect', () => resolve());
       sock.once('error', reject);
     });
+    c.localPort = sock.localPort ?? 0;
     return c;
   }
 
@@ -55,6 +58,7 @@ export class V1TestClient {
       ws.once('open', () => resolve());
       ws.once('error', reject);
     });
+    c.localPort = (ws as unknown as { _socket: Socket | null })._socket?.localPort ?? 0;
     return c;
   }
 

@@ -58,6 +58,17 @@ export class MemoryStreams implements StreamStore {
     return this.held?.length ?? 0;
   }
 
+  /**
+   * Remove the entries of `stream` below `seq` (a purge up to it, as an operator's `nats stream
+   * purge --seq`); the last entry always stays, so sequences go on from it.
+   */
+  trim(stream: string, seq: number): void {
+    const s = this.streams.get(stream);
+    if (s === undefined) throw new Error(`no stream ${stream}`);
+    if (seq > (s.entries.at(-1)?.seq ?? 0)) throw new Error('trim keeps the last entry');
+    s.entries = s.entries.filter((e) => e.seq >= seq);
+  }
+
   /** The entries of `stream` (a copy). */
   entries(stream: string): StreamEntry[] {
     return [...(this.streams.get(stream)?.entries ?? [])];

@@ -2,9 +2,10 @@
  * Test support for service tests: real nodes started on demand (each with its overrides, on
  * ports the OS picks) and logged-in v1 clients, all closed and stopped after the file's tests.
  */
-import { after } from 'node:test';
+import { after, afterEach, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestNode, type TestNode } from './irisNode.js';
+import { ClientSet } from './serviceKit.js';
 import { V1TestClient } from './V1TestClient.js';
 
 export interface ServiceFixture {
@@ -35,4 +36,25 @@ export function serviceFixture(): ServiceFixture {
       return c;
     },
   };
+}
+
+/**
+ * One node for the whole file (started with `overrides` before its first test) and a ClientSet on
+ * it whose clients are closed after each test; the node stops after the file. Call once at the top.
+ */
+export function sharedNodeClients(overrides: Record<string, unknown> = {}): { readonly clients: ClientSet; node(): TestNode } {
+  let t: TestNode | undefined;
+  const clients = new ClientSet(
+    () => t!.node.tcpPort,
+    () => t!.node.httpPort,
+  );
+  before(async () => {
+    t = await startTestNode(overrides);
+  });
+  afterEach(() => clients.closeAll());
+  after(async () => {
+    clients.closeAll();
+    await t?.stop();
+  });
+  return { clients, node: () => t! };
 }

@@ -4,7 +4,9 @@
  * from the stream), reaching byte-equal tables; the owner claims (epoch + 1) and writes its
  * marker before serving; a failover by the standby fences the old owner, whose services stop
  * and which turns standby of the new one; a hand-off to a standby loses nothing and the
- * successor serves from the hand-off entry on.
+ * successor serves from the hand-off entry on; a local copy the stream does not continue (its
+ * applied entry has another Msg-Id in the stream, or the entries after it were trimmed away) is
+ * refused and kept, and nothing is applied to it.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,7 +15,9 @@ import { groupReplica, newReplicaStatus, type ReplicaCommand, type ReplicaStatus
 import type { GroupServicesDeps } from '../../../core/cluster/GroupServices.js';
 import { ControlStream, OwnershipTable, type OwnershipRecord } from '../../../core/cluster/OwnershipTable.js';
 import { groupTableName, ShardGroups } from '../../../core/cluster/ShardGroups.js';
+import { APPLIED_KEY, META_TABLE } from '../../../core/cluster/GroupStore.js';
 import { decodeEntry, shardStreamSpec } from '../../../core/cluster/ShardStream.js';
+import { encodeValue } from '../../../runtime/Envelope.js';
 import { newCoreCounters } from '../../../core/CoreCounters.js';
 import { PresenceTable } from '../../../core/Presence.js';
 import type { StorageEngine, StorageWriteResult } from '../../../runtime/Env.js';
@@ -50,8 +54,8 @@ let control: ControlStream;
 let n1: Node;
 let n2: Node;
 
-function startNode(name: string): Node {
-  const dir = tempDir(`iris-replica-${name}-`);
+function startNode(name: string, existing?: ReturnType<typeof tempDir>): Node {
+  const dir = existing ?? tempDir(`iris-replica-${name}-`);
   const local = openStorage(dir.path);
   const table = new OwnershipTable(1);
   const status = newReplicaStatus(G, 0);
@@ -202,4 +206,60 @@ test('a hand-off to the standby loses and duplicates nothing: the successor serv
   assert.deepEqual(await t1.put(['new-owner'], utf8.encode('ok')), OK);
   await waitUntil('n2 follows n1', () => n2.status.appliedSeq === n1.status.appliedSeq);
   assert.deepEqual(tableRows(n2, 'inbox'), tableRows(n1, 'inbox'));
+});
+
+/** A node whose LMDB already holds group G's copy up to `seq` (applied Msg-Id `msgId`) and one row. */
+async function startNodeWithCopy(name: string, seq: number, msgId: string): Promise<Node> {
+  const dir = tempDir(`iris-replica-${name}-`);
+  const seed = openStorage(dir.path);
+  assert.deepEqual(
+    await seed.batch([
+      { type: 'put', table: groupTableName(G, 'inbox'), key: ['restored'], value: utf8.encode('r') },
+      { type: 'put', table: groupTableName(G, META_TABLE), key: APPLIED_KEY, value: encodeValue([seq, msgId]) },
+    ]),
+    OK,
+  );
+  await seed.close();
+  return startNode(name, dir);
+}
+
+async function stopNode(n: Node): Promise<void> {
+  if (s.isAlive(n.pid)) s.kill(n.pid);
+  await n.local.close();
+  n.remove();
+}
+
+test('a local copy that is not a prefix of the stream (another Msg-Id where it applied its last entry) is refused, kept, and nothing is applied to it', async () => {
+  const third = streams.entries(STREAM)[2]!;
+  assert.notEqual(third.msgId, '9.9');
+  const n3 = await startNodeWithCopy('n3', third.seq, '9.9');
+  try {
+    await waitUntil('n3 refused its copy', () => n3.status.phase === 'failed', 5_000);
+    assert.match(n3.status.lastError ?? '', new RegExp(`entry ${third.seq} of stream .* is ${third.msgId!.replace('.', '\\.')} but the local copy applied 9\\.9 .*local copy was kept`));
+    assert.deepEqual(tableRows(n3, 'inbox').map((r) => r.key), [['restored']]);
+    assert.equal(n3.status.appliedSeq, third.seq);
+  } finally {
+    await stopNode(n3);
+  }
+});
+
+test('a copy whose next entries were trimmed from the stream (a stale backup, a new node after a purge) is refused loudly while the others go on', async () => {
+  const last = streams.entries(STREAM).at(-1)!.seq;
+  streams.trim(STREAM, last - 1);
+  const n4 = startNode('n4');
+  const stale = await startNodeWithCopy('n5', 2, streams.entries(STREAM)[0]!.msgId!);
+  try {
+    await waitUntil('n4 and n5 refused', () => n4.status.phase === 'failed' && stale.status.phase === 'failed', 5_000);
+    assert.match(n4.status.lastError ?? '', new RegExp(`the local copy ends at entry 0 but stream .* now starts at ${last - 1}: entries 1\\.\\.${last - 2} are gone`));
+    assert.match(stale.status.lastError ?? '', new RegExp(`ends at entry 2 .* entries 3\\.\\.${last - 2} are gone`));
+    assert.deepEqual(tableRows(n4, 'inbox'), []);
+    assert.deepEqual(tableRows(stale, 'inbox').map((r) => r.key), [['restored']]);
+    // The owner and its standby, current, are not affected.
+    const t = n1.served.at(-1)!.storage.table('inbox');
+    assert.deepEqual(await t.put(['after-trim'], utf8.encode('t')), OK);
+    await waitUntil('n2 follows n1 after the trim', () => n2.status.appliedSeq === n1.status.appliedSeq);
+  } finally {
+    await stopNode(n4);
+    await stopNode(stale);
+  }
 });
