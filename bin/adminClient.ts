@@ -1,5 +1,5 @@
 /**
- * How the CLI reaches a running node's admin API: the node's address (`--node URL`, or the
+ * How the CLI reaches a running node's admin API: the node's address (`--node URL` or `--url URL`, or the
  * config's host and http_port, https when the config has TLS, trusting its certificate file),
  * the admin token (`--admin-token`, else the config key admin_token, e.g. IRIS_ADMIN_TOKEN,
  * else the token file in the node's data directory), and one JSON request with a deadline.
@@ -18,6 +18,7 @@ import { EXIT_FAILURE, EXIT_REFUSED } from './exitCodes.js';
 export const ADMIN_CLIENT_FLAG_OPTIONS = {
   ...CONFIG_FLAG_OPTIONS,
   node: { type: 'string' },
+  url: { type: 'string' },
   'admin-token': { type: 'string' },
   data: { type: 'string' },
   host: { type: 'string' },
@@ -32,14 +33,16 @@ export const ADMIN_CLIENT_SHORTCUTS: ReadonlyArray<readonly [string, keyof IrisC
   ['admin-token', 'admin_token'],
 ];
 
-export const ADMIN_CLIENT_USAGE = `          --node URL         the node's HTTP address (default: http://<host>:<http_port> of the config)
+export const ADMIN_CLIENT_USAGE = `          --url URL          the node's HTTP address (default: http://<host>:<http_port> of the
+                             config); --node URL is the same
           --admin-token T    admin token (default: admin_token / IRIS_ADMIN_TOKEN, else the
                              admin.token file in the node's data directory, --data)
           --data DIR, --host ADDR, --http-port N, --config FILE, --set key=value: as for start`;
 
 export interface AdminTarget {
   readonly url: URL;
-  readonly token: string;
+  /** The admin token (null for the node's open pages: /health, /cluster/status). */
+  readonly token: string | null;
   /** Trusted certificate for https (the node's own, when it uses TLS). */
   readonly ca?: Buffer;
 }
@@ -50,16 +53,23 @@ export type AdminTargetResult = { ok: true; target: AdminTarget } | { ok: false;
 export function adminTarget(values: FlagValues, config: IrisConfig): AdminTargetResult {
   const token = readAdminToken(config);
   if (!token.ok) return token;
+  const node = nodeTarget(values, config);
+  return node.ok ? { ok: true, target: { ...node.target, token: token.token } } : node;
+}
+
+/** Where the node's HTTP pages are (`--url`/`--node`, else the config's host and http_port), without a token. */
+export function nodeTarget(values: FlagValues, config: IrisConfig): AdminTargetResult {
   const tls = config.tls_cert_file !== '';
   let url: URL;
-  const node = values['node'];
+  const flag = typeof values['url'] === 'string' ? '--url' : '--node';
+  const node = values['url'] ?? values['node'];
   if (typeof node === 'string') {
     try {
       url = new URL(node);
     } catch {
-      return { ok: false, message: `--node ${node}: not a URL (e.g. http://127.0.0.1:8086)` };
+      return { ok: false, message: `${flag} ${node}: not a URL (e.g. http://127.0.0.1:8086)` };
     }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') return { ok: false, message: `--node ${node}: must be an http:// or https:// URL` };
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') return { ok: false, message: `${flag} ${node}: must be an http:// or https:// URL` };
   } else {
     const host = config.host === '0.0.0.0' ? '127.0.0.1' : config.host === '::' ? '::1' : config.host;
     url = new URL(`${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${config.http_port}`);
@@ -72,10 +82,11 @@ export function adminTarget(values: FlagValues, config: IrisConfig): AdminTarget
       return { ok: false, message: `tls_cert_file: cannot read ${config.tls_cert_file} to trust the node's certificate: ${(err as Error).message}` };
     }
   }
-  return { ok: true, target: ca === undefined ? { url, token: token.token } : { url, token: token.token, ca } };
+  return { ok: true, target: ca === undefined ? { url, token: null } : { url, token: null, ca } };
 }
 
-export type AdminAnswer = { ok: true; status: number; body: Record<string, unknown> } | { ok: false; message: string };
+/** The node's answer, or why there is none (`unreachable`: no connection could be made, or it broke before an answer). */
+export type AdminAnswer = { ok: true; status: number; body: Record<string, unknown> } | { ok: false; message: string; unreachable?: boolean };
 
 /** One request to the admin API; resolves with the node's JSON answer, or why there is none. */
 export function callAdmin(target: AdminTarget, method: 'GET' | 'POST', path: string, body?: object): Promise<AdminAnswer> {
@@ -83,7 +94,8 @@ export function callAdmin(target: AdminTarget, method: 'GET' | 'POST', path: str
   const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body), 'utf8');
   const where = target.url.origin;
   return new Promise((resolve) => {
-    const headers: Record<string, string | number> = { authorization: `Bearer ${target.token}`, accept: 'application/json' };
+    const headers: Record<string, string | number> = { accept: 'application/json' };
+    if (target.token !== null) headers['authorization'] = `Bearer ${target.token}`;
     if (payload !== undefined) {
       headers['content-type'] = 'application/json';
       headers['content-length'] = payload.length;
@@ -104,8 +116,12 @@ export function callAdmin(target: AdminTarget, method: 'GET' | 'POST', path: str
       });
       res.on('error', (err) => resolve({ ok: false, message: `the answer from ${where} broke off: ${err.message}` }));
     });
-    req.on('timeout', () => req.destroy(new Error(`no answer within ${ADMIN_CLIENT_TIMEOUT_MS} ms`)));
-    req.on('error', (err) => resolve({ ok: false, message: `cannot reach the node at ${where}: ${err.message}; is it running, and is --node (or host/http_port) right?` }));
+    let timedOut = false;
+    req.on('timeout', () => {
+      timedOut = true;
+      req.destroy(new Error(`no answer within ${ADMIN_CLIENT_TIMEOUT_MS} ms`));
+    });
+    req.on('error', (err) => resolve({ ok: false, unreachable: !timedOut, message: `cannot reach the node at ${where}: ${err.message}; is it running, and is --url (or host/http_port) right?` }));
     req.end(payload);
   });
 }

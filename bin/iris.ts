@@ -3,7 +3,8 @@
  * The `iris` command line. `iris start` runs a messaging node (config from defaults, a JSON
  * file, IRIS_* environment variables and flags) until SIGINT/SIGTERM; `iris token` issues and
  * revokes login tokens; `iris group` administers groups through a running node's admin API;
- * `iris demo` runs the runtime demo application across scheduler threads. Exit codes
+ * `iris node drain` takes a node out of its cluster; `iris cluster status` shows the members and
+ * shard groups of a running cluster; `iris demo` runs the runtime demo application across scheduler threads. Exit codes
  * (bin/exitCodes.ts): 2 for bad flags or config (the message names the key and the fix),
  * 1 for a node that cannot start or be reached, 3 for a request the node refused.
  */
@@ -12,7 +13,9 @@ import { parseArgs } from 'node:util';
 import { CONFIG_FLAG_OPTIONS, reportConfigProblems, resolveCliConfig } from './configLayers.js';
 import { EXIT_FAILURE, EXIT_USAGE } from './exitCodes.js';
 import { BACKUP_USAGE, backupCommand, restoreCommand } from './backupCommand.js';
+import { CLUSTER_USAGE, clusterCommand } from './clusterCommand.js';
 import { GROUP_USAGE, groupCommand } from './groupCommand.js';
+import { NODE_USAGE, nodeCommand } from './nodeCommand.js';
 import { TOKEN_USAGE, tokenCommand } from './tokenCommand.js';
 
 /** `iris start`: resolve the config (defaults < file < environment < flags), start the node. */
@@ -71,21 +74,29 @@ async function start(argv: string[]): Promise<void> {
       `  auth:               ${cfg.auth_enabled ? 'JWT (HS256) required: LOGIN is "user:token"' : 'off (dev): LOGIN is just the user name'}\n` +
       `iris: try it: node dist/bin/v1chat.js --port ${node.tcpPort} --user alice   (see README)`,
   );
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    node.runtime.log.info({ signal }, 'stopping');
-    await node.stop();
+  // A stop signal drains a cluster node first when the cluster can spare it (server/IrisNode.ts
+  // shutdown); a second signal stops at once. A drain started through the admin API ends the
+  // process the same way once it is done.
+  let signals = 0;
+  const onSignal = async (signal: string) => {
+    signals++;
+    node.runtime.log.info({ signal }, signals === 1 ? 'stopping' : 'stopping now (second signal)');
+    await (signals === 1 ? node.shutdown() : node.stop());
     process.exit(0);
   };
-  process.on('SIGINT', () => void stop('SIGINT'));
-  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void onSignal('SIGINT'));
+  process.on('SIGTERM', () => void onSignal('SIGTERM'));
+  void node.drain.done.then(async () => {
+    await node.stop();
+    console.error(`iris: node ${cfg.node_name} was drained and has left the cluster`);
+    process.exit(0);
+  });
 }
 
 const USAGE = `usage: iris <command> [flags]
 
-  start   run a messaging node until interrupted (SIGINT/SIGTERM stop it cleanly)
+  start   run a messaging node until interrupted (SIGINT/SIGTERM stop it cleanly; a cluster
+          node drains first when the cluster can spare it, a second signal stops at once)
           --config FILE      JSON config file (keys as in docs/configuration.md)
           --mode dev|production
           --port N           raw TCP port for v1 clients (default 8085)
@@ -101,6 +112,8 @@ const USAGE = `usage: iris <command> [flags]
           Environment: IRIS_<KEY> for any key, e.g. IRIS_JWT_SECRET.
 ${TOKEN_USAGE}
 ${GROUP_USAGE}
+${NODE_USAGE}
+${CLUSTER_USAGE}
 ${BACKUP_USAGE}
   demo    run the runtime demo application (supervised processes across threads)
           --schedulers N     scheduler threads in total (default: cores = ${availableParallelism()})
@@ -179,6 +192,12 @@ switch (cmd) {
     break;
   case 'group':
     process.exitCode = await groupCommand(rest);
+    break;
+  case 'node':
+    process.exitCode = await nodeCommand(rest);
+    break;
+  case 'cluster':
+    process.exitCode = await clusterCommand(rest);
     break;
   case 'backup':
     process.exitCode = await backupCommand(rest);

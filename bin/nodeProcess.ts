@@ -3,7 +3,8 @@
  * One node process of `iris start --processes N` (server/NodeProcessSupervisor.ts forks it as
  * a node:cluster worker; it is not meant to be run by hand). It takes its configuration from
  * the supervisor over the IPC channel, starts the node (server/IrisNode.ts) and reports that it
- * listens, or why it cannot. It stops cleanly when the supervisor says so or on SIGTERM, and
+ * listens, or why it cannot. It stops cleanly when the supervisor says so, on SIGTERM, or
+ * once drained (`POST /admin/drain`: it exits and the supervisor starts it again), and
  * ignores SIGINT: a terminal's Ctrl-C reaches the whole process group, and the supervisor
  * stops its processes in order. When the supervisor dies, node:cluster ends this process as its
  * IPC channel closes.
@@ -45,6 +46,9 @@ async function start(m: Extract<ToNodeProcess, { t: 'start' }>): Promise<void> {
   }
   node = started.node;
   tell({ t: 'up', tcpPort: node.tcpPort, httpPort: node.httpPort });
+  // A drain through the admin API (the shared HTTP port reaches one process) ends it as a stop
+  // does, once its shard groups and clients have moved; the supervisor starts it again.
+  void node.drain.done.then(() => stop('drained'));
 }
 
 process.on('SIGINT', () => {});

@@ -30,7 +30,7 @@ import type { Inbox } from './Inbox.js';
 import type { CoreCounters } from './CoreCounters.js';
 import type { Notice } from './Delivery.js';
 import type { StoredItem } from './Inbox.js';
-import { PRESENCE_SWEEP_AFTER_MS, ROUTE_LANES_KEEP_MS, ROUTE_LANES_SWEEP_MS } from './defaults.js';
+import { DELIVERY_NOTE_DELAYS_MS, DELIVERY_NOTE_TICK_MS, PRESENCE_SWEEP_AFTER_MS, ROUTE_LANES_KEEP_MS, ROUTE_LANES_SWEEP_MS } from './defaults.js';
 import { ROUTE_LANES_TABLE, RouteLanes, type RouteTicket } from './RouteLanes.js';
 import { userBytes, type UserKey } from './UserId.js';
 import type { PresenceTable } from './Presence.js';
@@ -110,6 +110,11 @@ interface SweepPresence {
   t: 'sweep_presence';
 }
 
+/** Time to send the `delivered` notes that are due (cluster only). */
+interface DeliveryNotes {
+  t: 'delivery_notes';
+}
+
 /** A write for `to` settled (the shard tells itself, to act on it inside a handler). */
 interface Stored {
   t: 'stored';
@@ -123,20 +128,35 @@ interface Write {
   settled: boolean;
   ok: boolean;
   replyTo: Pid | null;
-  seq: bigint | undefined;
-  /** The highest SEND_SEQ before this one took its place (-1 when none). */
-  prevSeq: bigint;
   /** In a cluster: the route's ticket and its connection's key (the answer names it). */
   ticket: RouteTicket | undefined;
   conn: string;
 }
 
-/** What the shard sends to sessions. */
+/**
+ * The SEND_SEQ numbers of one (recipient, sender) pair: the highest taken (a route with a number
+ * not above it is a repeat), the highest whose message is stored, and those being written.
+ */
+interface SeqPair {
+  highest: bigint;
+  stored: bigint;
+  readonly writing: bigint[];
+}
+
+/**
+ * What the shard sends to sessions. To a session on another node (a cluster), deliveries are
+ * numbered (`n`: 1, 2, … since it registered, `registered` carrying the count so far) and a
+ * `delivered` note repeats the count now and then after the last one (DELIVERY_NOTE_DELAYS_MS):
+ * core NATS may lose a message without either node noticing, and a session that sees a number
+ * skipped knows its connection must read the inbox again.
+ */
 export type ShardToSession =
-  | { t: 'deliver'; id: Uint8Array; rec: Delivery; bytes: number }
+  | { t: 'deliver'; id: Uint8Array; rec: Delivery; bytes: number; n?: number }
   | { t: 'notice'; rec: Typing | ReadReceipt }
   /** The registration is in; `shard` is this shard (a session on another node monitors it). */
-  | { t: 'registered'; shard: Pid }
+  | { t: 'registered'; shard: Pid; n?: number }
+  /** To a session on another node: deliveries sent to it so far. */
+  | { t: 'delivered'; n: number }
   | { t: 'replaced' };
 
 /**
@@ -167,6 +187,12 @@ export interface RouterShardDeps {
    * (their sessions died with the node that owned the group before).
    */
   owns?: (user: UserKey) => boolean;
+  /**
+   * In a cluster: whether inbox reads of sessions are served now (false in safe mode: this node
+   * may no longer own the group, and its copy may hold messages the new owner has removed since;
+   * an unanswered read is asked again by its session).
+   */
+  readable?: () => boolean;
   /** Holds the highest SEND_SEQ per (recipient, sender) across restarts. */
   storage: StorageEngine;
   counters: CoreCounters;
@@ -184,44 +210,77 @@ export function seqPairKey(to: UserKey, from: Uint8Array): string {
   return String.fromCharCode(to.length) + to + String.fromCharCode.apply(null, from as unknown as number[]);
 }
 
+/** A SEND_SEQ row's value: the number, 8 bytes big-endian. */
+function seqBytes(seq: bigint): Uint8Array {
+  const v = new Uint8Array(8);
+  new DataView(v.buffer).setBigUint64(0, seq);
+  return v;
+}
+
 export function routerShard(deps: RouterShardDeps): ProcessBody {
   return (ctx: ProcessContext) => {
     const { counters } = deps;
     const sessions = new Map<UserKey, Pid>();
     const seqTable = deps.storage.table(SEND_SEQ_TABLE);
     const watched = new Map<string, UserKey>(); // monitor ref key -> user
-    const lastSeq = new Map<string, bigint>();
+    /** Per (recipient, sender) pair, in memory once used: its SEND_SEQ numbers (see SeqPair). */
+    const seqPairs = new Map<string, SeqPair>();
     /** Per recipient, messages whose writes have not all settled, in append order. */
     const writing = new Map<UserKey, Write[]>();
     /** Recipients with a `stored` notice in the shard's mailbox. */
     const notified = new Set<UserKey>();
-    /** Highest seq taken for (to, from), from memory or storage; -1 when none. */
-    const highestSeq = (to: UserKey, from: Uint8Array): bigint => {
+    /** The pair's row in the SEND_SEQ table; -1 when none. */
+    const storedSeq = (to: UserKey, from: Uint8Array): bigint => {
+      const raw = seqTable.get([userBytes(to), from]);
+      return raw === undefined ? -1n : new DataView(raw.buffer, raw.byteOffset, 8).getBigUint64(0);
+    };
+    const seqPair = (to: UserKey, from: Uint8Array): SeqPair => {
       const k = seqPairKey(to, from);
-      let last = lastSeq.get(k);
-      if (last === undefined) {
-        const raw = seqTable.get([userBytes(to), from]);
-        last = raw === undefined ? -1n : new DataView(raw.buffer, raw.byteOffset, 8).getBigUint64(0);
-        lastSeq.set(k, last);
+      let p = seqPairs.get(k);
+      if (p === undefined) {
+        const stored = storedSeq(to, from);
+        seqPairs.set(k, (p = { highest: stored, stored, writing: [] }));
       }
-      return last;
+      return p;
+    };
+    /** Highest seq taken for (to, from), from memory or storage; -1 when none. */
+    const highestSeq = (to: UserKey, from: Uint8Array): bigint => seqPair(to, from).highest;
+    /**
+     * Take `seq` for its message, whose append was just issued. The row is written after the
+     * message's append and durability is a prefix, so a durable seq implies a durable message:
+     * a crash in between may repeat a delivery, never lose one.
+     */
+    const takeSeq = (to: UserKey, from: Uint8Array, seq: bigint): void => {
+      const p = seqPair(to, from);
+      p.highest = seq;
+      p.writing.push(seq);
+      void seqTable.put([userBytes(to), from], seqBytes(seq));
     };
     /**
-     * Record `seq` once its message was accepted. The write is issued after the message's
-     * append and durability is a prefix, so a durable seq implies a durable message: a crash in
-     * between may repeat a delivery, never lose one.
+     * The write of `seq`'s message settled. A failed one gives its number back at once, in the
+     * same callback as the lane's (a resend handled before the shard's `stored` notice must find
+     * it free, or it would be dropped as a repeat and answered accepted: lost), unless a later
+     * number was taken since (that one gives back in its turn if it fails too). The pair's
+     * highest number is then the highest still being written or stored, so numbers of earlier
+     * writes that failed with it are free as well. The row is written in the same turn as the
+     * message, so it normally failed with it; only if it holds the failed number is it written
+     * back.
      */
-    const recordSeq = (to: UserKey, from: Uint8Array, seq: bigint): void => {
-      lastSeq.set(seqPairKey(to, from), seq);
-      const v = new Uint8Array(8);
-      new DataView(v.buffer).setBigUint64(0, seq);
-      void seqTable.put([userBytes(to), from], v);
-    };
-    /** Undo `recordSeq` after a failed write: the previous highest number, or none. */
-    const restoreSeq = (to: UserKey, from: Uint8Array, prev: bigint): void => {
-      if (prev >= 0n) return recordSeq(to, from, prev);
-      lastSeq.set(seqPairKey(to, from), prev);
-      void seqTable.remove([userBytes(to), from]);
+    const seqSettled = (to: UserKey, from: Uint8Array, seq: bigint, ok: boolean): void => {
+      const p = seqPair(to, from);
+      const i = p.writing.indexOf(seq);
+      if (i >= 0) p.writing.splice(i, 1);
+      if (ok) {
+        if (seq > p.stored) p.stored = seq;
+        return;
+      }
+      if (p.highest !== seq) return;
+      let h = p.stored;
+      for (const x of p.writing) if (x > h) h = x;
+      p.highest = h;
+      if (storedSeq(to, from) !== seq) return;
+      if (h < 0n) void seqTable.remove([userBytes(to), from]);
+      else void seqTable.put([userBytes(to), from], seqBytes(h));
     };
     const refuse = (to: Pid | null, code: RouteRefused['code'], ticket?: RouteTicket): void => {
       if (code === 'inbox_full') counters.inboxFullRefusals++;
@@ -293,26 +352,58 @@ export function routerShard(deps: RouterShardDeps): ProcessBody {
         if (ticket !== undefined && r.reason !== 'storage_unavailable') writeLaneRow(lanes!.refused(conn, ticket.n, r.reason, ctx.env.clock.wallMs()));
         return refuse(m.replyTo, r.reason, ticket);
       }
-      const prevSeq = m.seq !== undefined ? highestSeq(m.to, from) : -1n;
-      if (m.seq !== undefined) recordSeq(m.to, from, m.seq);
+      if (m.seq !== undefined) takeSeq(m.to, from, m.seq);
       // In the same turn as the append: the lane's row goes into the same entry as the message.
       if (ticket !== undefined) writeLaneRow(lanes!.writing(conn, ticket.n, ctx.env.clock.wallMs()));
-      const w: Write = { id: r.id, rec: m.rec, settled: false, ok: false, replyTo: m.replyTo, seq: m.seq, prevSeq, ticket, conn };
+      const w: Write = { id: r.id, rec: m.rec, settled: false, ok: false, replyTo: m.replyTo, ticket, conn };
       let q = writing.get(m.to);
       if (q === undefined) writing.set(m.to, (q = []));
       q.push(w);
       const to = m.to;
+      const seq = m.seq;
       void r.durable.then((ok) => {
         w.settled = true;
         w.ok = ok;
         // At once, not in the `stored` handler: a later route of the lane handled before that
-        // must already see the number given back (it is then out of order and waits).
+        // must already see the number given back (it is then out of order and waits), and a
+        // resend of this one must find its SEND_SEQ number free.
         if (ticket !== undefined) lanes?.settled(conn, ticket.n, ok);
+        if (seq !== undefined) seqSettled(to, from, seq, ok);
         // One notice per recipient until the shard handles it: a group commit settles many writes at once.
         if (notified.has(to)) return;
         notified.add(to);
         ctx.send(ctx.self, { t: 'stored', to } satisfies Stored);
       });
+    };
+    /** Per session on another node: deliveries sent to it since it registered. */
+    const numbered = new Map<UserKey, number>();
+    /** Sessions on another node owed a `delivered` note: when the next is due, and which delay comes next. */
+    const owed = new Map<UserKey, { due: number; next: number }>();
+    let notesArmed = false;
+    const oweNote = (to: UserKey): void => {
+      owed.set(to, { due: ctx.env.clock.monotonicMs() + DELIVERY_NOTE_DELAYS_MS[0]!, next: 1 });
+      if (notesArmed) return;
+      notesArmed = true;
+      ctx.sendAfter(DELIVERY_NOTE_TICK_MS, { t: 'delivery_notes' } satisfies DeliveryNotes);
+    };
+    const sendNotes = (): void => {
+      notesArmed = false;
+      const now = ctx.env.clock.monotonicMs();
+      for (const [u, o] of owed) {
+        if (o.due > now) continue;
+        const s = sessions.get(u);
+        const n = numbered.get(u);
+        if (s === undefined || n === undefined || o.next >= DELIVERY_NOTE_DELAYS_MS.length) owed.delete(u);
+        else {
+          o.due = now + DELIVERY_NOTE_DELAYS_MS[o.next]! - DELIVERY_NOTE_DELAYS_MS[o.next - 1]!;
+          o.next++;
+        }
+        if (s !== undefined && n !== undefined) ctx.send(s, { t: 'delivered', n } satisfies ShardToSession);
+      }
+      if (owed.size > 0) {
+        notesArmed = true;
+        ctx.sendAfter(DELIVERY_NOTE_TICK_MS, { t: 'delivery_notes' } satisfies DeliveryNotes);
+      }
     };
     /**
      * Writes settled for `to`: hand over, in append order, every message at the head of its
@@ -325,15 +416,21 @@ export function routerShard(deps: RouterShardDeps): ProcessBody {
       while (q.length > 0 && q[0]!.settled) {
         const w = q.shift()!;
         if (!w.ok) {
-          // Give the number back, in memory and on disk, unless a later one was taken since.
-          if (w.seq !== undefined && lastSeq.get(seqPairKey(to, w.rec.from)) === w.seq) restoreSeq(to, w.rec.from, w.prevSeq);
           refuse(w.replyTo, 'storage_unavailable', w.ticket);
           continue;
         }
         counters.stored++;
         if (w.ticket !== undefined) ctx.send(w.replyTo!, { t: 'route_accepted', g: w.ticket.g, n: w.ticket.n } satisfies RouteAccepted);
         const s = sessions.get(to);
-        if (s !== undefined) ctx.send(s, { t: 'deliver', id: w.id, rec: w.rec, bytes: deliveryBytes(w.rec) } satisfies ShardToSession);
+        if (s === undefined) continue;
+        const sent = numbered.get(to);
+        if (sent === undefined) {
+          ctx.send(s, { t: 'deliver', id: w.id, rec: w.rec, bytes: deliveryBytes(w.rec) } satisfies ShardToSession);
+          continue;
+        }
+        numbered.set(to, sent + 1);
+        ctx.send(s, { t: 'deliver', id: w.id, rec: w.rec, bytes: deliveryBytes(w.rec), n: sent + 1 } satisfies ShardToSession);
+        oweNote(to);
       }
       if (q.length === 0) writing.delete(to);
     };
@@ -359,14 +456,19 @@ export function routerShard(deps: RouterShardDeps): ProcessBody {
         if (cur !== undefined && pidEquals(cur, raw.pid)) {
           sessions.delete(user);
           registeredAt.delete(user);
+          numbered.delete(user);
+          owed.delete(user);
           if (!canary('presence_leak')) deps.presence.setOffline(user, Math.floor(ctx.env.clock.wallMs() / 1000));
         }
         return;
       }
-      const m = raw as RouterMessage | Stored | SweepLanes | SweepPresence;
+      const m = raw as RouterMessage | Stored | SweepLanes | SweepPresence | DeliveryNotes;
       switch (m.t) {
         case 'stored':
           onStored(m.to);
+          return;
+        case 'delivery_notes':
+          sendNotes();
           return;
         case 'sweep_lanes':
           sweepLanes();
@@ -382,6 +484,7 @@ export function routerShard(deps: RouterShardDeps): ProcessBody {
           return;
         }
         case 'inbox_read':
+          if (deps.readable?.() === false) return;
           readFor(m);
           return;
         case 'inbox_ack': {
@@ -424,11 +527,18 @@ export function routerShard(deps: RouterShardDeps): ProcessBody {
             }
             ctx.send(old, { t: 'replaced' } satisfies ShardToSession);
           }
-          if (old === undefined || !pidEquals(old, m.session)) watched.set(ctx.monitor(m.session).key, m.user);
+          if (old === undefined || !pidEquals(old, m.session)) {
+            watched.set(ctx.monitor(m.session).key, m.user);
+            owed.delete(m.user);
+            // A session on another node counts its deliveries (a lost one shows as a number skipped).
+            if (m.session.node !== ctx.self.node) numbered.set(m.user, 0);
+            else numbered.delete(m.user);
+          }
           sessions.set(m.user, m.session);
           if (m.at !== undefined) registeredAt.set(m.user, m.at);
           deps.presence.setOnline(m.user);
-          ctx.send(m.session, { t: 'registered', shard: ctx.self } satisfies ShardToSession);
+          const sent = numbered.get(m.user);
+          ctx.send(m.session, (sent === undefined ? { t: 'registered', shard: ctx.self } : { t: 'registered', shard: ctx.self, n: sent }) satisfies ShardToSession);
           return;
         }
       }

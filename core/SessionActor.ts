@@ -15,8 +15,11 @@
  * shard goes down (its node died, or the group moved and its services stopped) it registers
  * with the new owner and tells its connection there was a gap (`gap`): the connection reads
  * the inbox again from the last id it wrote, so nothing stored meanwhile is skipped and nothing
- * it wrote comes again. It never waits on a remote answer except inside a fetch, which is
- * bounded by `readTimeoutMs`.
+ * it wrote comes again. A shard on another node numbers its deliveries and now and then says
+ * how many it sent (`delivered`): core NATS may lose one without either node noticing, so a
+ * number skipped, or a count above what arrived, is a gap too (the delivery that showed it is
+ * not passed on: it comes with the page, after the one that was lost). It never waits on a
+ * remote answer except inside a fetch, which is bounded by `readTimeoutMs`.
  */
 import { isDownMessage, ProcessExit } from '../runtime/ExitReason.js';
 import { refEquals, type Pid, type Ref } from '../runtime/Pid.js';
@@ -39,7 +42,7 @@ export type SessionToConnection =
    * user while it was offline (`stored` true: handed over once, at most noticeLimit per login).
    */
   | { t: 'notice'; rec: Notice; stored: boolean }
-  /** In a cluster: the session registered again after its shard moved; live deliveries may have been missed. */
+  /** In a cluster: the session registered again after its shard moved, or a delivery was lost on the way; read the inbox again. */
   | { t: 'gap' };
 
 /** What a connection sends to its session. */
@@ -109,6 +112,8 @@ class Session {
   /** Cluster only: registering again after the shard went down (the connection is told of the gap). */
   private rejoining = false;
   private rejoinArmed = false;
+  /** Cluster only: the number of the last delivery a shard on another node sent (undefined: it numbers none). */
+  private lastNumber: number | undefined = undefined;
 
   constructor(
     private readonly args: SessionArgs,
@@ -130,6 +135,7 @@ class Session {
         if (this.args.follow !== undefined) this.followShard(m.shard);
         if (this.registered) return;
         this.registered = true;
+        this.lastNumber = m.n;
         if (this.rejoining) {
           this.rejoining = false;
           this.ctx.send(this.connection, { t: 'gap' } satisfies SessionToConnection);
@@ -146,12 +152,16 @@ class Session {
         }
         return this.fetch(m.afterId);
       case 'deliver':
+        if (m.n !== undefined && !this.counted(m.n, true)) return;
         if (!this.live || (this.pagedUpTo !== null && compareMessageIds(m.id, this.pagedUpTo) <= 0)) return;
         // The shard's message has the connection's shape: passed on as it is.
         this.ctx.send(this.connection, m satisfies SessionToConnection);
         return;
       case 'notice':
         this.ctx.send(this.connection, { t: 'notice', rec: m.rec as Typing | ReadReceipt, stored: false } satisfies SessionToConnection);
+        return;
+      case 'delivered':
+        this.counted(m.n, false);
         return;
       case 'replaced':
         throw new ProcessExit({ shutdown: 'replaced' });
@@ -163,6 +173,22 @@ class Session {
         // A late answer to a read that was asked again: the newer one counts.
         return;
     }
+  }
+
+  /**
+   * A numbered delivery (`next`: it should be the one after the last) or a count of those sent:
+   * false when one was lost on the way, and then the connection reads the inbox again.
+   */
+  private counted(n: number, next: boolean): boolean {
+    const last = this.lastNumber;
+    if (!this.registered || last === undefined) return true;
+    if (next ? n === last + 1 : n <= last) {
+      if (next) this.lastNumber = n;
+      return true;
+    }
+    this.lastNumber = Math.max(last, n);
+    this.ctx.send(this.connection, { t: 'gap' } satisfies SessionToConnection);
+    return false;
   }
 
   /** Ask `shard` to register this session; in a cluster, again every retryMs until one answers. */

@@ -78,6 +78,17 @@ export const MOVE_MAX_LAG_ENTRIES = 64;
  * owner's node; live ones re-register within route_retry_ms of their shard going down).
  */
 export const PRESENCE_SWEEP_AFTER_MS = 5_000;
+/**
+ * A router shard tells a session on another node how many deliveries it sent it (`delivered`),
+ * this long after the last one and again later: core NATS may lose a delivery without either
+ * node noticing (a cut shorter than the membership's down-after), and a session that hears of
+ * one it never got has its connection read the inbox again. The last note comes after the
+ * default down-after (2 s) has passed twice: a cut that lost the delivery without taking the
+ * node down is over by then.
+ */
+export const DELIVERY_NOTE_DELAYS_MS: readonly number[] = [1_000, 4_000];
+/** How often a router shard looks for sessions owed a delivery note. */
+export const DELIVERY_NOTE_TICK_MS = 500;
 /** A session's read of its inbox from the shard on another node is asked again after this long without an answer. */
 export const SESSION_READ_TIMEOUT_MS = 2_000;
 /** How long /cluster/status waits for each node's report of its replicas. */
@@ -86,5 +97,7 @@ export const CLUSTER_STATUS_TIMEOUT_MS = 1_000;
 export const PRESENCE_SNAPSHOT_CHUNK = 2_000;
 /** A presence snapshot request gives up after this long. */
 export const PRESENCE_SNAPSHOT_TIMEOUT_MS = 2_000;
+/** A presence snapshot that could not be had (no answer, or not from the owner asked) is asked again after this long. */
+export const PRESENCE_SNAPSHOT_RETRY_MS = 1_000;
 /** Reads of a control record that a compare-and-append was told is a duplicate (a lagging replica may not have it yet). */
 export const CONTROL_DUPLICATE_READS = 5;

@@ -51,10 +51,19 @@ export interface ClientLink {
   pause(): void;
   /** Deliver again, starting with what was held while paused. */
   resume(): void;
-  /** Close after the queued bytes are flushed. */
-  end(): void;
+  /**
+   * Close after the queued bytes are flushed. `close` is the WebSocket close code and reason
+   * (default 1000, "bye"); a TCP link ends its side (FIN) and ignores it.
+   */
+  end(close?: LinkClose): void;
   /** Close now, dropping what is queued. */
   destroy(): void;
+}
+
+/** How a WebSocket link is closed by the server: code and reason of its close frame. */
+export interface LinkClose {
+  readonly code: number;
+  readonly reason: string;
 }
 
 export interface ClientLinkHandlers {
@@ -62,7 +71,11 @@ export interface ClientLinkHandlers {
   data(bytes: Uint8Array): void;
   /** The send buffer went below its low-water mark after `write` returned false. */
   drain(): void;
-  /** The link is gone (either side closed, or an error); called exactly once. */
+  /**
+   * The client is gone or has stopped sending (it closed, reset, half-closed its TCP side, or
+   * an error); called exactly once. No `data` follows. After a half-close the server may still
+   * write until it ends the link.
+   */
   close(): void;
 }
 

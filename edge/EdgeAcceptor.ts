@@ -2,7 +2,9 @@
  * Turns each new client link into a connection process (protocol v1 today; v2 will be chosen
  * per listener) on the scheduler that owns the listeners, and forwards the link's events to it as messages (never blocking the socket).
  * A link the node may not take (connection cap, per-address rate) gets the plain-text
- * `RATE_LIMITED` answer and is closed, never silently dropped.
+ * `RATE_LIMITED` answer and is closed, never silently dropped. With a ClientDrain every
+ * connection is registered with it, and while the node drains a new link gets ERROR
+ * `node_draining` and is closed.
  *
  * Input backlog: a listener hands over input as fast as the network brings it, and a
  * WebSocket link hands over one message per frame, so a client can send faster than its
@@ -14,7 +16,8 @@
  */
 import type { Scheduler } from '../runtime/Scheduler.js';
 import type { Pid } from '../runtime/Pid.js';
-import type { AcceptLink, ClientLink, ClientLinkHandlers, LinkTransport, PeerCertificate } from './ClientLink.js';
+import type { ClientDrain } from './ClientDrain.js';
+import type { AcceptLink, ClientLink, ClientLinkHandlers, LinkClose, LinkTransport, PeerCertificate } from './ClientLink.js';
 import type { ConnectionDeps } from './ConnectionDeps.js';
 import { encodeRateLimitedText } from './protocol/V1Encoder.js';
 import { v1Connection } from './v1/V1Connection.js';
@@ -33,12 +36,15 @@ const DRAINED_MAILBOX_MESSAGES = 16;
 export interface AcceptHooks {
   /** Whether to take this link; refused links are answered and closed. */
   admit?(link: ClientLink): { ok: true } | { ok: false; retryAfterMs: number };
+  /** The node's open connections for a drain; while it drains, new links get ERROR node_draining and are closed. */
+  clients?: ClientDrain;
   opened?(): void;
   closed?(): void;
 }
 
 export function acceptConnections(s: Scheduler, deps: ConnectionDeps, hooks: AcceptHooks = {}): AcceptLink {
   return (link) => {
+    if (hooks.clients !== undefined && !hooks.clients.admit(link)) return REFUSED;
     const admitted = hooks.admit?.(link) ?? { ok: true };
     if (!admitted.ok) {
       link.write(encodeRateLimitedText());
@@ -47,6 +53,7 @@ export function acceptConnections(s: Scheduler, deps: ConnectionDeps, hooks: Acc
     }
     const events = new LinkEvents(s, hooks, link);
     events.pid = s.spawn(v1Connection(events, deps), { label: 'Connection' });
+    hooks.clients?.opened(events.pid);
     hooks.opened?.();
     return events;
   };
@@ -84,7 +91,11 @@ class LinkEvents implements ClientLinkHandlers, ClientLink {
     this.s.send(this.pid!, DRAIN, null);
   }
   close(): void {
-    this.s.send(this.pid!, CLOSED, null);
+    // A half-closed TCP link is ended by its connection; one whose connection is gone (it
+    // crashed) is ended here, or it would stay half-open.
+    if (this.s.local(this.pid!) === undefined) this.link.end();
+    else this.s.send(this.pid!, CLOSED, null);
+    this.hooks.clients?.closed(this.pid!);
     this.hooks.closed?.();
   }
 
@@ -131,8 +142,8 @@ class LinkEvents implements ClientLinkHandlers, ClientLink {
   resume(): void {
     if ((this.pausedFor & PAUSED_BY_CONNECTION) !== 0) this.unpause(PAUSED_BY_CONNECTION);
   }
-  end(): void {
-    this.link.end();
+  end(close?: LinkClose): void {
+    this.link.end(close);
   }
   destroy(): void {
     this.link.destroy();

@@ -27,7 +27,12 @@ export type EdgeErrorCode =
   /** A request got no answer from its service within request_timeout_ms (it restarted, or is unreachable); send it again. */
   | 'request_timeout'
   /** In a cluster, the node sees fewer than a majority of the expected nodes (safe mode): writes are refused at once, nothing was done. */
-  | 'cluster_unavailable';
+  | 'cluster_unavailable'
+  /**
+   * The node is being drained (taken out of the cluster): stop sending, close this connection
+   * and log in on another node. Everything the node read before the client closed is handled.
+   */
+  | 'node_draining';
 
 /** The key directory's refusals (inside PREKEY_RESPONSE). */
 export type KeyDirectoryErrorCode = 'bad_signature' | 'too_many_prekeys' | 'storage_failed' | PrekeyUploadRefusal;
@@ -44,6 +49,7 @@ export const CLIENT_ERROR_CODES: readonly ClientErrorCode[] = [
   'token_revoked',
   'request_timeout',
   'cluster_unavailable',
+  'node_draining',
   'inbox_full',
   'storage_unavailable',
   'invalid_recipient',

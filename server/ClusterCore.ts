@@ -8,14 +8,17 @@
  * the ownership table names, `shard.<g>`/`groups.<g>`/`keys.<g>` there), whether writes must be
  * refused (safe mode), and which connections to tell when ownership changes. It also answers
  * the other nodes' requests for its replicas' positions, from which `/cluster/status` shows
- * standby lag.
+ * standby lag. For a drain (server/NodeDrain.ts) it says whether this node may leave
+ * (core/cluster/LeaveCheck.ts), hands its shard groups off through the control plane and
+ * counts what it still holds.
  *
  * Nothing here touches sockets, files or real time: the production node (server/IrisNode.ts),
  * the in-process test cluster (test/support/clusterCore.ts) and a simulated cluster assemble
  * the same thing on their own Env. It never blocks the edge: every answer is a local read.
  */
-import { startClusterCore as startCoreParts } from '../core/cluster/ClusterCore.js';
-import type { ControlPlaneHandle, ControlPlaneOptions } from '../core/cluster/ControlPlane.js';
+import { startClusterCore as startCoreParts, type ClusterCore as ClusterCoreParts } from '../core/cluster/ClusterCore.js';
+import { CORE_ROLE, drain, type ControlPlaneHandle, type ControlPlaneOptions, type DrainResult } from '../core/cluster/ControlPlane.js';
+import { leaveCheck, type LeaveCheckResult } from '../core/cluster/LeaveCheck.js';
 import type { PartitionGuard } from '../core/cluster/PartitionGuard.js';
 import type { PresenceFeed } from '../core/cluster/PresenceFeed.js';
 import { CLUSTER_STATUS_TIMEOUT_MS, SESSION_READ_TIMEOUT_MS } from '../core/defaults.js';
@@ -68,6 +71,16 @@ export interface ClusterCore extends ServiceCore {
   readonly plane: ControlPlaneHandle;
   readonly feed: PresenceFeed;
   readonly membership: Membership;
+  /** Whether this node owns shard groups (role `core`). */
+  readonly isCore: boolean;
+  /** Whether this node may leave now without the cluster losing its majority or its writable core. */
+  leaveCheck(): LeaveCheckResult;
+  /** Record this node as drained and resolve once it owns, stands by for and takes over no group. */
+  handOff(timeoutMs: number): Promise<DrainResult>;
+  /** Shard groups this node owns, stands by for or is taking over. */
+  groupsHeld(): number;
+  /** The clustered core this is built on (core/cluster/ClusterCore.ts): what the simulator's checkers read. */
+  readonly parts: ClusterCoreParts;
 }
 
 export type StartClusterCoreResult = { ok: true; core: ClusterCore } | { ok: false; message: string };
@@ -153,6 +166,7 @@ export async function startClusterCore(s: Scheduler, env: Env, storage: StorageE
     stats,
   };
   const owned = (): number => p.table.all().filter((r) => r !== undefined && r.owner === self.name && r.ownerIncarnation === self.incarnation).length;
+  const isDraining = (name: string, incarnation: number): boolean => p.table.isDraining(name, incarnation);
 
   const core: ClusterCore = {
     presence,
@@ -162,6 +176,7 @@ export async function startClusterCore(s: Scheduler, env: Env, storage: StorageE
     plane: p,
     feed,
     membership,
+    parts,
     routing: {
       shardFor,
       groupsFor: parts.groupsServerOf,
@@ -221,10 +236,23 @@ export async function startClusterCore(s: Scheduler, env: Env, storage: StorageE
         node: self.name,
         safe_mode: guard.safeMode(),
         shard_groups: p.groups.count,
-        members: members.map((m) => ({ name: m.name, incarnation: m.incarnation, roles: m.roles, addresses: m.addresses, self: m.name === self.name })),
+        members: members.map((m) => ({ name: m.name, incarnation: m.incarnation, roles: m.roles, addresses: m.addresses, self: m.name === self.name, draining: isDraining(m.name, m.incarnation) })),
         groups,
       };
     },
+    isCore: self.roles.includes(CORE_ROLE),
+    leaveCheck: () =>
+      leaveCheck({
+        self,
+        members: membership.members(),
+        draining: p.table.draining,
+        expectedNodes: config.expected_cluster_nodes,
+        durability: config.durability,
+        safeMode: guard.safeMode(),
+        coreRole: CORE_ROLE,
+      }),
+    handOff: (timeoutMs) => drain(s, timeoutMs),
+    groupsHeld: () => p.table.all().filter((r) => r !== undefined && (r.owner === self.name || r.standbys.includes(self.name) || r.successor === self.name)).length,
     clusterMetrics: () => ({
       safeMode: guard.safeMode(),
       nodesVisible: guard.status().visible,

@@ -8,7 +8,8 @@
  * With `nats_servers` the node joins a cluster: the runtime connects to NATS (the distribution
  * layer, and JetStream as the Env's `streams`), LMDB is opened with room for every shard
  * group's tables, and the service assembles the clustered core (server/ClusterCore.ts). Without
- * it the node is the single node, unchanged.
+ * it the node is the single node, unchanged. A cluster node can be drained (server/NodeDrain.ts,
+ * `POST /admin/drain`); `shutdown` (SIGTERM) drains it first when the cluster can spare it.
  * An existing LMDB environment is read through once before it is opened
  * (`verify_storage_at_start`, server/StorageInspection.ts): a damaged file stops the start with
  * a message naming it and the fix, and is left as it is.
@@ -24,6 +25,7 @@ import { adminRoutes } from '../edge/admin/AdminApi.js';
 import { ADMIN_MAX_REQUEST_BODY_BYTES, ADMIN_SERVICE_TIMEOUT_MS } from '../edge/admin/AdminSettings.js';
 import { groupsAdmin } from '../edge/admin/GroupsAdmin.js';
 import { ensureAdminToken } from './AdminTokenFile.js';
+import { NodeDrain } from './NodeDrain.js';
 import { describeInspectionFailure, INSPECTION_MAX_TABLES, inspectStorage } from './StorageInspection.js';
 import { startIrisService, type IrisService } from './IrisService.js';
 import { isClustered } from './NodeConfig.js';
@@ -45,7 +47,16 @@ export interface IrisNode {
   readonly config: IrisConfig;
   /** Where the admin API's token is kept; null when it comes from the config key admin_token. */
   readonly adminTokenFile: string | null;
-  /** Stop listening, stop every process, flush and close storage. */
+  /** The node's drain (`POST /admin/drain`); its `done` resolves when the node should stop. */
+  readonly drain: NodeDrain;
+  /**
+   * Stop on a signal: a cluster node that may leave (LeaveCheck) drains first (shard groups
+   * handed off, clients told node_draining), bounded by drain_timeout_ms and the clients'
+   * grace; a single node, or a cluster node whose leave would cost the cluster its majority
+   * (logged), stops at once. Then `stop`.
+   */
+  shutdown(): Promise<void>;
+  /** Stop listening, stop every process, say goodbye to the cluster, flush and close storage; every caller gets the same promise. */
   stop(): Promise<void>;
 }
 
@@ -118,6 +129,7 @@ export async function startIrisNode(config: IrisConfig): Promise<StartIrisNodeRe
   const service = started.service;
   const { accept } = service;
   if (runtime.cluster !== null) logClusterStart(runtime, config, service.health().safe_mode);
+  const drain = new NodeDrain({ scheduler: runtime.main, clients: service.clients, cluster: service.cluster, config, clock: runtime.env.clock, log: runtime.env.log });
 
   const tls =
     config.tls_cert_file !== '' && config.tls_key_file !== ''
@@ -153,8 +165,8 @@ export async function startIrisNode(config: IrisConfig): Promise<StartIrisNodeRe
         routes: {
           '/health': () => {
             const h = service.health();
-            // 503 in safe mode: a load balancer sends new clients to a node that can take writes.
-            return { status: h.safe_mode ? 503 : 200, body: JSON.stringify({ ...h, memory: memoryMb() }) };
+            // 503 in safe mode or while draining: a load balancer sends new clients to a node that can take them.
+            return { status: h.safe_mode || h.draining ? 503 : 200, body: JSON.stringify({ ...h, memory: memoryMb() }) };
           },
           '/metrics': () => ({ status: 200, contentType: 'text/plain; version=0.0.4', body: metricsText(service) }),
           '/cluster/status': async () => {
@@ -167,6 +179,7 @@ export async function startIrisNode(config: IrisConfig): Promise<StartIrisNodeRe
             auth: adminAuth.auth,
             revocations: service.revocations,
             groups: groupsAdmin(runtime.main, (gid) => service.core.groupsServer(gid), ADMIN_SERVICE_TIMEOUT_MS),
+            drain,
             log: runtime.env.log,
           }),
         },
@@ -178,7 +191,15 @@ export async function startIrisNode(config: IrisConfig): Promise<StartIrisNodeRe
     return fail(`http_port: cannot listen on ${config.host}:${config.http_port} (${(err as Error).message}); choose another port`);
   }
 
-  let stopped = false;
+  let stopping: Promise<void> | null = null;
+  const stop = (): Promise<void> =>
+    (stopping ??= (async () => {
+      await tcp.close(true);
+      await http.close(true);
+      service.stop();
+      await runtime.stop();
+      await storage.close();
+    })());
   return {
     ok: true,
     node: {
@@ -188,15 +209,16 @@ export async function startIrisNode(config: IrisConfig): Promise<StartIrisNodeRe
       adminTokenFile: adminToken.ok ? adminToken.file : null,
       tcpPort: tcp.port,
       httpPort: http.port,
-      async stop() {
-        if (stopped) return;
-        stopped = true;
-        await tcp.close(true);
-        await http.close(true);
-        service.stop();
-        await runtime.stop();
-        await storage.close();
+      drain,
+      async shutdown() {
+        if (!drain.started && service.cluster !== null) {
+          const r = drain.start('signal');
+          if (!r.ok) runtime.log.warn({ code: r.code, reason: r.message }, 'stopping without a drain (the cluster cannot spare this node now); its shard groups fail over if the other nodes keep a majority');
+        }
+        if (drain.started) await drain.done;
+        await stop();
       },
+      stop,
     },
   };
 }

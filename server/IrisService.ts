@@ -3,7 +3,8 @@
  * storage: the core (a single node's router and servers, server/SingleNodeCore.ts, or a
  * cluster node's shard groups, server/ClusterCore.ts, behind one ServiceCore shape), login
  * rules and limits, durable token revocations with the registry of live token sessions they
- * end, and the function that turns each client link into a connection. It knows nothing of
+ * end, the function that turns each client link into a connection, and the node's open
+ * connections for a drain (edge/ClientDrain.ts). It knows nothing of
  * sockets, threads or files, so the production node (server/IrisNode.ts, with LMDB and real
  * listeners) and the simulator (sim/, with virtual storage and links) run exactly this code.
  */
@@ -15,6 +16,7 @@ import { JwtVerifier } from '../edge/auth/JwtVerifier.js';
 import { LiveTokens, type TokenEnded } from '../edge/auth/LiveTokens.js';
 import { RevocationStore } from '../edge/auth/RevocationStore.js';
 import { Revocations } from '../edge/auth/Revocations.js';
+import { ClientDrain } from '../edge/ClientDrain.js';
 import type { AcceptLink } from '../edge/ClientLink.js';
 import type { ConnectionDeps } from '../edge/ConnectionDeps.js';
 import { acceptConnections } from '../edge/EdgeAcceptor.js';
@@ -25,7 +27,7 @@ import { loginGate } from '../edge/LoginGate.js';
 import type { Env, StorageEngine } from '../runtime/Env.js';
 import type { Pid } from '../runtime/Pid.js';
 import type { Scheduler } from '../runtime/Scheduler.js';
-import { startClusterCore, type ClusterCoreOptions } from './ClusterCore.js';
+import { startClusterCore, type ClusterCore, type ClusterCoreOptions } from './ClusterCore.js';
 import type { IrisConfig } from './NodeConfig.js';
 import type { CoreHealth, ServiceCore } from './ServiceCore.js';
 import { GROUPS_NAME, KEYS_NAME, startSingleNodeCore } from './SingleNodeCore.js';
@@ -34,8 +36,10 @@ export { GROUPS_NAME, KEYS_NAME };
 
 /** The body of `/health`: the node, its connections, and its place in the cluster. */
 export interface ServiceHealth extends CoreHealth {
-  /** `safe_mode` while the partition guard refuses writes. */
-  status: 'ok' | 'safe_mode';
+  /** `draining` while the node drains (it refuses new clients), else `safe_mode` while the partition guard refuses writes. */
+  status: 'ok' | 'safe_mode' | 'draining';
+  /** The node drains: new clients are refused, connected ones are told to go. */
+  draining: boolean;
   node: string;
   mode: string;
   connections: number;
@@ -49,6 +53,10 @@ export interface IrisService {
   readonly presence: PresenceTable;
   /** The core: a single node's, or a cluster node's (server/ServiceCore.ts). */
   readonly core: ServiceCore;
+  /** The same core when the node is in a cluster (drain, leave check), else null. */
+  readonly cluster: ClusterCore | null;
+  /** The node's open connections, refused and told to go when the node drains. */
+  readonly clients: ClientDrain;
   /** A single node's router (null in a cluster). */
   readonly router: Router | null;
   readonly counters: CoreCounters;
@@ -85,12 +93,17 @@ export async function startIrisService(s: Scheduler, env: Env, storage: StorageE
   const rates = new UserRates(env.clock, config);
   const fanoutAllowed = (u: Parameters<UserRates['fanout']>[0], n: number): boolean => rates.fanout(u, n);
   const wrapInbox = opts.wrapInbox;
-  const started =
-    opts.cluster !== undefined
-      ? await startClusterCore(s, env, storage, config, { ...opts.cluster, fanoutAllowed, ...(wrapInbox !== undefined ? { wrapInbox } : {}) })
-      : await startSingleNodeCore(s, env, storage, config, { fanoutAllowed, ...(wrapInbox !== undefined ? { wrapInbox: (i: Inbox) => wrapInbox(i) } : {}) });
-  if (!started.ok) return started;
-  const core: ServiceCore = started.core;
+  let cluster: ClusterCore | null = null;
+  let core: ServiceCore;
+  if (opts.cluster !== undefined) {
+    const started = await startClusterCore(s, env, storage, config, { ...opts.cluster, fanoutAllowed, ...(wrapInbox !== undefined ? { wrapInbox } : {}) });
+    if (!started.ok) return started;
+    core = cluster = started.core;
+  } else {
+    const started = await startSingleNodeCore(s, env, storage, config, { fanoutAllowed, ...(wrapInbox !== undefined ? { wrapInbox: (i: Inbox) => wrapInbox(i) } : {}) });
+    if (!started.ok) return started;
+    core = started.core;
+  }
   const { presence, counters } = core;
 
   const limitsR = RateLimits.create(env.clock, {
@@ -150,7 +163,9 @@ export async function startIrisService(s: Scheduler, env: Env, storage: StorageE
     },
   };
   let connections = 0;
+  const clients = new ClientDrain();
   const accept = acceptConnections(s, deps, {
+    clients,
     admit: (link) => limits.connectionOpened(link.remoteAddress),
     opened: () => connections++,
     closed: () => {
@@ -164,6 +179,8 @@ export async function startIrisService(s: Scheduler, env: Env, storage: StorageE
       accept,
       presence,
       core,
+      cluster,
+      clients,
       router: core.router,
       counters,
       limits,
@@ -174,7 +191,8 @@ export async function startIrisService(s: Scheduler, env: Env, storage: StorageE
       connections: () => connections,
       health: () => {
         const h = core.health();
-        return { status: h.safe_mode ? 'safe_mode' : 'ok', node: config.node_name, mode: config.mode, connections, online_users: presence.onlineCount(), ...h };
+        const status = clients.draining ? 'draining' : h.safe_mode ? 'safe_mode' : 'ok';
+        return { status, draining: clients.draining, node: config.node_name, mode: config.mode, connections, online_users: presence.onlineCount(), ...h };
       },
       stop: () => core.stop(),
     },

@@ -13,6 +13,7 @@ export function metricsText(service: IrisService): string {
   const l = service.limits.stats();
   const samples: Sample[] = [
     ['iris_connections', 'gauge', 'Open client connections.', service.connections()],
+    ['iris_node_draining', 'gauge', 'Whether this node is being drained (new clients refused, its work handed to the other nodes).', service.clients.draining ? 1 : 0],
     ['iris_online_users', 'gauge', 'Users with a live session on this node.', service.presence.onlineCount()],
     ['iris_messages_stored_total', 'counter', 'Messages made durable in an inbox.', c.stored],
     ['iris_dedup_hits_total', 'counter', 'SEND_SEQ repeats dropped.', c.dedupHits],

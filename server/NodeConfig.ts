@@ -55,6 +55,20 @@ export const NODE_SETTINGS = {
     max: 600_000,
     doc: 'A node not heard from this long is down: its shard groups fail over (at least 3 heartbeats).',
   },
+  drain_timeout_ms: {
+    kind: 'int',
+    default: 60_000,
+    min: 1_000,
+    max: 3_600_000,
+    doc: 'A drain (iris node drain, SIGTERM of a cluster node) waits this long for the node\'s shard groups to move; then it goes on, and groups not yet moved fail over when the node stops.',
+  },
+  drain_client_grace_ms: {
+    kind: 'int',
+    default: 5_000,
+    min: 0,
+    max: 600_000,
+    doc: 'How long a draining node\'s clients, told node_draining, have to close before the node closes their connections.',
+  },
   // ---- several node processes on one machine (`iris start --processes N`, server/NodeProcessSupervisor.ts) ----
   processes: {
     kind: 'int',

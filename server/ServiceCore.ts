@@ -36,6 +36,8 @@ export interface MemberStatus {
   addresses: Readonly<Record<string, string>>;
   /** This node (the one answering). */
   self: boolean;
+  /** Being drained (`iris node drain`): its shard groups move away and nothing is placed on it. */
+  draining: boolean;
 }
 
 /** One shard group of `/cluster/status`. */

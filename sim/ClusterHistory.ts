@@ -3,7 +3,7 @@
  * (sends, deliveries, group and key-directory requests and their answers, presence reads) and
  * the clustered core's white-box events — every inbox append a group's owner issued, where and
  * when, whether the core reported it durable or failed, and what the disks held at that
- * instant. Plain data with virtual timestamps, so a witness can be printed and a run compared
+ * instant, and every removal (ACK) an owner made durable. Plain data with virtual timestamps, so a witness can be printed and a run compared
  * with its replay. Nothing here looks at the world; the workload and the simulation fill it.
  */
 
@@ -101,6 +101,17 @@ export class ClusterHistory {
   readonly delivered: ClusterDelivered[] = [];
   readonly requests: ClusterRequest[] = [];
   readonly prekeys: PrekeyHandedOut[] = [];
+  /**
+   * Messages whose removal (a client's ACK) an owner reported durable: `<user>/<msgId>` → when.
+   * Such a message is gone from the final inbox by design. Empty in core-level runs (no ACKs).
+   */
+  readonly acked = new Map<string, number>();
+  /**
+   * Messages an owner was asked to remove (a client's ACK reached it), whatever the outcome:
+   * `<user>/<msgId>`. A removal reported failed may still be in the shard stream (an owner that
+   * could not apply its own acknowledged entry gives the group up, and the next owner applies it).
+   */
+  readonly removalsAsked = new Set<string>();
   /** Payloads a sender routed again (a SEND_SEQ resent with its number). */
   readonly resent = new Set<string>();
   /** Route refusals each user's sessions heard (code → count). */

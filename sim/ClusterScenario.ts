@@ -46,6 +46,14 @@ export const CLUSTER_FAULT_NAMES = [
 ] as const;
 export type ClusterFaultName = (typeof CLUSTER_FAULT_NAMES)[number];
 
+/**
+ * Who the users are: `core`, sessions driving the clustered core directly (sim/ClusterWorkload.ts,
+ * the default); `v1`, SimClients speaking protocol v1 to the nodes' edges, every node running the
+ * whole service in cluster mode (sim/V1ClusterWorkload.ts).
+ */
+export const CLUSTER_WORKLOADS = ['core', 'v1'] as const;
+export type ClusterWorkloadKind = (typeof CLUSTER_WORKLOADS)[number];
+
 export interface ClusterScenario {
   /** Drives every random stream of the run (32-bit). */
   seed: number;
@@ -66,14 +74,18 @@ export interface ClusterScenario {
   livenessSendMs: number;
   /** Enabled faults. */
   faults: ClusterFaultName[];
+  /** The workload (absent: `core`). */
+  workload?: ClusterWorkloadKind;
   /** A planted bug (canary tests only). */
   canary?: CanaryName;
 }
 
-/** A scenario's dimensions the CLI may fix (`--nodes`, `--nats`). */
+/** A scenario's dimensions the CLI may fix (`--nodes`, `--nats`, `--workload`). */
 export interface ClusterScenarioShape {
   nodes?: number;
   servers?: number;
+  /** The workload; the seed draws the same scenario for either. */
+  workload?: ClusterWorkloadKind;
 }
 
 export function clusterScenarioFromSeed(seed: number, shape: ClusterScenarioShape = {}, canary?: CanaryName): ClusterScenario {
@@ -91,12 +103,13 @@ export function clusterScenarioFromSeed(seed: number, shape: ClusterScenarioShap
     livenessSendMs: 2_000,
     faults,
   };
+  if (shape.workload === 'v1') s.workload = 'v1';
   if (canary !== undefined) s.canary = canary;
   return s;
 }
 
 /** Scenarios for fast-check: each field shrinks toward a small, fault-free run. */
-export function clusterScenarioArbitrary(opts: { canary?: CanaryName; faults?: readonly ClusterFaultName[] } = {}): fc.Arbitrary<ClusterScenario> {
+export function clusterScenarioArbitrary(opts: { canary?: CanaryName; faults?: readonly ClusterFaultName[]; workload?: ClusterWorkloadKind } = {}): fc.Arbitrary<ClusterScenario> {
   return fc
     .record({
       seed: fc.integer({ min: 0, max: 0xffffffff }),
@@ -110,6 +123,7 @@ export function clusterScenarioArbitrary(opts: { canary?: CanaryName; faults?: r
     })
     .map((x) => {
       const s: ClusterScenario = { ...x, servers: 3, livenessSendMs: 2_000 };
+      if (opts.workload === 'v1') s.workload = 'v1';
       if (opts.canary !== undefined) s.canary = opts.canary;
       return s;
     });
@@ -136,6 +150,7 @@ export function parseClusterScenario(json: string): { ok: true; scenario: Cluste
   if (!int(o.safetyMs, 0, 3_600_000)) return { ok: false, message: '--scenario: safetyMs must be an integer in [0, 3600000]' };
   if (!int(o.livenessSendMs, 0, 3_600_000)) return { ok: false, message: '--scenario: livenessSendMs must be an integer in [0, 3600000]' };
   if (!Array.isArray(o.faults) || !o.faults.every((f) => (CLUSTER_FAULT_NAMES as readonly string[]).includes(f))) return { ok: false, message: `--scenario: faults must be a list of ${CLUSTER_FAULT_NAMES.join(', ')}` };
+  if (o.workload !== undefined && !(CLUSTER_WORKLOADS as readonly string[]).includes(o.workload)) return { ok: false, message: `--scenario: workload must be one of ${CLUSTER_WORKLOADS.join(', ')}` };
   if (o.canary !== undefined && !CLUSTER_CANARY_NAMES.includes(o.canary)) return { ok: false, message: `--scenario: canary must be one of ${CLUSTER_CANARY_NAMES.join(', ')}` };
   return { ok: true, scenario: o as ClusterScenario };
 }

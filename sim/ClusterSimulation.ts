@@ -1,7 +1,8 @@
 /**
  * Runs one cluster scenario end to end: a SimCluster of N Iris nodes (each running the
- * clustered core, core/cluster/ClusterCore.ts, through its Env) and M NATS servers with the
- * JetStream model, all from one seed; a workload (sim/ClusterWorkload.ts) on every node; a
+ * clustered core, core/cluster/ClusterCore.ts, through its Env — or, with the v1 workload, the
+ * whole service in cluster mode with its edge) and M NATS servers with the JetStream model, all
+ * from one seed; a workload (sim/ClusterWorkload.ts, or v1 clients: sim/V1ClusterWorkload.ts); a
  * safety phase in which the nemesis (sim/ClusterNemesis.ts) draws the scenario's faults; a heal
  * (every fault undone, every node and server running); a wait until the cluster settled (every
  * group served by exactly one owner every node agrees on, nobody in safe mode); a liveness
@@ -14,13 +15,17 @@ import { clusterCoreSettings } from '../core/cluster/ClusterCore.js';
 import { clusterNames } from '../core/cluster/ClusterNames.js';
 import { routerShardName } from '../core/cluster/ShardGroups.js';
 import { CORE_DEFAULTS } from '../core/CoreSettings.js';
+import type { Inbox } from '../core/Inbox.js';
 import { checkCluster } from './ClusterCheckers.js';
 import type { ClusterHistory } from './ClusterHistory.js';
+import type { History } from './History.js';
 import { ClusterNemesis } from './ClusterNemesis.js';
 import type { ClusterScenario } from './ClusterScenario.js';
 import { CoreWorkload } from './ClusterWorkload.js';
+import { v1NodeConfig, V1ClusterWorkload } from './V1ClusterWorkload.js';
 import type { Violation } from './Checkers.js';
 import { SIM_CLUSTER_NAME, SimCluster } from './SimCluster.js';
+import type { SimNode } from './SimNode.js';
 import { installTripwires } from './Tripwires.js';
 
 export interface ClusterRunOptions {
@@ -43,6 +48,8 @@ export interface ClusterRunResult {
   settleMs: number;
   stats: { sent: number; delivered: number; stored: number; failedAppends: number; refusals: number; nodeRestarts: number; requests: number };
   history: ClusterHistory;
+  /** The v1 clients' own history (null in core-level runs). */
+  clients: History | null;
   cluster: SimCluster;
   /** Faults the nemesis injected: virtual ms and what. */
   injected: string[];
@@ -75,7 +82,9 @@ const EXPECTED_EXITS = ['not_owner', 'shutdown', 'noconnection', 'simulated disk
 export async function runClusterScenario(s: ClusterScenario, opts: ClusterRunOptions = {}): Promise<ClusterRunResult> {
   const wallStart = Date.now();
   const { settings, graceMs } = clusterCoreSettings({ ...CORE_DEFAULTS, shard_groups: s.shardGroups, durability: s.durability });
-  let workload: CoreWorkload | null = null;
+  let workload: CoreWorkload | V1ClusterWorkload | null = null;
+  const v1 = s.workload === 'v1';
+  const wrapInbox = (inner: Inbox, group: number, node: SimNode): Inbox => workload!.wrapInbox(inner, group, node);
   const cluster = new SimCluster({
     seed: s.seed,
     nodes: s.nodes,
@@ -83,17 +92,13 @@ export async function runClusterScenario(s: ClusterScenario, opts: ClusterRunOpt
     recordTrace: opts.recordTrace === true,
     recordCheckpoints: opts.recordCheckpoints === true,
     keepLogLines: opts.recordTrace === true,
-    core: {
-      expectedNodes: s.nodes,
-      graceMs,
-      settings,
-      restartAfterFailureMs: CORE_RESTART_MS,
-      wrapInbox: (inner, group, node) => workload!.wrapInbox(inner, group, node),
-    },
+    ...(v1
+      ? { service: { config: v1NodeConfig(s, graceMs), restartAfterFailureMs: CORE_RESTART_MS, wrapInbox } }
+      : { core: { expectedNodes: s.nodes, graceMs, settings, restartAfterFailureMs: CORE_RESTART_MS, wrapInbox } }),
   });
   const world = cluster.world;
   const names = clusterNames(SIM_CLUSTER_NAME);
-  workload = new CoreWorkload({ cluster, random: world.random('workload'), users: s.users, rate: s.rate });
+  workload = v1 ? new V1ClusterWorkload({ cluster, random: world.random('workload'), scenario: s }) : new CoreWorkload({ cluster, random: world.random('workload'), users: s.users, rate: s.rate });
   const w = workload;
   const nemesis = new ClusterNemesis(cluster, w, s, world.random('nemesis'));
 
@@ -170,7 +175,7 @@ export async function runClusterScenario(s: ClusterScenario, opts: ClusterRunOpt
       for (const f of n.coreFailures) if (f.at > healAt + SETTLE_DEADLINE_MS / 2) runtime.push(`${n.name}: the clustered core failed to start at ${f.at} ms, long after the heal: ${f.message}`);
     }
 
-    const violations = checkCluster({
+    const violations: Violation[] = checkCluster({
       history: w.history,
       cluster,
       names,
@@ -183,7 +188,9 @@ export async function runClusterScenario(s: ClusterScenario, opts: ClusterRunOpt
       chat: w.chatGroup(),
       runtime,
     });
+    if (w instanceof V1ClusterWorkload) violations.push(...w.check());
     const h = w.history;
+    const counts = w instanceof V1ClusterWorkload ? w.counts() : { sent: h.sent.length, delivered: h.delivered.length };
     return {
       scenario: s,
       ok: violations.length === 0,
@@ -194,8 +201,8 @@ export async function runClusterScenario(s: ClusterScenario, opts: ClusterRunOpt
       wallMs: Date.now() - wallStart,
       settleMs,
       stats: {
-        sent: h.sent.length,
-        delivered: h.delivered.length,
+        sent: counts.sent,
+        delivered: counts.delivered,
         stored: h.appends.filter((a) => a.durable === true).length,
         failedAppends: h.appends.filter((a) => a.durable === false).length,
         refusals: [...h.refusals.values()].reduce((a, b) => a + b, 0),
@@ -203,6 +210,7 @@ export async function runClusterScenario(s: ClusterScenario, opts: ClusterRunOpt
         requests: h.requests.length,
       },
       history: h,
+      clients: w instanceof V1ClusterWorkload ? w.clients : null,
       cluster,
       injected: nemesis.injected,
       trace: world.trace,

@@ -8,9 +8,9 @@
  * and fetches prekeys through the key directories, relays read receipts, and records every
  * delivery. Users move between nodes, and reconnect elsewhere when their node is lost.
  *
- * When the v1 edge is clustered, a `V1Workload` with the same interface (SimClients connected
- * to the nodes' edges) replaces this one and this stays as the core-level scenario: the
- * simulation, the nemesis and most checkers are unchanged by that switch.
+ * The v1 workload (sim/V1ClusterWorkload.ts, scenario `workload: 'v1'`) has the same interface
+ * with SimClients connected to the nodes' edges; this one stays as the core-level scenario (the
+ * default): the simulation, the nemesis and the cluster checkers are the same for both.
  *
  * It also supplies the white-box view of the core (`wrapInbox`): every inbox append an owner
  * issues, with when the core reported it durable and what the disks held at that instant.
@@ -31,14 +31,15 @@ import { userBytes, userKey, type UserKey } from '../core/UserId.js';
 import type { Pid } from '../runtime/Pid.js';
 import type { ProcessBody, ProcessContext } from '../runtime/ProcessContext.js';
 import { encodeKey } from '../runtime/StorageKey.js';
-import { ClusterHistory, type ClusterAppend, type ClusterRequest } from './ClusterHistory.js';
+import { ClusterHistory, type ClusterRequest } from './ClusterHistory.js';
+import { watchGroupInbox } from './ClusterInboxWatch.js';
 import { bytesHex, encodePayload, GROUP_TARGET, payloadKey } from './Payload.js';
 import type { SimCluster } from './SimCluster.js';
 import type { SimNode } from './SimNode.js';
 import type { SimRandom } from './SimRandom.js';
 import { keyText } from './SimStorage.js';
 
-/** What the simulation asks of any workload (core-level today, v1 clients next). */
+/** What the simulation asks of any workload (core-level sessions, or v1 clients). */
 export interface ClusterWorkload {
   readonly history: ClusterHistory;
   /** The white-box view of each group's inbox on each node (given to the nodes' cores). */
@@ -79,7 +80,7 @@ const OPERATOR_CALL_TIMEOUT_MS = 3_000;
 /** A session resends this many of its last SEND_SEQ messages after moving. */
 const RESEND_LAST = 3;
 /** One-time prekeys per upload. */
-const OTKS_PER_UPLOAD = 4;
+export const OTKS_PER_UPLOAD = 4;
 /** Payload padding bytes (messages are small; the payload checks itself). */
 const PAYLOAD_PADDING = 24;
 
@@ -88,9 +89,9 @@ const PAYLOAD_PADDING = 24;
 const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
 const IDENTITY_SEED = Buffer.alloc(32, 0x5a);
 const identityKey = createPrivateKey({ key: Buffer.concat([ED25519_PKCS8_PREFIX, IDENTITY_SEED]), format: 'der', type: 'pkcs8' });
-const IDENTITY_PUBLIC = new Uint8Array(createPublicKey(identityKey).export({ format: 'der', type: 'spki' }).subarray(12));
-const SIGNED_PREKEY = new Uint8Array(32).fill(7);
-const SIGNED_PREKEY_SIGNATURE = new Uint8Array(sign(null, SIGNED_PREKEY, identityKey));
+export const IDENTITY_PUBLIC = new Uint8Array(createPublicKey(identityKey).export({ format: 'der', type: 'spki' }).subarray(12));
+export const SIGNED_PREKEY = new Uint8Array(32).fill(7);
+export const SIGNED_PREKEY_SIGNATURE = new Uint8Array(sign(null, SIGNED_PREKEY, identityKey));
 
 /** What the workload tells a session to do (sent into the session process). */
 type AgentCommand =
@@ -161,53 +162,7 @@ export class CoreWorkload implements ClusterWorkload {
   // ---- white-box: the groups' inboxes --------------------------------------------------------
 
   wrapInbox(inner: Inbox, group: number, node: SimNode): Inbox {
-    const history = this.history;
-    const world = this.world;
-    const cluster = this.o.cluster;
-    const incName = `${node.name}#${node.incarnations}`;
-    return {
-      append(user, rec) {
-        const r = inner.append(user, rec);
-        if (!r.ok) return r;
-        const id = r.id.slice();
-        const payload = rec.k === 'direct' ? rec.body : rec.k === 'group' ? rec.ciphertext : new Uint8Array(0);
-        const core = node.core;
-        const a: ClusterAppend = {
-          at: world.now,
-          node: incName,
-          nodeName: node.name,
-          group,
-          user: userIndexOf(user),
-          msgId: bytesHex(id),
-          payloadHex: bytesHex(payload),
-          from: userIndexOf(userKey(rec.from)),
-          settledAt: null,
-          durable: null,
-          onOwnerDisk: null,
-          onStandbyDisk: null,
-          standbyRequired: false,
-          minorityForMs: core === null ? 0 : minorityFor(node, core, world.now),
-          safeMode: core?.guard.safeMode() ?? false,
-          distIncarnation: node.dist?.self.incarnation ?? 0,
-          majorityNeeded: core?.guard.needed ?? 0,
-        };
-        history.appends.push(a);
-        void r.durable.then((ok) => {
-          a.settledAt = world.now;
-          a.durable = ok;
-          if (!ok) return;
-          const k = inboxKeyText(user, id);
-          a.onOwnerDisk = node.disk.table(`g${group}.inbox`).values.has(k);
-          a.onStandbyDisk = cluster.nodes.some((n) => n !== node && n.disk.table(`g${group}.inbox`).values.has(k));
-          a.standbyRequired = (node.core?.plane.table.get(group)?.standbys.length ?? 0) > 0;
-        });
-        return r;
-      },
-      storeNotice: (user, rec) => inner.storeNotice(user, rec),
-      page: (user, limits) => inner.page(user, limits),
-      takeNotices: (user, limit) => inner.takeNotices(user, limit),
-      ack: (user, id) => inner.ack(user, id),
-    };
+    return watchGroupInbox(inner, group, node, this.o.cluster, this.history);
   }
 
   // ---- the run ----------------------------------------------------------------------------

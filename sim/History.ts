@@ -72,7 +72,7 @@ export class History {
   readonly resent = new Set<string>();
   /** Group members the operator has confirmed, with the time of confirmation. */
   readonly groupMembers = new Map<number, number>();
-  /** Final presence observations: observer, subject, online. */
+  /** Presence answers: when the question was asked (answers come in request order), observer, subject, online. */
   readonly statuses: { at: number; observer: number; subject: number; online: boolean }[] = [];
 
   add(e: HistoryEntry): void {

@@ -78,7 +78,7 @@ export function describeClusterFailure(r: ClusterRunResult): string {
 /** Write the trace file of a cluster run recorded with `recordTrace`; returns its path. */
 export function writeClusterTraceFile(r: ClusterRunResult, dir = 'sim-traces'): string {
   mkdirSync(dir, { recursive: true });
-  const path = join(dir, `cluster-${seedHex(r.scenario.seed)}${r.scenario.canary !== undefined ? `-${r.scenario.canary}` : ''}.trace`);
+  const path = join(dir, `cluster-${seedHex(r.scenario.seed)}${r.scenario.workload === 'v1' ? '-v1' : ''}${r.scenario.canary !== undefined ? `-${r.scenario.canary}` : ''}.trace`);
   const body = [
     `# cluster scenario ${describeClusterScenario(r.scenario)}`,
     `# trace hash ${r.traceHash}, ${r.events} events, ${r.simMs} virtual ms`,
@@ -90,6 +90,7 @@ export function writeClusterTraceFile(r: ClusterRunResult, dir = 'sim-traces'): 
     ...r.logs,
     '## workload',
     ...r.history.log.map((e) => `${e.at} ${e.what}`),
+    ...(r.clients !== null ? ['## v1 clients', ...r.clients.entries.map((e) => `${e.at} u${e.client} c${e.conn} ${e.type} ${e.op} ${e.value}`)] : []),
   ];
   writeFileSync(path, body.join('\n') + '\n');
   return path;

@@ -5,6 +5,7 @@
  * reconnects. It speaks through the production encoder and client decoder, and writes every
  * operation to the history. Duplication is the client's doing: after a reconnect it may
  * resend its last SEND_SEQ messages with their original numbers, which the server must drop.
+ * A workload may give it an extension (more operations, and the frames it does not act on).
  */
 import { decodeCborMap } from '../edge/protocol/Cbor.js';
 import { parseDeliveryPayload, V1ClientDecoder } from '../edge/protocol/V1ClientDecoder.js';
@@ -52,6 +53,20 @@ export interface SharedGroup {
 
 const GROUP_HEADER = encodeCbor({ v: 1 });
 
+/**
+ * More a client can do, supplied by a workload (the cluster's v1 workload adds prekey uploads
+ * and fetches, read receipts and presence queries): offered each send tick before the client's
+ * own choice, and told of the deliveries it recorded and of the frames it does not act on.
+ */
+export interface ClientExtension {
+  /** Offered each send tick while the client is online; true when it used the tick. */
+  tick(c: SimClient, link: SimLink): boolean;
+  /** A delivery the client recorded: its id and the sender's payload inside it. */
+  delivered(c: SimClient, msgId: Uint8Array, inner: Uint8Array, link: SimLink): void;
+  /** A frame other than LOGIN_OK, RELIABLE_MSG and GROUP_JOIN (after the client recorded it). */
+  frame(c: SimClient, f: ServerFrame, link: SimLink): void;
+}
+
 export class SimClient {
   link: SimLink | null = null;
   state: 'offline' | 'connecting' | 'online' = 'offline';
@@ -60,9 +75,13 @@ export class SimClient {
   /** When false the client stays away (after a clean logout at the end). */
   wantsOnline = true;
   sending = false;
+  /** What a workload adds to the client (null: nothing). */
+  extension: ClientExtension | null = null;
   private decoder = new V1ClientDecoder();
   private readonly seqs = new Map<number, number>();
   private lastSeqSent: { target: number; seq: number; payload: Uint8Array }[] = [];
+  /** When this connection's GET_STATUS questions still unanswered were asked (v1 answers in request order). */
+  private statusAsked: number[] = [];
   private sendTimer = false;
   readonly user: Uint8Array;
   private readonly addr: string;
@@ -94,6 +113,7 @@ export class SimClient {
     this.link = link;
     this.conn++;
     this.decoder = new V1ClientDecoder();
+    this.statusAsked = [];
     this.state = 'connecting';
     this.history.add({ at: this.world.now, client: this.index, type: 'invoke', op: 'login', value: '', conn: this.conn });
     link.send(encodeLoginPacket(this.user), true);
@@ -122,12 +142,15 @@ export class SimClient {
 
   /** Ask for the presence of the next `count` clients (by index, wrapping around). */
   queryPresence(count: number): void {
+    for (let k = 1; k <= Math.min(count, this.peers - 1); k++) this.askStatus((this.index + k) % this.peers);
+  }
+
+  /** Ask for client `j`'s presence (GET_STATUS); its answer is recorded with when it was asked. */
+  askStatus(j: number): void {
     if (this.state !== 'online' || this.link === null) return;
-    for (let k = 1; k <= Math.min(count, this.peers - 1); k++) {
-      const j = (this.index + k) % this.peers;
-      this.history.add({ at: this.world.now, client: this.index, type: 'invoke', op: 'status', value: String(j), conn: this.conn });
-      this.link.send(encodeGetStatusPacket(userName(j)));
-    }
+    this.history.add({ at: this.world.now, client: this.index, type: 'invoke', op: 'status', value: String(j), conn: this.conn });
+    this.statusAsked.push(this.world.now);
+    this.link.send(encodeGetStatusPacket(userName(j)));
   }
 
   private armSend(): void {
@@ -149,6 +172,7 @@ export class SimClient {
       this.drop();
       return;
     }
+    if (this.extension?.tick(this, this.link) === true) return;
     const group = this.group;
     if (group !== null && group.gid !== null && this.history.groupMembers.has(this.index) && this.random.chance(this.behaviour.groupShare)) {
       const seq = (this.seqs.get(GROUP_TARGET) ?? 0) + 1;
@@ -237,12 +261,14 @@ export class SimClient {
             this.link.send(encodeAckPacket(msgId));
           }, null, this.index);
         }
+        this.extension?.delivered(this, f.msgId, inner, link);
         return;
       }
       case 'status': {
         const subject = userIndex(f.user);
-        this.history.statuses.push({ at: this.world.now, observer: this.index, subject, online: f.online });
+        this.history.statuses.push({ at: this.statusAsked.shift() ?? this.world.now, observer: this.index, subject, online: f.online });
         this.history.add({ at: this.world.now, client: this.index, type: 'ok', op: 'status', value: `${subject}:${f.online ? 'online' : 'offline'}`, conn: this.conn });
+        this.extension?.frame(this, f, link);
         return;
       }
       case 'group_join':
@@ -258,8 +284,10 @@ export class SimClient {
       case 'auth_failed_text':
         this.history.refusedConns.add(`${this.index}/${this.conn}`);
         this.history.add({ at: this.world.now, client: this.index, type: 'fail', op: 'refused', value: f.kind === 'error' ? f.reason : f.kind, conn: this.conn });
+        this.extension?.frame(this, f, link);
         return;
       default:
+        this.extension?.frame(this, f, link);
         return;
     }
   }

@@ -3,9 +3,9 @@
  * Each node (sim/SimNode.ts) runs the unchanged runtime with the distribution layer on its own
  * client connection to the server model (sim/SimNats.ts), the JetStream model
  * (sim/SimJetStream.ts) as its Env's `streams`, and its own simulated disk; node i first
- * connects to server i mod M. The messaging service is not started on cluster nodes (the
- * clustered service comes with its own layer); `service: true` on a node spec starts the
- * single-node service there.
+ * connects to server i mod M. Each node runs the clustered core (`core`), or the whole service
+ * in cluster mode (`service`: edge and core, as a node process runs them); `service: true` on
+ * a node spec starts the single-node service there instead.
  *
  * The fault API is what scenarios and harnesses drive: Iris nodes crash, restart, pause, skew
  * and jump their clocks; servers are killed (page cache kept), crash with their OS (unsynced
@@ -16,7 +16,7 @@
 import type { IrisConfig } from '../server/NodeConfig.js';
 import { SimJetStream, type SimJetStreamOptions } from './SimJetStream.js';
 import { SimNats, type SimNatsOptions } from './SimNats.js';
-import { SimNode, type SimNodeCore } from './SimNode.js';
+import { SimNode, type SimNodeCore, type SimNodeService } from './SimNode.js';
 import { SimWorld } from './SimWorld.js';
 
 /** The cluster name simulated nodes use when none is given. */
@@ -60,6 +60,8 @@ export interface SimClusterOptions {
   jetstream?: SimJetStreamOptions | false;
   /** Run the clustered core (core/cluster/ClusterCore.ts) on every node with the core role. */
   core?: SimNodeCore;
+  /** Run the whole service in cluster mode (edge and clustered core, server/IrisService.ts) on every node instead. */
+  service?: SimNodeService;
   recordTrace?: boolean;
   recordCheckpoints?: boolean;
   keepLogLines?: boolean;
@@ -100,6 +102,7 @@ export class SimCluster {
           ...(opts.heartbeatMs !== undefined ? { heartbeatMs: opts.heartbeatMs } : {}),
           ...(opts.downAfterMs !== undefined ? { downAfterMs: opts.downAfterMs } : {}),
           ...(coreOf(spec) !== undefined ? { core: coreOf(spec)! } : {}),
+          ...(opts.service !== undefined ? { service: opts.service } : {}),
         },
       }, () => this.inc++);
     });

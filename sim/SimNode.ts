@@ -4,7 +4,9 @@
  * simulated storage engine on the node's disk, and, as configured, the unchanged messaging
  * service (server/IrisService.ts) on scheduler 0 and/or the distribution layer
  * (runtime/Distribution.ts) on a client connection to the simulated NATS servers, with the
- * JetStream model as the Env's `streams`. A crash drops every scheduler, the engine (and its
+ * JetStream model as the Env's `streams`. A cluster node runs either the bare clustered core
+ * (`core`) or the whole service in cluster mode (`service`: edge and clustered core, assembled
+ * as a node process assembles them, with client links to its edge). A crash drops every scheduler, the engine (and its
  * unflushed writes), the NATS connection (its server sees a reset) and every client link; a
  * restart boots a new incarnation on the same disk with a fresh, larger distribution
  * incarnation, the way `iris start` after SIGKILL does.
@@ -13,6 +15,7 @@ import type { IrisConfig } from '../server/NodeConfig.js';
 import type { Inbox } from '../core/Inbox.js';
 import { startClusterCore, type ClusterCore } from '../core/cluster/ClusterCore.js';
 import type { ControlPlaneSettings } from '../core/cluster/ControlPlane.js';
+import type { ClusterCore as ServerClusterCore } from '../server/ClusterCore.js';
 import { startIrisService, type IrisService } from '../server/IrisService.js';
 import { Distribution } from '../runtime/Distribution.js';
 import type { Env } from '../runtime/Env.js';
@@ -54,6 +57,22 @@ export interface SimNodeCluster {
   readonly downAfterMs?: number;
   /** Run the clustered core (core/cluster/ClusterCore.ts) on scheduler 0. */
   readonly core?: SimNodeCore;
+  /** Run the whole service in cluster mode on scheduler 0 instead (edge and core); `core` is then ignored. */
+  readonly service?: SimNodeService;
+}
+
+/**
+ * The whole messaging service of a cluster node: `startIrisService(…, {cluster: {membership}})`
+ * on the node's Env and storage, as server/IrisNode.ts starts it, so v1 clients connect to the
+ * node's edge. The node's `core` is then the clustered core the service is built on.
+ */
+export interface SimNodeService {
+  /** The service's configuration; `node_name` and `cluster_name` are set to the node's. */
+  readonly config: IrisConfig;
+  /** Wraps each group's inbox on this node (the simulation's white-box view). */
+  readonly wrapInbox?: (inner: Inbox, group: number, node: SimNode) => Inbox;
+  /** A service that fails to start stops the node, which boots again after this many ms (a service manager's restart). */
+  readonly restartAfterFailureMs: number;
 }
 
 /** The clustered core of a simulated node: what `startClusterCore` is given besides the node's own parts. */
@@ -185,6 +204,10 @@ export class SimNode {
       this.dist = dist;
       dist.subscribe((event) => this.membership.push({ at: this.world.now, incarnation, event }));
       dist.start();
+      if (c.service !== undefined) {
+        this.startClusterService(c.service, scheds[0]!, env, storage, dist, owner, c.cluster);
+        return;
+      }
       if (c.core !== undefined) {
         this.startCore(c.core, scheds[0]!, env, dist, owner, c.cluster);
         return;
@@ -235,6 +258,30 @@ export class SimNode {
         return;
       }
       this.core = r.core;
+      this.status = 'up';
+    });
+  }
+
+  private startClusterService(o: SimNodeService, sched: Scheduler, env: Env, storage: SimStorageEngine, dist: Distribution, owner: SimOwner, cluster: string): void {
+    const incarnation = this.incarnations;
+    const wrap = o.wrapInbox;
+    const config: IrisConfig = { ...o.config, node_name: this.name, cluster_name: cluster };
+    void startIrisService(sched, env, storage, config, {
+      cluster: { membership: dist },
+      ...(wrap !== undefined ? { wrapInbox: (inner: Inbox, group?: number) => wrap(inner, group ?? 0, this) } : {}),
+    }).then((r) => {
+      if (!owner.alive) return;
+      const core = r.ok ? (r.service.core as Partial<ServerClusterCore>).parts : undefined;
+      if (!r.ok || core === undefined) {
+        this.coreFailures.push({ at: this.world.now, message: r.ok ? 'the service started without a clustered core' : r.message });
+        this.crash();
+        this.world.after(o.restartAfterFailureMs, 'core_restart', () => {
+          if (this.incarnations === incarnation && !this.heldDown) this.boot();
+        });
+        return;
+      }
+      this.service = r.service;
+      this.core = core;
       this.status = 'up';
     });
   }

@@ -3,19 +3,21 @@
  * or run a scenario given as JSON (`--scenario '{…}'`); `--canary <name>` plants a bug,
  * `--replay` runs each seed twice and compares trace hashes, `--trace` writes the trace file
  * even when the run passes. `--nodes N` and/or `--nats M` run the cluster simulation instead
- * (N Iris nodes running the clustered core, M NATS servers; each seed draws the rest).
+ * (N Iris nodes running the clustered core, M NATS servers; each seed draws the rest);
+ * `--workload v1` drives it with v1 clients on the nodes' edges (implies the cluster).
  * Exit 0 when every run passes, 1 when one fails, 2 on bad flags.
  */
 import { CANARY_NAMES, CLUSTER_CANARY_NAMES, NODE_CANARY_NAMES, type CanaryName } from '../core/Canaries.js';
-import { clusterScenarioFromSeed, parseClusterScenario, type ClusterScenario } from './ClusterScenario.js';
+import { CLUSTER_WORKLOADS, clusterScenarioFromSeed, parseClusterScenario, type ClusterScenario, type ClusterScenarioShape, type ClusterWorkloadKind } from './ClusterScenario.js';
 import { runClusterScenario } from './ClusterSimulation.js';
 import { describeClusterFailure, describeFailure, seedHex, writeClusterTraceFile, writeTraceFile } from './Report.js';
 import { replayCheck, replayClusterCheck } from './Replay.js';
 import { parseScenario, scenarioFromSeed, type Scenario } from './Scenario.js';
 import { runScenario } from './Simulation.js';
 
-const USAGE = `usage: npm run sim -- [--nodes <N>] [--nats <M>] [--seed <n|0xhex> | --seeds <count> [--from <n>] | --scenario '<json>'] [--canary <name>] [--replay] [--trace]
+const USAGE = `usage: npm run sim -- [--nodes <N>] [--nats <M>] [--workload core|v1] [--seed <n|0xhex> | --seeds <count> [--from <n>] | --scenario '<json>'] [--canary <name>] [--replay] [--trace]
   --nodes/--nats: the cluster simulation (N Iris nodes, 1..16; M NATS servers, 3..9)
+  --workload: the cluster simulation's users (core: sessions on the clustered core, the default; v1: v1 clients on the edges)
 canaries (one node): ${NODE_CANARY_NAMES.join(', ')}
 canaries (cluster):  ${CLUSTER_CANARY_NAMES.join(', ')}`;
 
@@ -42,9 +44,15 @@ async function main(argv: string[]): Promise<number> {
   let json: string | null = null;
   let nodes: number | undefined;
   let servers: number | undefined;
+  let workload: ClusterWorkloadKind | undefined;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--nodes') nodes = parseCount(argv[++i], '--nodes', 1, 16);
+    else if (a === '--workload') {
+      const w = argv[++i];
+      if (w === undefined || !(CLUSTER_WORKLOADS as readonly string[]).includes(w)) fail(`--workload: expected one of ${CLUSTER_WORKLOADS.join(', ')}`);
+      workload = w as ClusterWorkloadKind;
+    }
     else if (a === '--nats') servers = parseCount(argv[++i], '--nats', 3, 9);
     else if (a === '--seed') single = parseSeed(argv[++i], '--seed');
     else if (a === '--seeds') count = parseSeed(argv[++i], '--seeds');
@@ -61,9 +69,9 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     } else fail(`unknown argument ${a}`);
   }
-  if (nodes !== undefined || servers !== undefined) {
-    if (canary !== undefined && !CLUSTER_CANARY_NAMES.includes(canary)) fail(`--canary: the cluster simulation plants ${CLUSTER_CANARY_NAMES.join(', ')}`);
-    return clusterMain({ nodes, servers }, { single, count, from, json, canary, replay, trace });
+  if (nodes !== undefined || servers !== undefined || workload !== undefined) {
+    if (canary !== undefined && !CLUSTER_CANARY_NAMES.includes(canary) && workload !== 'v1') fail(`--canary: the cluster simulation plants ${CLUSTER_CANARY_NAMES.join(', ')} (and, with --workload v1, ${NODE_CANARY_NAMES.join(', ')})`);
+    return clusterMain({ nodes, servers, workload }, { single, count, from, json, canary, replay, trace });
   }
   if (canary !== undefined && !NODE_CANARY_NAMES.includes(canary)) fail(`--canary ${canary} is a cluster canary: add --nodes`);
   if (json !== null) {
@@ -120,12 +128,12 @@ interface Selection {
   trace: boolean;
 }
 
-async function clusterMain(shape: { nodes?: number; servers?: number }, o: Selection): Promise<number> {
+async function clusterMain(shape: ClusterScenarioShape, o: Selection): Promise<number> {
   let scenarios: ClusterScenario[];
   if (o.json !== null) {
     const p = parseClusterScenario(o.json);
     if (!p.ok) fail(p.message);
-    scenarios = [{ ...p.scenario, ...(shape.nodes !== undefined ? { nodes: shape.nodes } : {}), ...(shape.servers !== undefined ? { servers: shape.servers } : {}), ...(o.canary !== undefined ? { canary: o.canary } : {}) }];
+    scenarios = [{ ...p.scenario, ...(shape.nodes !== undefined ? { nodes: shape.nodes } : {}), ...(shape.servers !== undefined ? { servers: shape.servers } : {}), ...(shape.workload !== undefined ? { workload: shape.workload } : {}), ...(o.canary !== undefined ? { canary: o.canary } : {}) }];
   } else if (o.single !== null) scenarios = [clusterScenarioFromSeed(o.single, shape, o.canary)];
   else scenarios = Array.from({ length: o.count ?? 100 }, (_, i) => clusterScenarioFromSeed((o.from + i) >>> 0, shape, o.canary));
   let failed = 0;
@@ -150,7 +158,7 @@ async function clusterMain(shape: { nodes?: number; servers?: number }, o: Selec
     }
     if (scenarios.length === 1) {
       const st = r.stats;
-      process.stdout.write(`cluster seed ${seedHex(s.seed)} (${s.nodes} nodes, ${s.servers} servers, ${s.shardGroups} groups, ${s.durability}): ${r.ok ? 'ok' : 'FAILED'}, trace hash ${r.traceHash}, ${r.events} events, ${(r.simMs / 1000).toFixed(1)} virtual s, ${r.wallMs} ms wall; settled ${r.settleMs} ms after the heal; sent ${st.sent}, delivered ${st.delivered}, stored ${st.stored}, failed appends ${st.failedAppends}, refusals ${st.refusals}, node restarts ${st.nodeRestarts}\n`);
+      process.stdout.write(`cluster seed ${seedHex(s.seed)} (${s.nodes} nodes, ${s.servers} servers, ${s.shardGroups} groups, ${s.durability}${s.workload === 'v1' ? ', v1 clients' : ''}): ${r.ok ? 'ok' : 'FAILED'}, trace hash ${r.traceHash}, ${r.events} events, ${(r.simMs / 1000).toFixed(1)} virtual s, ${r.wallMs} ms wall; settled ${r.settleMs} ms after the heal; sent ${st.sent}, delivered ${st.delivered}, stored ${st.stored}, failed appends ${st.failedAppends}, refusals ${st.refusals}, node restarts ${st.nodeRestarts}\n`);
     }
   }
   const wall = Date.now() - t0;

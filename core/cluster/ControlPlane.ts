@@ -623,7 +623,7 @@ function startReplica(st: PlaneState, ctx: ProcessContext, g: number): void {
       writable: () => !o.guard.safeMode(),
       mayClaim: (record, reason) => mayClaim(st, ctx, record, reason),
       standbyCandidates: () => new Set(placementNodes({ members: members(ctx, o.self), draining: st.table.draining })),
-      services: { ...o.services, groups: st.groups },
+      services: { ...o.services, groups: st.groups, readable: () => !o.guard.safeMode() },
       ...(o.startServices !== undefined ? { startServices: o.startServices } : {}),
     }),
     { label: 'GroupReplica', name: `replica.${g}` },

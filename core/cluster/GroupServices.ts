@@ -43,6 +43,12 @@ export interface GroupServicesDeps {
   fanOutByRequester?: boolean;
   /** Wraps each group's inbox (the simulator records what becomes durable). */
   wrapInbox?: (inner: Inbox, group: number) => Inbox;
+  /**
+   * Whether the router shards serve inbox reads (default: always): not in safe mode, where this
+   * node may have been replaced as the group's owner and its copy may still hold messages whose
+   * removal the new owner made durable.
+   */
+  readable?: () => boolean;
 }
 
 export type StartGroupServicesResult = { ok: true; pid: Pid } | { ok: false; message: string };
@@ -71,7 +77,7 @@ export async function startGroupServices(ctx: ProcessContext, group: number, sto
           id: shard,
           start: (c) => ({
             ok: true as const,
-            pid: c.spawnLink(routerShard({ inbox, presence: deps.presence, storage, counters: deps.counters, owns: (u) => deps.groups.ofUser(u) === group }), { name: shard, label: 'RouterShard' }),
+            pid: c.spawnLink(routerShard({ inbox, presence: deps.presence, storage, counters: deps.counters, owns: (u) => deps.groups.ofUser(u) === group, ...(deps.readable !== undefined ? { readable: deps.readable } : {}) }), { name: shard, label: 'RouterShard' }),
           }),
         },
         {

@@ -6,12 +6,22 @@
  * changes to the local table. Core NATS is at most once, so a node also asks a group's owner
  * for a snapshot of the group's users (`iris.<c>.presence.snapshot.<g>`, paged by request/
  * reply) when it starts, when its NATS link comes back and when the group's owner changes; the
- * owner answers from its table. Soft state: a lost change is repaired by the next snapshot,
- * never by anything durable. It never blocks a shard and never throws at a publisher.
+ * owner answers from its table (a request names the owner asked, so a node that still believes
+ * it owns the group does not answer; one that fails is asked again; a user whose live change
+ * arrived while the snapshot was on its way keeps that change). Soft state: a lost change is
+ * repaired by the next snapshot, never by anything durable. It never blocks a shard and never throws at a publisher.
+ *
+ * Only a group's owner speaks for its users: a change (or a snapshot page) about a user is
+ * applied only when it comes from the node this node's ownership table names as the owner of
+ * the user's group, and never about a group this node owns itself. A deposed owner's changes
+ * (its sessions' monitors firing when it lost the cluster, published when its link came back)
+ * would otherwise overwrite what the new owner's shard knows, on every node and on the owner
+ * itself; a change that arrives before this node's table names its sender as the owner is
+ * repaired by the snapshot asked for when the table changes.
  */
 import { decodeValue, encodeValue } from '../../runtime/Envelope.js';
 import type { ClusterTransport, Env } from '../../runtime/Env.js';
-import { PRESENCE_SNAPSHOT_CHUNK, PRESENCE_SNAPSHOT_TIMEOUT_MS } from '../defaults.js';
+import { PRESENCE_SNAPSHOT_CHUNK, PRESENCE_SNAPSHOT_RETRY_MS, PRESENCE_SNAPSHOT_TIMEOUT_MS } from '../defaults.js';
 import type { PresenceTable } from '../Presence.js';
 import { userBytes, userKey, type UserKey } from '../UserId.js';
 import type { ClusterNames } from './ClusterNames.js';
@@ -35,18 +45,24 @@ type WireChange = [Uint8Array, boolean, number];
 export interface PresenceFeedStats {
   published: number;
   applied: number;
+  /** Changes dropped because their sender is not the owner of the user's group (as this node's table says). */
+  notFromOwner: number;
   snapshots: number;
   snapshotFailures: number;
 }
 
 export class PresenceFeed {
-  readonly stats: PresenceFeedStats = { published: 0, applied: 0, snapshots: 0, snapshotFailures: 0 };
+  readonly stats: PresenceFeedStats = { published: 0, applied: 0, notFromOwner: 0, snapshots: 0, snapshotFailures: 0 };
   private pending: WireChange[] = [];
   private flushScheduled = false;
   private readonly stops: Array<() => void> = [];
   private running = false;
-  /** Groups with a snapshot request under way (one at a time per group). */
-  private readonly asking = new Set<number>();
+  /**
+   * Groups with a snapshot request under way (one at a time per group), with the users of the
+   * group a live change was applied for since the request was sent: the snapshot leaves them be
+   * (its answer may be applied after a newer change that crossed it).
+   */
+  private readonly asking = new Map<number, Set<UserKey>>();
 
   constructor(private readonly o: PresenceFeedOptions) {}
 
@@ -81,22 +97,31 @@ export class PresenceFeed {
     for (let g = 0; g < this.o.groups.count; g++) this.ask(g);
   }
 
-  /** Ask group `g`'s owner for the state of its users, page by page, and apply it. */
+  /**
+   * Ask group `g`'s owner for the state of its users, page by page, and apply it; a request that
+   * fails (the owner unreachable, or not yet serving) is asked again PRESENCE_SNAPSHOT_RETRY_MS
+   * later, of the owner the table names then.
+   */
   ask(g: number): void {
     const owner = this.o.ownership.ownerOf(g);
     if (!this.running || owner === undefined || owner === this.o.node || this.asking.has(g)) return;
-    this.asking.add(g);
-    void this.fetch(g).finally(() => this.asking.delete(g));
+    this.asking.set(g, new Set());
+    void this.fetch(g, owner).then((done) => {
+      this.asking.delete(g);
+      if (!done && this.running) this.o.env.timers.setTimer(PRESENCE_SNAPSHOT_RETRY_MS, () => this.ask(g));
+    });
   }
 
-  private async fetch(g: number): Promise<void> {
+  /** Fetch group `g`'s snapshot from `owner`; false when it could not be had whole. */
+  private async fetch(g: number, owner: string): Promise<boolean> {
     let from = 0;
     for (let page = 0; page < 1_000_000; page++) {
-      const r = await this.o.transport.request(this.o.names.presenceSnapshot(g), encodeValue(from), PRESENCE_SNAPSHOT_TIMEOUT_MS);
-      if (!this.running) return;
+      // The request names the owner asked: a node that still believes it owns the group does not answer for it.
+      const r = await this.o.transport.request(this.o.names.presenceSnapshot(g), encodeValue([from, owner]), PRESENCE_SNAPSHOT_TIMEOUT_MS);
+      if (!this.running) return true;
       if (!r.ok) {
         this.stats.snapshotFailures++;
-        return;
+        return false;
       }
       let v: unknown;
       try {
@@ -104,14 +129,18 @@ export class PresenceFeed {
       } catch {
         v = null;
       }
-      if (!Array.isArray(v) || !Array.isArray(v[0])) return;
-      this.applyAll(v[0] as WireChange[]);
+      if (!Array.isArray(v) || !Array.isArray(v[0]) || v[2] !== owner) {
+        this.stats.snapshotFailures++;
+        return false;
+      }
+      this.applyAll(owner, v[0] as WireChange[], this.asking.get(g));
       if (typeof v[1] !== 'number') {
         this.stats.snapshots++;
-        return;
+        return true;
       }
       from = v[1];
     }
+    return true;
   }
 
   private changed(user: UserKey, online: boolean, lastSeen: number): void {
@@ -140,19 +169,35 @@ export class PresenceFeed {
     } catch {
       return;
     }
-    if (!Array.isArray(v) || v[0] === this.o.node || !Array.isArray(v[1])) return;
-    this.applyAll(v[1] as WireChange[]);
+    if (!Array.isArray(v) || typeof v[0] !== 'string' || v[0] === this.o.node || !Array.isArray(v[1])) return;
+    this.applyAll(v[0], v[1] as WireChange[]);
   }
 
-  private applyAll(changes: readonly WireChange[]): void {
+  /**
+   * Apply what `from` says of its users, where it is the owner of their group as this node's
+   * table has it: live changes, or a snapshot page (`snapshot`: the users it must leave be).
+   */
+  private applyAll(from: string, changes: readonly WireChange[], snapshot?: ReadonlySet<UserKey>): void {
     for (const c of changes) {
       if (!Array.isArray(c) || !(c[0] instanceof Uint8Array) || typeof c[1] !== 'boolean' || typeof c[2] !== 'number') continue;
-      this.o.table.apply(userKey(c[0]), c[1], c[2]);
+      const user = userKey(c[0]);
+      const g = this.o.groups.ofUser(user);
+      if (this.o.ownership.ownerOf(g) !== from) {
+        this.stats.notFromOwner++;
+        continue;
+      }
+      if (snapshot !== undefined) {
+        if (snapshot.has(user)) continue;
+      } else this.asking.get(g)?.add(user);
+      this.o.table.apply(user, c[1], c[2]);
       this.stats.applied++;
     }
   }
 
-  /** Answer a snapshot page of group g if this node owns it: [changes, next page start | null]. */
+  /**
+   * Answer a snapshot page of group g ([start] or [start, the owner asked]) if this node owns it
+   * and is the owner asked: [changes, next page start | null, this node].
+   */
   private onSnapshotRequest(subject: string, data: Uint8Array, reply: string | undefined): void {
     if (reply === undefined) return;
     const g = Number(subject.slice(subject.lastIndexOf('.') + 1));
@@ -160,7 +205,9 @@ export class PresenceFeed {
     let from = 0;
     try {
       const f = decodeValue(data);
-      if (typeof f === 'number' && f >= 0) from = f;
+      const [start, owner] = Array.isArray(f) ? f : [f, undefined];
+      if (owner !== undefined && owner !== this.o.node) return;
+      if (typeof start === 'number' && start >= 0) from = start;
     } catch {
       return;
     }
@@ -176,6 +223,6 @@ export class PresenceFeed {
       }
       page.push([userBytes(user), online, lastSeen]);
     });
-    this.o.transport.publish(reply, encodeValue([page, more ? from + page.length : null]));
+    this.o.transport.publish(reply, encodeValue([page, more ? from + page.length : null, this.o.node]));
   }
 }

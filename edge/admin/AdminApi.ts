@@ -14,6 +14,13 @@
  *        the group (the rules of the protocol); without it, as the operator (no membership
  *        needed, the group must still keep an admin).
  *   GET  /admin/groups/<gid>           200 {"gid", "members": [{"user", "role": "admin"|"member"}, …]}
+ *   POST /admin/drain                  202 the drain's status (edge/admin/DrainAdmin.ts) once started,
+ *        200 if it was already under way; refused 409 would_lose_quorum (the nodes left would
+ *        not keep a majority of expected_cluster_nodes, or not enough core nodes) or 409
+ *        not_clustered (a single node has nowhere to hand its work to: stop it instead). The
+ *        node hands off its shard groups, tells its clients node_draining, leaves and exits.
+ *   GET  /admin/drain                  200 {"node", "state", "trigger", "elapsed_ms",
+ *        "shard_groups_held", "connections", "error"}
  *
  * User ids are JSON strings (their UTF-8 bytes, 1..256); members whose bytes are not UTF-8
  * are shown as 0x-prefixed hex.
@@ -21,6 +28,7 @@
  * Errors: 401 unauthorized (checked before anything else, so unknown paths do not leak),
  * 404 not_found, 405 method_not_allowed (with `allow`), 413 body_too_large (the listener),
  * 400 bad_json / invalid_request (with `field`) / invalid_jti, 507 revocations_full,
+ * 409 would_lose_quorum / not_clustered (drain),
  * 503 storage_failed / groups_unavailable, 504 groups_timeout, and the groups server's own
  * codes: 403 not_admin, 404 not_member (the group, the actor or the user), 409 last_admin /
  * already_member / group_full / too_many_groups, 429 rate_limited, 503 storage_failed.
@@ -33,12 +41,14 @@ import type { HttpReply, HttpRequest, HttpRoute } from '../listeners/UwsServer.j
 import { V1_MAX_GROUP_ID_BYTES, V1_MAX_USER_BYTES } from '../protocol/v1Limits.js';
 import type { AdminAuth } from './AdminAuth.js';
 import { ADMIN_PATH_PREFIX } from './AdminSettings.js';
+import type { DrainAdmin, DrainRefusal } from './DrainAdmin.js';
 import { GROUP_MEMBER_OPS, type GroupMemberOp, type GroupsAdmin, type GroupsAdminError } from './GroupsAdmin.js';
 
 export interface AdminApiDeps {
   readonly auth: AdminAuth;
   readonly revocations: Pick<RevocationStore, 'revoke'>;
   readonly groups: GroupsAdmin;
+  readonly drain: DrainAdmin;
   readonly log: Logger;
 }
 
@@ -52,6 +62,7 @@ export type AdminErrorCode =
   | 'invalid_jti'
   | 'revocations_full'
   | 'storage_failed'
+  | DrainRefusal
   | GroupsAdminError;
 
 const GROUP_ERROR_STATUS: Readonly<Record<GroupsAdminError, number>> = {
@@ -80,6 +91,7 @@ export function adminRoutes(deps: AdminApiDeps): Record<string, HttpRoute> {
     { pattern: /^\/admin\/tokens\/revoke$/, methods: { POST: (req) => revokeToken(deps, req) } },
     { pattern: /^\/admin\/groups\/([^/]+)\/members$/, methods: { POST: (req, gid) => changeMember(deps, req, gid!) } },
     { pattern: /^\/admin\/groups\/([^/]+)$/, methods: { GET: (_req, gid) => roster(deps, gid!) } },
+    { pattern: /^\/admin\/drain$/, methods: { POST: () => startDrain(deps), GET: () => Promise.resolve(reply(200, deps.drain.status())) } },
   ];
   const handle = async (req: HttpRequest): Promise<HttpReply> => {
     if (!deps.auth.check(req.headers['authorization'])) {
@@ -146,6 +158,16 @@ async function roster(deps: AdminApiDeps, rawGid: string): Promise<HttpReply> {
   const r = await deps.groups.roster(gid.value);
   if (!r.ok) return groupError(r.code);
   return reply(200, { gid: gid.value, members: r.value.map((m) => ({ user: describeUser(userKey(m.user)), role: m.role })) });
+}
+
+async function startDrain(deps: AdminApiDeps): Promise<HttpReply> {
+  const r = deps.drain.start();
+  if (!r.ok) {
+    deps.log.warn({ admin: 'drain', code: r.code, reason: r.message }, 'drain refused');
+    return error(409, r.code, r.message);
+  }
+  if (r.started) deps.log.info({ admin: 'drain' }, 'drain started');
+  return reply(r.started ? 202 : 200, r.status);
 }
 
 // ---- helpers -------------------------------------------------------------------------------

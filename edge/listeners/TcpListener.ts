@@ -3,7 +3,11 @@
  * keepalive on (a vanished client is found by the kernel's probes), reads paused and resumed
  * on request, writes reporting backpressure. With client authentication, a certificate
  * that does not chain to the client CA ends the connection right after the handshake, and a
- * verified one becomes the link's `peerCertificate`. Production-only I/O: the simulator
+ * verified one becomes the link's `peerCertificate`. Sockets are half-open capable: a client
+ * that shuts down its sending side (FIN) is reported closed at once (nothing more comes from
+ * it), but the server's side stays open until the connection ends it, so the server can
+ * finish what it read and answer before it closes (a drain relies on this: the server's FIN
+ * then means "everything you sent was taken"). Production-only I/O: the simulator
  * replaces listeners with virtual links, so this folder may use node:net/tls.
  */
 import { createServer, type Server, type Socket } from 'node:net';
@@ -108,6 +112,10 @@ export function listenTcp(opts: TcpListenerOptions, accept: AcceptLink): Promise
   const log = opts.log ?? null;
   function onClose(this: LinkedSocket): void {
     sockets.delete(this);
+    onEnd.call(this);
+  }
+  /** The client stopped sending (FIN), or the socket closed: the link's `close`, once. */
+  function onEnd(this: LinkedSocket): void {
     const link = this[LINK];
     if (!link.closed) {
       link.closed = true;
@@ -129,6 +137,9 @@ export function listenTcp(opts: TcpListenerOptions, accept: AcceptLink): Promise
     }
     sockets.add(socket);
     socket.setNoDelay(true);
+    // Half-open from here on only: a client that goes away during a TLS handshake is closed at
+    // once (nothing would ever end a half-open socket that no link owns).
+    socket.allowHalfOpen = true;
     const link = new TcpLink(socket, transport, highWater, peer);
     try {
       link.handlers = accept(link);
@@ -141,6 +152,7 @@ export function listenTcp(opts: TcpListenerOptions, accept: AcceptLink): Promise
     socket.on('data', onData);
     socket.on('drain', onDrain);
     socket.on('error', onError);
+    socket.on('end', onEnd);
     socket.on('close', onClose);
   };
   // Keepalive is set on the accepted TCP socket by the server (under TLS too, where the

@@ -18,7 +18,7 @@
 import { STATUS_CODES } from 'node:http';
 import { createRequire } from 'node:module';
 import type { Logger } from '../../runtime/Env.js';
-import type { AcceptLink, ClientLink, ClientLinkHandlers, ClientListener, LinkTransport, PeerCertificate } from '../ClientLink.js';
+import type { AcceptLink, ClientLink, ClientLinkHandlers, ClientListener, LinkClose, LinkTransport, PeerCertificate } from '../ClientLink.js';
 import { slabCopy } from '../protocol/internal/ByteSlab.js';
 import { LISTENER_DEFAULTS, WS_IDLE_TIMEOUT_MAX_S, WS_IDLE_TIMEOUT_MIN_S } from './ListenerSettings.js';
 import { OriginPolicy } from './OriginPolicy.js';
@@ -237,11 +237,11 @@ class UwsLink implements ClientLink {
     this.held = frames.concat(this.held ?? []);
     for (const f of frames) this.heldCost += f.length + HELD_FRAME_OVERHEAD_BYTES;
   }
-  end(): void {
+  end(close?: LinkClose): void {
     if (this.closed) return;
     this.flush();
     this.held = null;
-    if (!this.closed) this.ws.end(1000, 'bye');
+    if (!this.closed) this.ws.end(close?.code ?? 1000, close?.reason ?? 'bye');
   }
   destroy(): void {
     this.pending = null;

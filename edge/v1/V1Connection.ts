@@ -21,6 +21,15 @@
  * with ERROR request_timeout. Acknowledgements go to the owner of the user's group and are sent
  * again the same way until confirmed. A client that stays backed up for slow_client_timeout_ms is
  * disconnected; its session ends with the connection; its token's expiry ends both.
+ *
+ * When the node drains (`node_draining`, edge/ClientDrain.ts) the connection *leaves*: it writes
+ * ERROR node_draining as its last frame and ends its session (so nothing more is delivered here;
+ * what the client did not acknowledge stays in the inbox for its next login), keeps handling what
+ * the client still sends (messages routed, ACKs applied; answers are no longer written) until the
+ * client closes or stops sending, or the grace time passes (then it ends the link itself), and
+ * exits only once every route and ACK it read is confirmed by its owner (or given up at the route
+ * horizon). Only then does it end its side of the link: on TCP the server's FIN tells a client
+ * that half-closed that everything it sent was taken.
  * It never touches sockets: link events arrive as messages and it writes through the
  * ClientLink, so the simulator drives it with virtual links.
  */
@@ -38,7 +47,8 @@ import { isExitMessage, type ExitReason } from '../../runtime/ExitReason.js';
 import type { Pid } from '../../runtime/Pid.js';
 import type { ProcessBody, ProcessContext } from '../../runtime/ProcessContext.js';
 import type { LiveToken, TokenEnded } from '../auth/LiveTokens.js';
-import type { ClientLink } from '../ClientLink.js';
+import { NODE_DRAINING_CLOSE, type NodeDraining } from '../ClientDrain.js';
+import type { ClientLink, LinkClose } from '../ClientLink.js';
 import type { ClusterRouting, ConnectionDeps, OwnersChanged } from '../ConnectionDeps.js';
 import { INPUT_BACKLOG_BYTES, type LinkEvent } from '../EdgeAcceptor.js';
 import { DeliveryWindow } from '../DeliveryWindow.js';
@@ -71,6 +81,7 @@ const SHAPED = 'shaped';
 const TOKEN_EXPIRY = 'token_expiry';
 const REQUEST_DEADLINE = 'request_deadline';
 const ROUTE_RETRY = 'route_retry';
+const DRAIN_GRACE = 'drain_grace';
 
 /** The body of a v1 connection process for `link`; spawn it with label 'Connection'. */
 export function v1Connection(link: ClientLink, deps: ConnectionDeps): ProcessBody {
@@ -122,6 +133,14 @@ export class V1Conn {
   private ledger: RouteLedger | null = null;
   /** In a cluster: the retry timer runs, and the connection hears of ownership changes. */
   private retrying = false;
+  /** The node drains: ERROR node_draining was written, nothing more is; the connection ends once what it read is confirmed. */
+  leaving = false;
+  /** Leaving, and the client will send nothing more (it closed, or the grace time passed). */
+  private inputEnded = false;
+  /** The link was ended already (by the drain's grace time). */
+  private linkEnded = false;
+  /** How the link is closed when the connection ends (a WebSocket's close code and reason). */
+  private endWith: LinkClose | undefined = undefined;
 
   constructor(
     readonly link: ClientLink,
@@ -153,7 +172,7 @@ export class V1Conn {
 
   /** Write `bytes`; a link over its high-water mark stops reading until `drain`. */
   write(bytes: Uint8Array): void {
-    if (this.closed) return;
+    if (this.closed || this.leaving) return;
     if (this.link.write(bytes) || this.outputBlocked) return;
     this.outputBlocked = true;
     this.act({ genericTimeout: SLOW_CLIENT, ms: this.deps.settings.slowClientTimeoutMs });
@@ -372,7 +391,7 @@ export class V1Conn {
   /** A live delivery from the session: written now, or left in the inbox for a later page. */
   deliver(id: Uint8Array, rec: Delivery, bytes: number): void {
     const w = this.window;
-    if (w.behind) return;
+    if (w.behind || this.leaving) return;
     if (this.outputBlocked || !w.fits(bytes)) {
       if (!this.outputBlocked) w.blocked(bytes);
       w.behind = true;
@@ -386,6 +405,7 @@ export class V1Conn {
   page(items: readonly StoredItem[], more: boolean): void {
     const w = this.window;
     w.fetching = false;
+    if (this.leaving) return;
     let stopped = false;
     for (const it of items) {
       if (this.outputBlocked || this.closed) {
@@ -585,8 +605,59 @@ export class V1Conn {
    * are at most receipt_inbox_cap of them per login).
    */
   notice(rec: Notice, stored: boolean): void {
+    if (this.leaving) return;
     if (!stored && (this.outputBlocked || this.link.bufferedBytes() > NOTICE_DROP_BUFFERED_BYTES)) return;
     this.write(v1NoticeFrame(rec));
+  }
+
+  // ---- leaving (the node drains) -------------------------------------------------------
+
+  /**
+   * The node drains: tell the client (ERROR node_draining, the last frame it gets) and end the
+   * session; a connection not logged in closes at once. The client has `graceMs` to close.
+   */
+  nodeDraining(state: State, graceMs: number): Result {
+    if (this.leaving || this.closed) return this.keep();
+    this.refuse('node_draining');
+    this.endWith = NODE_DRAINING_CLOSE;
+    if (state === 'login') return this.close('normal');
+    this.leaving = true;
+    // Nothing more is written, so a client that does not read no longer holds its input back.
+    if (this.outputBlocked) {
+      this.outputBlocked = false;
+      this.act({ genericTimeout: SLOW_CLIENT, ms: Infinity });
+      this.updateReading();
+    }
+    if (this.session !== null) {
+      // Linked: its exit comes back and is ignored while leaving. The user shows offline here.
+      this.ctx.sendExit(this.session, 'shutdown');
+      this.session = null;
+    }
+    this.act({ genericTimeout: DRAIN_GRACE, ms: graceMs });
+    return this.keep();
+  }
+
+  /** Leaving, and no more input is read (the client closed, or the grace time passed). */
+  get doneReading(): boolean {
+    return this.inputEnded;
+  }
+
+  /** Leaving: the client closed or stopped sending; what was read is still handled. */
+  inputClosed(): void {
+    this.inputEnded = true;
+  }
+
+  /** Leaving: the grace time passed and the client has not closed; end the link (WebSocket 1001 node_draining). */
+  graceOver(): void {
+    if (this.inputEnded) return;
+    this.inputEnded = true;
+    this.linkEnded = true;
+    this.link.end(NODE_DRAINING_CLOSE);
+  }
+
+  /** Leaving, the client will send nothing more, everything read is handled and every route and ACK confirmed. */
+  doneLeaving(): boolean {
+    return this.leaving && this.inputEnded && this.pending === null && this.queued === null && this.decoderIdle && (this.ledger === null || this.ledger.empty);
   }
 
   // ---- the end ------------------------------------------------------------------------
@@ -602,7 +673,7 @@ export class V1Conn {
       // A graceful end waits for queued output to flush, which never happens for a client
       // that does not read: such a link is destroyed.
       if (now) this.link.destroy();
-      else this.link.end();
+      else if (!this.linkEnded) this.link.end(this.endWith);
       if (this.session !== null) this.ctx.sendExit(this.session, 'shutdown');
       if (this.retrying) this.deps.cluster?.unwatch(this.ctx.self);
       // The planted bug's site (core/Canaries.ts), kept as the simulator's tests know it.
@@ -653,7 +724,7 @@ function loginText(code: keyof typeof LOGIN_TEXT): Uint8Array {
   return out;
 }
 
-type Incoming = LinkEvent | SessionToConnection | RouteRefused | RouteAccepted | AckDone | OwnersChanged | GroupsReply | KeyDirectoryReply | TokenEnded;
+type Incoming = LinkEvent | SessionToConnection | RouteRefused | RouteAccepted | AckDone | OwnersChanged | GroupsReply | KeyDirectoryReply | TokenEnded | NodeDraining;
 
 const behaviour: StateMachine.Behaviour<State, V1Conn, Args> = {
   init: ({ link, deps }, ctx) => {
@@ -663,49 +734,68 @@ const behaviour: StateMachine.Behaviour<State, V1Conn, Args> = {
   },
 
   handleEvent: (type, ev, state, c): Result => {
-    if (type === 'info') return info(ev, state, c);
-    if (type === 'internal') return c.pump(state);
-    if (type === 'state_timeout') {
-      // Only the login state has one: the client never logged in.
-      c.refuse('login_timeout');
-      return c.close('normal');
-    }
-    if (StateMachine.isGenericTimeout(type)) {
-      switch (type.generic_timeout) {
-        case SLOW_CLIENT:
-          return c.slowClient();
-        case SHAPED:
-          c.unshape();
-          return c.pump(state);
-        case TOKEN_EXPIRY:
-          c.refuse('token_expired');
-          return c.close('normal');
-        case REQUEST_DEADLINE:
-          c.requestDeadline();
-          return c.pump(state);
-        case ROUTE_RETRY:
-          c.retryRoutes(true);
-          return c.pump(state);
-      }
-    }
-    return KEEP;
+    const r = event(type, ev, state, c);
+    // A leaving connection ends once the last thing it read is confirmed.
+    return c.leaving && !('stop' in r) && c.doneLeaving() ? c.close('normal') : r;
   },
 };
 
+function event(type: StateMachine.EventType, ev: unknown, state: State, c: V1Conn): Result {
+  if (type === 'info') return info(ev, state, c);
+  if (type === 'internal') return c.pump(state);
+  if (type === 'state_timeout') {
+    // Only the login state has one: the client never logged in.
+    c.refuse('login_timeout');
+    return c.close('normal');
+  }
+  if (StateMachine.isGenericTimeout(type)) {
+    switch (type.generic_timeout) {
+      case SLOW_CLIENT:
+        return c.leaving ? c.keep() : c.slowClient();
+      case SHAPED:
+        c.unshape();
+        return c.pump(state);
+      case TOKEN_EXPIRY:
+        // A leaving connection ends anyway once what it read is confirmed.
+        if (c.leaving) return c.keep();
+        c.refuse('token_expired');
+        return c.close('normal');
+      case REQUEST_DEADLINE:
+        c.requestDeadline();
+        return c.pump(state);
+      case ROUTE_RETRY:
+        c.retryRoutes(true);
+        return c.pump(state);
+      case DRAIN_GRACE:
+        c.graceOver();
+        return c.pump(state);
+    }
+  }
+  return KEEP;
+}
+
 function info(ev: unknown, state: State, c: V1Conn): Result {
   if (isExitMessage(ev)) {
+    // Leaving: the session was ended on purpose; the connection still finishes what it read.
+    if (c.leaving) return c.keep();
     // The session ended (replaced by a newer login, or failed): this connection ends too.
     return c.close(ev.reason === 'normal' ? 'normal' : { shutdown: 'session_ended' });
   }
   const m = ev as Incoming;
   switch (m.t) {
     case 'link_data':
+      // After the drain's grace time what the client still sends is not read.
+      if (c.leaving && c.doneReading) return c.keep();
       return c.input(m.bytes) ? c.pump(state) : c.overflow();
     case 'link_drain':
       c.drained();
       return c.pump(state);
     case 'link_closed':
-      return c.close('normal');
+      if (!c.leaving) return c.close('normal');
+      c.inputClosed();
+      return c.pump(state);
+    case 'node_draining':
+      return c.nodeDraining(state, m.graceMs);
     case 'deliver':
       c.deliver(m.id, m.rec, m.bytes);
       return c.keep();
@@ -735,6 +825,7 @@ function info(ev: unknown, state: State, c: V1Conn): Result {
       c.answered(m.tag, null);
       return c.pump(state);
     case 'token_ended':
+      if (c.leaving) return c.keep();
       // The token was revoked: the session ends now, not at its expiry.
       c.refuse(m.code);
       return c.close('normal');

@@ -1,10 +1,11 @@
 /**
- * `iris token` and `iris group`, run as a user runs them against real node processes: tokens
+ * `iris token`, `iris group`, `iris node` and `iris cluster`, run as a user runs them against real node processes: tokens
  * signed from the same config layers as `iris start` log in; `token revoke` goes through the
  * node's admin API (its token read from the data directory) and the revocation holds across a
  * restart; group administration changes membership as a group admin and passes the service's
- * refusals through; every bad flag or config exits 2 naming it, an unreachable node exits 1,
- * a refusal exits 3.
+ * refusals through; a single node refuses a drain (not_clustered) and has no cluster status
+ * (the cluster itself: test/cluster/ClusterOps.test.ts); every bad flag or config exits 2
+ * naming it, an unreachable node exits 1, a refusal exits 3.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -117,6 +118,12 @@ test('iris token and iris group with bad flags or config exit 2 and name the fla
     [['group', 'add', '--gid', 'g', '--user', 'u', '--as', ''], {}, /--as: an admin of the group \(or leave it out to act as the operator\)/],
     [['group', 'add', '--gid', 'g', '--as', 'a'], {}, /--user is required/],
     [['group', 'roster', '--gid', 'g', '--user', 'u'], {}, /Unknown option '--user'/],
+    [['node'], {}, /iris node: missing subcommand: drain/],
+    [['node', 'leave'], {}, /unknown subcommand 'leave': drain/],
+    [['node', 'drain', '--wait', '--timeout', 'never'], {}, /--timeout never: a number of seconds > 0/],
+    [['node', 'drain', '--url', 'ftp://x'], { IRIS_ADMIN_TOKEN: 'x'.repeat(32) }, /--url ftp:\/\/x: must be an http:\/\/ or https:\/\/ URL/],
+    [['cluster'], {}, /iris cluster: missing subcommand: status/],
+    [['cluster', 'status', '--url', 'not a url'], {}, /--url not a url: not a URL/],
   ];
   for (const [args, env, message] of cases) {
     const r = await iris(args, env);
@@ -234,8 +241,27 @@ test('iris group adds, promotes, demotes and removes members as a group admin or
   }
 });
 
-test('iris help lists the token and group commands', async () => {
+test('a single node refuses iris node drain (not_clustered, exit 3) and iris cluster status (exit 3), and keeps serving', async () => {
+  const dir = tempDir('iris-cli-');
+  const data = join(dir.path, 'data');
+  const node = await startIrisChild(data);
+  try {
+    const url = `http://127.0.0.1:${node.httpPort}`;
+    const drain = await iris(['node', 'drain', '--url', url, '--data', data, '--wait']);
+    assert.equal(drain.status, 3, drain.stderr);
+    assert.match(drain.stderr, /^iris: not_clustered: this node runs alone \(no nats_servers\).* \(HTTP 409\)\n$/);
+    const status = await iris(['cluster', 'status', '--url', url]);
+    assert.equal(status.status, 3, status.stderr);
+    assert.match(status.stderr, /^iris: not_clustered: /);
+    assert.equal(await loginKind(node, 'still-served'), 'login_ok');
+  } finally {
+    await node.kill();
+    dir.remove();
+  }
+});
+
+test('iris help lists the token, group, node and cluster commands', async () => {
   const r = await iris(['help']);
   assert.equal(r.status, 0);
-  for (const line of [/^ {2}token issue /m, /^ {2}token revoke /m, /^ {2}group add\|remove\|promote\|demote /m, /^ {2}group roster /m]) assert.match(r.stdout, line);
+  for (const line of [/^ {2}token issue /m, /^ {2}token revoke /m, /^ {2}group add\|remove\|promote\|demote /m, /^ {2}group roster /m, /^ {2}node drain /m, /^ {2}cluster status /m]) assert.match(r.stdout, line);
 });

@@ -3,7 +3,8 @@
  * the test settles by hand: a message reaches the recipient's session only once its inbox
  * write is durable; deliveries to one recipient keep append order when writes settle out of
  * order; a failed write is never delivered, its sender hears `storage_unavailable`, and a
- * SEND_SEQ whose write failed is given back so a resend of it is taken.
+ * SEND_SEQ whose write failed is given back at once so a resend of it is taken; inbox reads
+ * wait while the shard is not readable (safe mode).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -88,7 +89,7 @@ interface ShardRig {
   sync(): Promise<void>;
 }
 
-function shardRig(): ShardRig {
+function shardRig(opts: { readable?: () => boolean } = {}): ShardRig {
   const sched = newScheduler();
   const inbox = new ManualInbox();
   const presence = new PresenceTable();
@@ -96,7 +97,7 @@ function shardRig(): ShardRig {
   const owner: SimOwner = { name: 'shard-node', alive: true, pausedUntil: 0, backlog: [] };
   const disk = new SimDisk();
   const storage = new SimStorageEngine(world, owner, disk, world.random('disk'));
-  const shard = sched.spawn(routerShard({ inbox, presence, storage, counters: newCoreCounters() }));
+  const shard = sched.spawn(routerShard({ inbox, presence, storage, counters: newCoreCounters(), ...opts }));
   const marker = spawnProbe(sched);
   let syncs = 0;
   const send = (m: RouterMessage) => sched.send(shard, m, null);
@@ -215,6 +216,35 @@ test('a failed write gives its SEND_SEQ back: a resend of the same seq is taken 
   assert.equal(decode(d.rec.body), 'resent');
 });
 
+test('a SEND_SEQ whose write failed is free for its resend at once, while an earlier write to the recipient is still in flight', async () => {
+  const rig = shardRig();
+  await rig.session(ALICE);
+  rig.route(ALICE, 'earlier, still being written');
+  rig.route(ALICE, 'first try', { seq: 1n });
+  await rig.sync();
+  rig.inbox.appends[1]!.settle(false);
+  await rig.sync();
+  // Deliveries and refusals wait behind the earlier write; the number does not.
+  rig.route(ALICE, 'resent', { seq: 1n });
+  await rig.sync();
+  assert.deepEqual(rig.inbox.appends.map((a) => a.payload), ['earlier, still being written', 'first try', 'resent']);
+});
+
+test('SEND_SEQ numbers whose writes failed together are all free again, whichever settles first', async () => {
+  const rig = shardRig();
+  await rig.session(ALICE);
+  rig.route(ALICE, 'one', { seq: 1n });
+  rig.route(ALICE, 'two', { seq: 2n });
+  await rig.sync();
+  rig.inbox.appends[0]!.settle(false);
+  rig.inbox.appends[1]!.settle(false);
+  await rig.sync();
+  rig.route(ALICE, 'one again', { seq: 1n });
+  rig.route(ALICE, 'two again', { seq: 2n });
+  await rig.sync();
+  assert.deepEqual(rig.inbox.appends.map((a) => a.payload), ['one', 'two', 'one again', 'two again']);
+});
+
 test('when the message and its SEND_SEQ fail in one storage group, a resend of the same seq is taken', async () => {
   const rig = shardRig();
   const alice = await rig.session(ALICE);
@@ -249,4 +279,18 @@ test('a message for a user with no session is stored and not delivered anywhere'
   assert.deepEqual(deliveries(alice), []);
   assert.equal(rig.presence.status(BOB).online, false);
   assert.equal(rig.presence.status(ALICE).online, true);
+});
+
+test('a shard that may no longer own its group (safe mode) leaves inbox reads unanswered, and answers them again once readable', async () => {
+  let readable = false;
+  const rig = shardRig({ readable: () => readable });
+  const reader = spawnProbe(rig.sched);
+  const read = (): void => rig.sched.send(rig.shard, { t: 'inbox_read', user: ALICE, afterId: null, maxCount: 10, maxBytes: 1 << 16, notices: 0, replyTo: reader.pid, ref: rig.sched.makeRef() } satisfies RouterMessage, null);
+  const isReply = (m: unknown) => (m as { t?: string }).t === 'inbox_read_reply';
+  read();
+  await rig.sync();
+  await reader.nothing(isReply, 50);
+  readable = true;
+  read();
+  await reader.next(isReply);
 });

@@ -3,7 +3,8 @@
  * write back, report close once, refuse WebSocket text frames with a close, serve HTTP
  * routes, and the uWS binary is the native one. The ClientLink contract per transport: a
  * paused WebSocket link holds input up to its limit and hands it over in order on resume,
- * output backpressure and its limit, TCP keepalive.
+ * output backpressure and its limit, TCP keepalive, and TCP/TLS half-close (the link's close
+ * comes at the client's FIN, and what the server writes before it ends still reaches the client).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -61,6 +62,45 @@ test('a TCP link echoes bytes and reports its close exactly once', async () => {
     assert.deepEqual(closed, ['tcp']);
   } finally {
     await l.close(true);
+  }
+});
+
+test('a TCP or TLS client that shuts down its sending side is reported closed at once and still gets what the server writes before it ends the link', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'iris-half-'));
+  try {
+    const { cert, key } = selfSigned(dir);
+    for (const tls of [false, true]) {
+      let closedAt = 0;
+      const l = await listenTcp({ host: '127.0.0.1', port: 0, ...(tls ? { tls: { cert: readFileSync(cert), key: readFileSync(key) } } : {}) }, (link) => ({
+        data: () => {},
+        drain: () => {},
+        close: () => {
+          closedAt = Date.now();
+          // The server finishes after the client's FIN: its last words, then its own FIN.
+          setTimeout(() => {
+            link.write(new TextEncoder().encode('last words'));
+            link.end();
+          }, 50);
+        },
+      }));
+      try {
+        const sock = tls ? tlsConnect({ host: '127.0.0.1', port: l.port, rejectUnauthorized: false }) : connect(l.port, '127.0.0.1');
+        let got = '';
+        sock.on('data', (d: Buffer) => (got += d.toString()));
+        sock.on('error', () => {});
+        await new Promise<void>((r) => sock.once(tls ? 'secureConnect' : 'connect', () => r()));
+        await new Promise((r) => setTimeout(r, 50)); // the server has taken the link
+        const fin = Date.now();
+        sock.end();
+        await new Promise<void>((r) => sock.once('close', () => r()));
+        assert.ok(closedAt >= fin, `${tls ? 'TLS' : 'TCP'}: the link's close came at the client's FIN`);
+        assert.equal(got, 'last words', `${tls ? 'TLS' : 'TCP'}: written after the client's FIN, received`);
+      } finally {
+        await l.close(true);
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 

@@ -51,8 +51,23 @@ test('--seeds runs a range and reports how many passed', () => {
   assert.match(r.out, /5\/5 seeds passed \(each replayed\)/);
 });
 
+test('--workload v1 runs the cluster with v1 clients, and a failing seed\'s repro command carries the workload', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'iris-sim-'));
+  try {
+    const r = sim(['--workload', 'v1', '--seed', '1', '--canary', 'presence_leak'], dir);
+    assert.equal(r.code, 1, r.out + r.err);
+    assert.match(r.out, /FAILED cluster seed 0x00000001/);
+    assert.match(r.out, /\[presence\]/);
+    assert.match(r.out, /repro: npm run sim -- --nodes \d --nats 3 --scenario '\{[^']*"workload":"v1"[^']*\}'/);
+    assert.match(r.out, /v1 clients\): FAILED, trace hash [0-9a-f]{8}/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('bad flags exit 2 and say what is wrong', () => {
   for (const [args, msg] of [
+    [['--workload', 'v2'], /--workload: expected one of core, v1/],
     [['--seed', 'zz'], /--seed: expected an integer/],
     [['--canary', 'nope'], /--canary: expected one of/],
     [['--scenario', '{"seed":1}'], /--scenario: clients must be/],

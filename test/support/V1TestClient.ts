@@ -23,6 +23,8 @@ export class V1TestClient {
   localPort = 0;
   /** Stop and restart reading from the socket (a client that stalls). */
   private pauseRaw: ((paused: boolean) => void) | null = null;
+  /** Stop sending and let the server close (TCP: shut down writing; WebSocket: close). */
+  private endRaw: () => void = () => this.closeRaw();
   private constructor(private readonly sendRaw: (b: Uint8Array) => void, private readonly closeRaw: () => void) {}
 
   static async tcp(port: number, host = '127.0.0.1', localAddress?: string): Promise<V1TestClient> {
@@ -30,6 +32,7 @@ export class V1TestClient {
     sock.setNoDelay(true);
     const c = new V1TestClient((b) => sock.write(b), () => sock.destroy());
     c.pauseRaw = (paused) => (paused ? sock.pause() : sock.resume());
+    c.endRaw = () => sock.end();
     sock.on('data', (d: Buffer) => c.onBytes(new Uint8Array(d.buffer, d.byteOffset, d.byteLength)));
     sock.on('close', () => c.onClose());
     sock.on('error', () => {});
@@ -91,6 +94,11 @@ export class V1TestClient {
 
   close(): void {
     this.closeRaw();
+  }
+
+  /** Stop sending (after what was written) and keep reading until the server closes. */
+  end(): void {
+    this.endRaw();
   }
 
   /** LOGIN and wait for LOGIN_OK (or the refusal frame). */

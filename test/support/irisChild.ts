@@ -17,6 +17,8 @@ export interface IrisChild {
   kill(): Promise<void>;
   /** SIGTERM by pid (clean stop); resolves with the exit code. */
   stop(timeoutMs?: number): Promise<number | null>;
+  /** Resolves with the exit code once the process has exited by itself (fails after `timeoutMs`). */
+  waitExit(timeoutMs: number): Promise<number | null>;
   readonly exited: boolean;
 }
 
@@ -70,6 +72,7 @@ export async function startIrisChild(dataDir: string, sets: readonly string[] = 
         process.kill(pid, 'SIGTERM');
         return waitExit(child, exited, stopTimeoutMs);
       },
+      waitExit: (t) => waitExit(child, exited, t),
       get exited() {
         return gone();
       },

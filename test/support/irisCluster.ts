@@ -3,8 +3,9 @@
  * real 3-server NATS cluster (test/support/natsCluster.ts), loopback only. Each node reaches
  * NATS through its own pausable proxy (test/support/tcpProxy.ts) pinned to one server, so a test
  * can cut one node off (`isolate`) and let it back (`heal`) without telling it. Nodes are
- * killed (SIGKILL) or stopped (SIGTERM) by pid; `close` stops every process it started and
- * removes every directory. Waits poll the nodes' HTTP pages with deadlines.
+ * killed (SIGKILL) or stopped (SIGTERM) by pid, or leave by themselves (a drained node exits:
+ * `exited`), and start again on their data directory (`restart`); `close` stops every process
+ * it started and removes every directory. Waits poll the nodes' HTTP pages with deadlines.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -32,6 +33,8 @@ export interface ClusterNodeProcess {
 export interface IrisClusterOptions {
   /** Cluster settings every node gets (`key=value`), after the test defaults. */
   sets?: readonly string[];
+  /** The NATS servers nodes connect through, in turn (default: all); the others carry no node (a test may kill one). */
+  pinTo?: readonly number[];
 }
 
 /** Timings short enough for tests (the defaults are for production). */
@@ -60,11 +63,12 @@ export class IrisCluster {
   private constructor(
     readonly nats: NatsCluster,
     private readonly sets: readonly string[],
+    private readonly pinTo: readonly number[],
   ) {}
 
   static async start(o: IrisClusterOptions = {}): Promise<IrisCluster> {
     const nats = await NatsCluster.start();
-    return new IrisCluster(nats, [...TEST_SETS, ...(o.sets ?? [])]);
+    return new IrisCluster(nats, [...TEST_SETS, ...(o.sets ?? [])], o.pinTo ?? Array.from({ length: nats.size }, (_, i) => i));
   }
 
   get live(): ClusterNodeProcess[] {
@@ -79,7 +83,7 @@ export class IrisCluster {
 
   /** Start node `name` (a fresh data directory unless `dir` is given) and wait until it serves. */
   async startNode(name: string, extra: readonly string[] = [], dir?: string): Promise<ClusterNodeProcess> {
-    const proxy = await TcpProxy.start(this.nats.port(this.placed++ % this.nats.size));
+    const proxy = await TcpProxy.start(this.nats.port(this.pinTo[this.placed++ % this.pinTo.length]!));
     const data = dir ?? mkdtempSync(join(tmpdir(), `iris-cluster-${name}-`));
     if (dir === undefined) this.dirs.push(data);
     const log = process.env['CLUSTER_TEST_LOG'] !== undefined ? ['log_level=info'] : [];
@@ -98,6 +102,31 @@ export class IrisCluster {
     n.alive = false;
     await n.child.kill();
     await n.proxy.close();
+  }
+
+  /** SIGTERM `name` by pid (a cluster node drains first when it may); resolves with its exit code. */
+  async stop(name: string, timeoutMs = 30_000): Promise<number | null> {
+    const n = this.node(name);
+    const code = await n.child.stop(timeoutMs);
+    n.alive = false;
+    await n.proxy.close();
+    return code;
+  }
+
+  /** Wait until `name` exits by itself (a drained node does); resolves with its exit code. */
+  async exited(name: string, timeoutMs = 30_000): Promise<number | null> {
+    const n = this.node(name);
+    const code = await n.child.waitExit(timeoutMs);
+    n.alive = false;
+    await n.proxy.close();
+    return code;
+  }
+
+  /** Start `name` again on the data directory of its last life. */
+  async restart(name: string): Promise<ClusterNodeProcess> {
+    const last = this.nodes.filter((x) => x.name === name).pop();
+    if (last === undefined || last.alive) throw new Error(`${name} is running or was never started`);
+    return this.startNode(name, [], last.dir);
   }
 
   /** Cut `name` off from NATS: its proxy stops forwarding, nobody is told. */
