@@ -3,9 +3,11 @@
  * Suites: runtime (actor runtime vs Erlang/OTP), service (v1 service processes vs uWS echo and raw
  * LMDB), sim (deterministic simulator speed), distribution (cross-node messaging vs raw NATS,
  * round trips, node-down detection), jetstream (acknowledged appends/s on an R3 stream, leader
- * failover pause).
+ * failover pause), cluster (3 Iris nodes on 3 nats-servers: cross-node throughput and latency,
+ * failover of a killed core node, loss of a nats-server, 10,000 clients of a killed edge).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { clusterBench } from './cluster.js';
 import { distributionBench } from './distribution.js';
 import { jetstreamBench } from './jetstream.js';
 import { runtimeBench } from './runtime.js';
@@ -18,6 +20,7 @@ const SUITES: Record<string, () => Promise<object>> = {
   sim: simBench,
   distribution: distributionBench,
   jetstream: jetstreamBench,
+  cluster: clusterBench,
 };
 
 async function main(): Promise<void> {
