@@ -62,6 +62,8 @@ const LATENCY_FRACTIONS = [0.5, 0.25, 0.1];
 /** Fraction of the cross-node peak sent during the kill runs (a load the cluster sustains). */
 const KILL_LOAD_FRACTION = 0.25;
 const KILL_MIN_RATE = 500;
+/** After a closed-loop window: how long messages still in flight may take to arrive (seconds each at the cluster's peak). */
+const CLOSED_LOOP_DRAIN_MS = 15_000;
 /** A kill happens this long into the measured window of its run. */
 const KILL_AFTER_MS = 3_000;
 const KILL_WINDOW_MS = 25_000;
@@ -133,7 +135,7 @@ export async function clusterBench(opts: ClusterBenchOptions = {}): Promise<obje
     };
 
     // --- throughput: single node, cross-node, same node of the cluster -------------------
-    const closed = { host: '127.0.0.1', conns: 2 * pairs, window, msgBytes, warmupMs, durationMs, drainMs: 5_000 };
+    const closed = { host: '127.0.0.1', conns: 2 * pairs, window, msgBytes, warmupMs, durationMs, drainMs: CLOSED_LOOP_DRAIN_MS };
     const singles: CostedRun[] = [];
     const crosses: CostedRun[] = [];
     const sames: CostedRun[] = [];
@@ -184,13 +186,15 @@ export async function clusterBench(opts: ClusterBenchOptions = {}): Promise<obje
     });
 
     log(`kill -9 of the nats-server leading the most shard streams, under ${killRate} msgs/s across nodes`);
-    const natsLoss = await settled(() => natsServerLoss(children, c, killCfg('n_')));
-    if (natsLoss.ok) {
-      log('restarting the nats-server; waiting until every stream is whole and the cluster settled');
-      await c.nats.restart(natsLoss.value.server);
+    const natsLoss = await settled(() => natsServerLoss(children, c, watch!, killCfg('n_')));
+    log('restarting the nats-server; waiting until every stream is whole and the cluster settled');
+    const natsRecovery = await settled(async () => {
+      const t0 = Date.now();
+      for (let i = 0; i < c.nats.size; i++) if (!c.nats.running(i)) await c.nats.restart(i);
       await streamsWhole(c);
       await c.waitSettled(SETTLE_MS);
-    }
+      return { recovered_after_s: seconds(Date.now() - t0) };
+    });
 
     log(`kill -9 of core node ${VICTIM} (owning shard groups), under ${killRate} msgs/s from ${SENDERS} to ${RECIPIENTS}`);
     const failover = await settled(() => coreNodeFailover(children, c, watch!, killCfg('f_')));
@@ -276,6 +280,7 @@ export async function clusterBench(opts: ClusterBenchOptions = {}): Promise<obje
         latency_runs: latency.map((l) => ({ fraction: l.fraction, target_rate: l.rate, ...trim(l.run) })),
         kill_rate_msgs_per_s: killRate,
         nats_server_loss: natsLoss.ok ? natsLoss.value : { error: natsLoss.error },
+        nats_server_recovery: natsRecovery.ok ? natsRecovery.value : { error: natsRecovery.error },
         failover: failover.ok ? failover.value : { error: failover.error },
         reconnect: reconnect.ok ? reconnect.value : { error: reconnect.error },
       },
@@ -418,7 +423,7 @@ function lossless(run: Run): object {
 // ---------------------------------------------------------------------------------------------
 // kill -9 of a nats-server
 
-async function natsServerLoss(children: Children, c: IrisCluster, cfg: LoadgenConfig) {
+async function natsServerLoss(children: Children, c: IrisCluster, watch: OwnershipWatch, cfg: LoadgenConfig) {
   const names = clusterNames(CLUSTER);
   const led = new Map<number, number[]>();
   const leaders: Record<string, string | null> = {};
@@ -431,6 +436,7 @@ async function natsServerLoss(children: Children, c: IrisCluster, cfg: LoadgenCo
   leaders[names.ctlStream] = ctl === null ? null : c.nats.serverName(ctl);
   const [server, itsGroups] = [...led.entries()].reduce((x, y) => (y[1].length > x[1].length ? y : x));
   const { run, killWall } = await killUnderTraffic(children, cfg, () => c.nats.kill(server));
+  const endWall = Date.now();
   const pauses = groupPauses(run, killWall);
   const worst = pauses.reduce<number | null>((m, p) => (m === null || p.resumed_after_kill_ms === null ? null : Math.max(m, p.resumed_after_kill_ms)), 0);
   const ledPauses = pauses.filter((p) => itsGroups.includes(p.group));
@@ -449,19 +455,27 @@ async function natsServerLoss(children: Children, c: IrisCluster, cfg: LoadgenCo
     pause_s_other_groups: other === null ? null : seconds(other),
     group_pauses_s: Object.fromEntries(pauses.map((p) => [p.group, p.resumed_after_kill_ms === null ? null : seconds(p.resumed_after_kill_ms)])),
     recipients_without_pause: pauses.reduce((n, p) => n + p.not_paused, 0),
+    ownership_changes: ownershipChanges(watch, killWall, endWall),
     traffic: lossless(run),
     latency_ms: run.latency_ms,
   };
 }
 
-/** Every stream of the cluster has a leader, every server holds all of it, every replica is current. */
+/** Ownership records appended between `from` and `to` (wall ms), each with its delay after `from`. */
+function ownershipChanges(watch: OwnershipWatch, from: number, to: number): Array<{ after_s: number; group: number; epoch: number; owner: string; reason: string }> {
+  return watch.seen.filter((s) => s.at >= from && s.at <= to).map((s) => ({ after_s: seconds(s.at - from), group: s.record.group, epoch: s.record.epoch, owner: s.record.owner, reason: s.record.reason }));
+}
+
+/**
+ * Each stream of the cluster has had a leader counting every replica current and every server
+ * holding all of it (checked stream by stream: a stream written meanwhile need not stand still
+ * while the others are read).
+ */
 async function streamsWhole(c: IrisCluster): Promise<void> {
   const names = clusterNames(CLUSTER);
   const streams = [names.ctlStream, ...Array.from({ length: SHARD_GROUPS }, (_, g) => names.groupStream(g))];
-  await c.waitFor('every stream caught up on every server', async () => {
-    for (const s of streams) if (!(await c.nats.streamCaughtUp(s))) return false;
-    return true;
-  }, STREAMS_WHOLE_MS);
+  const deadline = Date.now() + STREAMS_WHOLE_MS;
+  for (const s of streams) await c.waitFor(`stream ${s} caught up on every server`, () => c.nats.streamCaughtUp(s), Math.max(1, deadline - Date.now()));
 }
 
 // ---------------------------------------------------------------------------------------------
