@@ -154,6 +154,12 @@ class Replica {
   private pendingTakeover: TakeoverReason | null = null;
   /** The phase a finishing job leaves the replica in (set inside the job, applied by the handler). */
   private pendingStandby: 'standby' | 'handed_off' | null = null;
+  /**
+   * The services' start while it runs. It waits in a selective receive on this process
+   * (Supervisor.startLink waits for its init's ack), which a synchronous handler may not leave
+   * pending: messages arriving meanwhile are handled once it is done.
+   */
+  private starting: Promise<unknown> | null = null;
 
   constructor(
     private readonly ctx: ProcessContext,
@@ -172,7 +178,8 @@ class Replica {
     this.ctx.sendAfter(REPLICA_HEAD_BEAT_MS, { t: 'beat' } satisfies Internal);
   }
 
-  handle(raw: unknown): void {
+  handle(raw: unknown): void | Promise<void> {
+    if (this.starting !== null) return this.starting.then(() => this.handle(raw));
     if (this.stopped) return;
     if (isExitMessage(raw)) {
       if (this.services !== null && raw.from.key === this.services.key) {
@@ -502,6 +509,18 @@ class Replica {
     });
     this.storage = storage;
     this.subs.push(this.o.transport.subscribe(this.o.names.appliedSubject(this.o.group), (d) => this.ctx.send(this.ctx.self, { t: 'report', data: d } satisfies Internal)));
+    // Messages wait until the start and its outcome are applied here (see `starting`).
+    let startDone!: () => void;
+    this.starting = new Promise<void>((r) => (startDone = r));
+    try {
+      return await this.startServices(storage, record);
+    } finally {
+      this.starting = null;
+      startDone();
+    }
+  }
+
+  private async startServices(storage: ReplicatedStorage, record: OwnershipRecord): Promise<string | null> {
     const start = this.o.startServices ?? startGroupServices;
     const started = await start(this.ctx, this.o.group, storage, this.o.services);
     if (!started.ok) {

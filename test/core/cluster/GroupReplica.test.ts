@@ -4,7 +4,8 @@
  * from the stream), reaching byte-equal tables; the owner claims (epoch + 1) and writes its
  * marker before serving; a failover by the standby fences the old owner, whose services stop
  * and which turns standby of the new one; a hand-off to a standby loses nothing and the
- * successor serves from the hand-off entry on.
+ * successor serves from the hand-off entry on; messages that reach a replica while its services
+ * start (a start that waits in a selective receive, as Supervisor.startLink does) wait for it.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -50,7 +51,26 @@ let control: ControlStream;
 let n1: Node;
 let n2: Node;
 
-function startNode(name: string): Node {
+/** One NATS of the tests: streams, core subjects, the control stream with group G's bootstrap record. */
+interface World {
+  streams: MemoryStreams;
+  hub: MemoryHub;
+  control: ControlStream;
+}
+
+async function newWorld(owner: string, standbys: string[]): Promise<World> {
+  const w: World = { streams: new MemoryStreams(), hub: new MemoryHub(), control: null as unknown as ControlStream };
+  w.control = new ControlStream(w.streams, names, 3);
+  await w.control.ensure();
+  await w.streams.ensureStream(shardStreamSpec(names, G, 3));
+  const boot: OwnershipRecord = { group: G, epoch: 1, owner, ownerIncarnation: 1, standbys, successor: null, reason: 'bootstrap' };
+  assert.ok((await w.control.writeGroup(boot, 0)).ok);
+  return w;
+}
+
+type StartServices = NonNullable<Parameters<typeof groupReplica>[0]['startServices']>;
+
+function startNode(name: string, world: World = { streams, hub, control }, startServices?: StartServices): Node {
   const dir = tempDir(`iris-replica-${name}-`);
   const local = openStorage(dir.path);
   const table = new OwnershipTable(1);
@@ -69,11 +89,11 @@ function startNode(name: string): Node {
       group: G,
       self: { name, incarnation: 1, roles: ['core'], addresses: {}, schedulers: 1 },
       names,
-      streams,
-      transport: hub.connect(),
+      streams: world.streams,
+      transport: world.hub.connect(),
       local,
       table,
-      control,
+      control: world.control,
       durability: 'quorum',
       status,
       controlPlane: plane.pid,
@@ -81,7 +101,12 @@ function startNode(name: string): Node {
       mayClaim: (r, reason) => (reason === 'handoff' ? r?.successor === name : true),
       standbyCandidates: () => new Set(['n1', 'n2']),
       services,
-      startServices: async (ctx, _g, storage) => {
+      startServices: async (ctx, g, storage, deps) => {
+        if (startServices !== undefined) {
+          const r = await startServices(ctx, g, storage, deps);
+          if (r.ok) served.push({ storage, pid: r.pid });
+          return r;
+        }
         const svc = ctx.spawnLink(() => () => undefined, { label: 'fake-services' });
         served.push({ storage, pid: svc });
         return { ok: true, pid: svc };
@@ -104,22 +129,18 @@ function tableRows(n: Node, name: string) {
   return n.local.table(groupTableName(G, name)).getRange({});
 }
 
+const others: Node[] = [];
+
 before(async () => {
   s = newScheduler(testEnv());
-  streams = new MemoryStreams();
-  hub = new MemoryHub();
-  control = new ControlStream(streams, names, 3);
-  await control.ensure();
-  await streams.ensureStream(shardStreamSpec(names, G, 3));
-  const boot: OwnershipRecord = { group: G, epoch: 1, owner: 'n1', ownerIncarnation: 1, standbys: ['n2'], successor: null, reason: 'bootstrap' };
-  assert.ok((await control.writeGroup(boot, 0)).ok);
+  ({ streams, hub, control } = await newWorld('n1', ['n2']));
   n1 = startNode('n1');
   n2 = startNode('n2');
 });
 
 after(async () => {
   s.shutdown('shutdown');
-  for (const n of [n1, n2]) {
+  for (const n of [n1, n2, ...others]) {
     await n.local.close();
     n.remove();
   }
@@ -202,4 +223,32 @@ test('a hand-off to the standby loses and duplicates nothing: the successor serv
   assert.deepEqual(await t1.put(['new-owner'], utf8.encode('ok')), OK);
   await waitUntil('n2 follows n1', () => n2.status.appliedSeq === n1.status.appliedSeq);
   assert.deepEqual(tableRows(n2, 'inbox'), tableRows(n1, 'inbox'));
+});
+
+test('messages that reach a replica while its services start (the start waits in a selective receive, as Supervisor.startLink does) wait for it: the replica serves', async () => {
+  const world = await newWorld('n3', []);
+  let waiting = false;
+  const n3 = startNode('n3', world, async (ctx) => {
+    const svc = ctx.spawnLink(() => () => undefined, { label: 'fake-services' });
+    waiting = true;
+    const ack = await ctx.receive((m) => m === 'services_ready', 5_000);
+    waiting = false;
+    return ack === 'services_ready' ? { ok: true, pid: svc } : { ok: false, message: 'no ack' };
+  });
+  others.push(n3);
+  send(n3, { t: 'take_over', reason: 'bootstrap' });
+  await waitUntil('n3 starting its services', () => waiting);
+  const { record } = await (async () => {
+    const r = await world.control.readGroup(G);
+    assert.ok(r.ok && r.value !== undefined);
+    return { record: r.value };
+  })();
+  // A message the replica handles while the start's receive is pending (an ownership record).
+  send(n3, { t: 'record', record });
+  await new Promise((r) => setTimeout(r, 20));
+  assert.ok(s.isAlive(n3.pid), 'the replica is alive while its services start');
+  s.send(n3.pid, 'services_ready', null);
+  await waitUntil('n3 serving', () => n3.status.phase === 'owner');
+  assert.ok(s.isAlive(n3.pid));
+  assert.equal(n3.served.length, 1);
 });
