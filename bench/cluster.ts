@@ -283,6 +283,7 @@ export async function clusterBench(opts: ClusterBenchOptions = {}): Promise<obje
         nats_server_recovery: natsRecovery.ok ? natsRecovery.value : { error: natsRecovery.error },
         failover: failover.ok ? failover.value : { error: failover.error },
         reconnect: reconnect.ok ? reconnect.value : { error: reconnect.error },
+        node_warnings_and_errors: nodeComplaints(c),
       },
     };
   } finally {
@@ -291,6 +292,27 @@ export async function clusterBench(opts: ClusterBenchOptions = {}): Promise<obje
     await cluster?.close();
     rmSync(base, { recursive: true, force: true });
   }
+}
+
+/** Per node process (dead ones too), how many warn/error log lines of each message it wrote (log_level=warn). */
+function nodeComplaints(c: IrisCluster): Record<string, Record<string, number>> {
+  const out: Record<string, Record<string, number>> = {};
+  c.nodes.forEach((n, i) => {
+    const counts: Record<string, number> = {};
+    for (const line of n.child.output().split('\n')) {
+      if (!line.startsWith('{')) continue;
+      try {
+        const r = JSON.parse(line) as { level?: number; msg?: string; reason?: string };
+        if ((r.level ?? 0) < 40) continue;
+        const key = `${r.level === 40 ? 'warn' : 'error'}: ${r.msg ?? '?'}${r.reason !== undefined ? ` (${r.reason.slice(0, 120)})` : ''}`;
+        counts[key] = (counts[key] ?? 0) + 1;
+      } catch {
+        /* not a log record */
+      }
+    }
+    out[`${n.name}#${i + 1}${n.alive ? '' : ' (killed)'}`] = counts;
+  });
+  return out;
 }
 
 function pairsOn(senderPort: number, recipientPort: number): Pick<LoadgenConfig, 'mode' | 'transport' | 'port' | 'recipientPort' | 'shape'> {
