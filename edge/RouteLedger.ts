@@ -17,7 +17,10 @@
  * acknowledgements sent once (a repeat's answer could be the first copy's: not measured); doubled
  * each time something is sent again for want of an answer, until a fresh answer is measured; at
  * most ROUTE_RETRY_MAX_FACTOR × `retryMs`. A fixed wait resends everything in flight once the
- * owners answer slower than it (a loaded cluster), which loads them more: a collapse.
+ * owners answer slower than it (a loaded cluster), which loads them more: a collapse. A lane (or
+ * the acknowledgements) moved to a new owner is *probing* until that owner answers: sent again
+ * every `retryMs`, as the new owner may not serve yet when the table names it (it claims, then
+ * writes its marker, then starts its services), and a late answer there is no sign of load.
  *
  * Pure bookkeeping: the caller sends, and gives the time.
  */
@@ -58,6 +61,8 @@ interface Lane {
   count: number;
   /** The owner the lane's routes were last sent to ('' none): a new route checks it in O(1). */
   owner: string;
+  /** Moved to `owner`, which has not answered the lane since: retried every retryMs. */
+  probing: boolean;
 }
 
 /** Lane numbers stay below 2^32 per group, so (g, n) packs into one safe integer key. */
@@ -76,6 +81,9 @@ export class RouteLedger {
   private rttvar = 0;
   /** Doubles each time something is sent again for want of an answer; 1 after a fresh answer. */
   private backoff = 1;
+  /** The owner the acknowledgements were last sent to, and whether it has answered since they moved there. */
+  private ackOwner = '';
+  private acksProbing = false;
   /** When the back-off last doubled, and its value before (one doubling per retry round, routes and acknowledgements alike). */
   private lastTimeoutAt = -Infinity;
   private backoffBefore = 1;
@@ -98,7 +106,7 @@ export class RouteLedger {
   /** Number a new route of lane `g` (not sent yet: `sentTo` '', due at once). */
   add(g: number, msg: RouterRoute, now: number): PendingRoute {
     let lane = this.lanes.get(g);
-    if (lane === undefined) this.lanes.set(g, (lane = { next: 1, low: 1, count: 0, owner: '' }));
+    if (lane === undefined) this.lanes.set(g, (lane = { next: 1, low: 1, count: 0, owner: '', probing: false }));
     const p: PendingRoute = { g, n: lane.next++, msg, sentTo: '', sentAt: -Infinity, firstAt: now, sends: 0 };
     lane.count++;
     this.routes.set(g * LANE_SPAN + p.n, p);
@@ -123,7 +131,9 @@ export class RouteLedger {
     const p = this.routes.get(key);
     if (p === undefined) return undefined;
     this.routes.delete(key);
-    this.lanes.get(g)!.count--;
+    const lane = this.lanes.get(g)!;
+    lane.count--;
+    lane.probing = false;
     if (now !== undefined && p.sends === 1) this.answeredAfter(now - p.sentAt);
     return p;
   }
@@ -133,7 +143,9 @@ export class RouteLedger {
     p.sentTo = owner;
     p.sentAt = now;
     if (owner !== '') p.sends++;
-    this.lanes.get(p.g)!.owner = owner;
+    const lane = this.lanes.get(p.g)!;
+    if (owner !== '' && lane.owner !== '' && lane.owner !== owner) lane.probing = true;
+    lane.owner = owner;
   }
 
   /**
@@ -207,9 +219,10 @@ export class RouteLedger {
     for (const p of this.routes.values()) {
       if (due.has(p.g)) continue;
       const moved = p.sentTo !== (ownerOf(p.g) ?? '');
-      if (moved || p.sentAt + wait <= now) {
+      const probing = this.lanes.get(p.g)!.probing;
+      if (moved || p.sentAt + (probing ? retryMs : wait) <= now) {
         due.add(p.g);
-        if (!moved && p.sentAt !== -Infinity) late = true;
+        if (!moved && !probing && p.sentAt !== -Infinity) late = true;
       }
     }
     if (late) this.timedOut(now);
@@ -240,7 +253,10 @@ export class RouteLedger {
   ackSent(a: PendingAck, owner: string, now: number): void {
     a.sentTo = owner;
     a.sentAt = now;
-    if (owner !== '') a.sends++;
+    if (owner === '') return;
+    a.sends++;
+    if (this.ackOwner !== '' && this.ackOwner !== owner) this.acksProbing = true;
+    this.ackOwner = owner;
   }
 
   /** The owner confirmed the acknowledgement of `id` is durable (at `now`, when given: the answer is timed). */
@@ -249,6 +265,7 @@ export class RouteLedger {
     const a = this.acks.get(key);
     if (a === undefined) return;
     this.acks.delete(key);
+    this.acksProbing = false;
     if (now !== undefined && a.sends === 1) this.answeredAfter(now - a.sentAt);
   }
 
@@ -265,7 +282,7 @@ export class RouteLedger {
    * the next login: at least once). One due only because its answer is late doubles the retry wait.
    */
   acksDue(now: number, retryMs: number, owner: string, horizonMs: number): PendingAck[] {
-    const wait = this.waitAt(now, retryMs);
+    const wait = this.acksProbing ? retryMs : this.waitAt(now, retryMs);
     const out: PendingAck[] = [];
     let late = false;
     for (const [k, a] of this.acks) {
@@ -273,7 +290,7 @@ export class RouteLedger {
       else if (a.sentTo !== owner) out.push(a);
       else if (a.sentAt + wait <= now) {
         out.push(a);
-        if (a.sentAt !== -Infinity) late = true;
+        if (a.sentAt !== -Infinity && !this.acksProbing) late = true;
       }
     }
     if (late) this.timedOut(now);

@@ -135,3 +135,42 @@ test('each retry round that finds an answer late doubles the wait, up to ROUTE_R
   l.settle(3, r.n, now + 100);
   assert.equal(l.retryWait(500), 500, 'a timed answer ends the back-off');
 });
+
+test('a lane moved to a new owner is retried every route_retry_ms until that owner answers, whatever the adaptive wait, and its lateness does not back off', () => {
+  const l = new RouteLedger();
+  const p = l.add(1, msg('x'), 0);
+  l.sent(p, 'a', 0);
+  l.settle(1, p.n, 2_000); // slow answers: the adaptive wait is 4 s (the cap)
+  assert.equal(l.retryWait(500), 4_000);
+  const q = l.add(1, msg('x'), 3_000);
+  l.sent(q, 'a', 3_000);
+  assert.deepEqual(l.lanesDue(3_100, 500, () => 'b'), [1], 'the owner changed: due at once');
+  l.sent(q, 'b', 3_100);
+  assert.deepEqual(l.lanesDue(3_500, 500, () => 'b'), []);
+  assert.deepEqual(l.lanesDue(3_600, 500, () => 'b'), [1], 'probing: route_retry_ms, not the adaptive wait');
+  l.sent(q, 'b', 3_600);
+  assert.deepEqual(l.lanesDue(4_100, 500, () => 'b'), [1]);
+  assert.equal(l.retryWait(500), 4_000, 'no back-off while probing');
+  l.sent(q, 'b', 4_100);
+  l.settle(1, q.n, 4_150);
+  const r = l.add(1, msg('x'), 5_000);
+  l.sent(r, 'b', 5_000);
+  assert.deepEqual(l.lanesDue(5_600, 500, () => 'b'), [], 'answered by the new owner: the adaptive wait again');
+  assert.deepEqual(l.lanesDue(9_000, 500, () => 'b'), [1]);
+});
+
+test('acknowledgements moved to a new owner are retried every route_retry_ms until it confirms one', () => {
+  const l = new RouteLedger();
+  const one = new Uint8Array(16).fill(1);
+  const two = new Uint8Array(16).fill(2);
+  l.ackSent(l.addAck(one, 0), 'a', 0);
+  l.ackDone(one, 2_000);
+  assert.equal(l.retryWait(500), 4_000);
+  const b = l.addAck(two, 3_000);
+  l.ackSent(b, 'a', 3_000);
+  assert.deepEqual(l.acksDue(3_100, 500, 'b', 30_000), [b], 'the owner changed: due at once');
+  l.ackSent(b, 'b', 3_100);
+  assert.deepEqual(l.acksDue(3_500, 500, 'b', 30_000), []);
+  assert.deepEqual(l.acksDue(3_600, 500, 'b', 30_000), [b], 'probing: route_retry_ms');
+  assert.equal(l.retryWait(500), 4_000, 'no back-off while probing');
+});
