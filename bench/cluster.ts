@@ -197,9 +197,9 @@ export async function clusterBench(opts: ClusterBenchOptions = {}): Promise<obje
     const natsRecovery = await settled(async () => {
       const t0 = Date.now();
       for (let i = 0; i < c.nats.size; i++) if (!c.nats.running(i)) await c.nats.restart(i);
-      await streamsWhole(c);
+      const whole = await settled(() => streamsWhole(c));
       await c.waitSettled(SETTLE_MS);
-      return { recovered_after_s: seconds(Date.now() - t0) };
+      return { streams_whole_after_s: whole.ok ? seconds(Date.now() - t0) : null, ...(whole.ok ? {} : { not_whole: whole.error.split('\n')[0] }), jetstream_usage: await jetstreamUsage(c) };
     });
 
     log(`kill -9 of core node ${VICTIM} (owning shard groups), under ${killRate} msgs/s from ${SENDERS} to ${RECIPIENTS}`);
@@ -492,6 +492,7 @@ async function natsServerLoss(children: Children, c: IrisCluster, watch: Ownersh
   const ctl = await c.nats.streamLeader(names.ctlStream);
   leaders[names.ctlStream] = ctl === null ? null : c.nats.serverName(ctl);
   const [server, itsGroups] = [...led.entries()].reduce((x, y) => (y[1].length > x[1].length ? y : x));
+  const usage = await jetstreamUsage(c);
   const { run, killWall } = await killUnderTraffic(children, cfg, () => c.nats.kill(server));
   const endWall = Date.now();
   const pauses = groupPauses(run, killWall);
@@ -507,6 +508,7 @@ async function natsServerLoss(children: Children, c: IrisCluster, watch: Ownersh
     stream_leaders_before: leaders,
     groups_led_by_killed_server: itsGroups,
     control_stream_led_by_killed_server: ctl === server,
+    jetstream_usage_before_kill: usage,
     pause_s: worst === null ? null : seconds(worst),
     pause_s_groups_it_led: led2 === null ? null : seconds(led2),
     pause_s_other_groups: other === null ? null : seconds(other),
@@ -522,6 +524,24 @@ async function natsServerLoss(children: Children, c: IrisCluster, watch: Ownersh
 /** Ownership records appended between `from` and `to` (wall ms), each with its delay after `from`. */
 function ownershipChanges(watch: OwnershipWatch, from: number, to: number): Array<{ after_s: number; group: number; epoch: number; owner: string; reason: string }> {
   return watch.seen.filter((s) => s.at >= from && s.at <= to).map((s) => ({ after_s: seconds(s.at - from), group: s.record.group, epoch: s.record.epoch, owner: s.record.owner, reason: s.record.reason }));
+}
+
+/** Each running nats-server's JetStream usage (its /jsz): streams' messages and bytes, its store's bytes. */
+async function jetstreamUsage(c: IrisCluster): Promise<Record<string, { messages: number; bytes: number; storage: number } | null>> {
+  const out: Record<string, { messages: number; bytes: number; storage: number } | null> = {};
+  for (let i = 0; i < c.nats.size; i++) {
+    if (!c.nats.running(i)) {
+      out[c.nats.serverName(i)] = null;
+      continue;
+    }
+    try {
+      const z = (await (await fetch(`${c.nats.monitorUrl(i)}/jsz`)).json()) as { messages?: number; bytes?: number; storage?: number };
+      out[c.nats.serverName(i)] = { messages: z.messages ?? 0, bytes: z.bytes ?? 0, storage: z.storage ?? 0 };
+    } catch {
+      out[c.nats.serverName(i)] = null;
+    }
+  }
+  return out;
 }
 
 /**
@@ -650,10 +670,16 @@ async function edgeReconnect(children: Children, c: IrisCluster, watch: Ownershi
   const primed = await Promise.all(runs.map((r) => r.event('primed')));
   const primedClients = primed.reduce((n, e) => n + Number(e['primed']), 0);
   if (primedClients !== clients) log(`only ${primedClients} of ${clients} clients had both messages within the priming deadline; killing ${VICTIM} anyway`);
+  // The surviving servers' CPU from the kill until every generator reported.
+  const pids: Record<string, number> = {};
+  for (const n of c.live) if (n.name !== VICTIM) pids[n.name] = n.child.pid;
+  for (let i = 0; i < c.nats.size; i++) if (c.nats.running(i)) pids[c.nats.serverName(i)] = c.nats.pid(i)!;
+  const cpu0 = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuMs(pid)]));
   const killWall = Date.now();
   await c.kill(VICTIM);
   const results = await Promise.all(runs.map((r) => r.result));
   const endWall = Date.now();
+  const serverCpuS = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, seconds(cpuMs(pid) - cpu0[k]!)]));
   const res = results.map((r) => r.resume).filter((r): r is ResumeResult => r !== undefined);
   const logins = res.flatMap((r) => r.login_wall_ms).sort((x, y) => x - y);
   const resumed = res.flatMap((r) => r.resumed_wall_ms).sort((x, y) => x - y);
@@ -686,6 +712,8 @@ async function edgeReconnect(children: Children, c: IrisCluster, watch: Ownershi
     retries: sum((r) => r.retries),
     errors: sum((r) => r.errors),
     error_reasons: [...new Set(res.flatMap((r) => r.error_reasons))],
+    server_cpu_s_kill_to_end: serverCpuS,
+    kill_to_end_s: seconds(endWall - killWall),
     generator_cpu_ms: results.map((r) => r.cpu_ms),
     generator_rss_mb: results.map((r) => r.rss_mb),
     node_log: nodeLog(c, killWall, endWall),
