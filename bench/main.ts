@@ -3,10 +3,13 @@
  * Suites: runtime (actor runtime vs Erlang/OTP), service (v1 service processes vs uWS echo and raw
  * LMDB), sim (deterministic simulator speed), distribution (cross-node messaging vs raw NATS,
  * round trips, node-down detection), jetstream (acknowledged appends/s on an R3 stream, leader
- * failover pause), cores (one node process vs one per core, bench/allCores.ts).
+ * failover pause), cores (one node process vs one per core, bench/allCores.ts), cluster (3 Iris
+ * nodes on 3 nats-servers: cross-node throughput and latency, failover of a killed core node,
+ * loss of a nats-server, 10,000 clients of a killed edge).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { coresBench } from './allCores.js';
+import { clusterBench } from './cluster.js';
 import { distributionBench } from './distribution.js';
 import { jetstreamBench } from './jetstream.js';
 import { runtimeBench } from './runtime.js';
@@ -20,6 +23,7 @@ const SUITES: Record<string, () => Promise<object>> = {
   distribution: distributionBench,
   jetstream: jetstreamBench,
   cores: coresBench,
+  cluster: clusterBench,
 };
 
 async function main(): Promise<void> {

@@ -124,11 +124,52 @@ export interface HeldLoad {
   stop(): Promise<LoadgenResult>;
 }
 
-function loadgenResult(child: ChildProcess): { result: Promise<LoadgenResult>; stderr: () => string } {
+/** A running load generator: its result line, and the `{"event": …}` lines it writes on stderr. */
+export interface LoadgenRun {
+  child: ChildProcess;
+  result: Promise<LoadgenResult>;
+  /** Resolves with the first event line named `name` (at once if it came already); rejects if the generator ends first. */
+  event(name: string): Promise<Record<string, unknown>>;
+  /** Ask the generator to stop (stdin `stop`) and return its result. */
+  stop(): Promise<LoadgenResult>;
+}
+
+/** Start a load generator process; see LoadgenRun. */
+export function startLoadgen(children: Children, cfg: LoadgenConfig): LoadgenRun {
+  const child = children.spawn([LOADGEN_JS, JSON.stringify(cfg)]);
+  const seen = new Map<string, Record<string, unknown>>();
+  const waiting = new Map<string, Array<(e: Record<string, unknown>) => void>>();
+  const { result } = loadgenResult(child, (line) => {
+    if (!line.startsWith('{"event"')) return;
+    const e = JSON.parse(line) as Record<string, unknown>;
+    const name = String(e['event']);
+    if (!seen.has(name)) seen.set(name, e);
+    for (const w of waiting.get(name) ?? []) w(e);
+    waiting.delete(name);
+  });
+  return {
+    child,
+    result,
+    event: (name) => {
+      const e = seen.get(name);
+      if (e !== undefined) return Promise.resolve(e);
+      return new Promise((resolve, reject) => {
+        waiting.set(name, [...(waiting.get(name) ?? []), resolve]);
+        result.then(() => reject(new Error(`load generator ended before '${name}'`)), reject);
+      });
+    },
+    stop: async () => {
+      child.stdin!.end('stop\n');
+      return result;
+    },
+  };
+}
+
+function loadgenResult(child: ChildProcess, onStderrLine: (line: string) => void = () => {}): { result: Promise<LoadgenResult>; stderr: () => string } {
   let out = '';
   child.stdout!.setEncoding('utf8');
   child.stdout!.on('data', (d: string) => (out += d));
-  const stderr = lines(child.stderr!, () => {});
+  const stderr = lines(child.stderr!, onStderrLine);
   const result = new Promise<LoadgenResult>((resolve, reject) => {
     child.once('exit', (code) => {
       const line = out.split('\n').find((l) => l.startsWith('{'));
@@ -152,22 +193,8 @@ export function runLoadgen(children: Children, cfg: LoadgenConfig): Promise<Load
 
 /** Start a `hold` load generator; it keeps its connections until stop(). */
 export function holdLoadgen(children: Children, cfg: LoadgenConfig): HeldLoad {
-  const child = children.spawn([LOADGEN_JS, JSON.stringify({ ...cfg, mode: 'hold' })]);
-  const { result } = loadgenResult(child);
-  const ready = new Promise<void>((resolve, reject) => {
-    lines(child.stderr!, (line) => {
-      if (line.includes('"event":"ready"')) resolve();
-    });
-    result.catch(reject);
-  });
-  return {
-    child,
-    ready,
-    stop: async () => {
-      child.stdin!.end('stop\n');
-      return result;
-    },
-  };
+  const run = startLoadgen(children, { ...cfg, mode: 'hold' });
+  return { child: run.child, ready: run.event('ready').then(() => undefined), stop: run.stop };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -177,6 +204,16 @@ export function rssKb(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) : NaN;
 }
+
+/** CPU time (user + system) a process has used so far, ms (/proc/<pid>/stat, at clock-tick resolution). */
+export function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(f[11]) + Number(f[12])) * 1000) / CLOCK_TICKS_PER_S;
+}
+
+/** USER_HZ: the unit of /proc/<pid>/stat times (100 on Linux unless the kernel was built otherwise). */
+const CLOCK_TICKS_PER_S = 100;
 
 export function openFds(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length;

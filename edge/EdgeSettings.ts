@@ -50,7 +50,7 @@ export const EDGE_SETTINGS = {
     default: 500,
     min: 50,
     max: 60_000,
-    doc: 'In a cluster, a message its shard group owner has not confirmed after this long is sent again (with the same key, in order); also on every ownership change.',
+    doc: 'In a cluster, a message its shard group owner has not confirmed after this long (at least: longer while the owners answer slowly, up to 8×) is sent again (with the same key, in order); also on every ownership change.',
   },
   route_window: {
     kind: 'int',

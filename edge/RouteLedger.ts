@@ -8,9 +8,19 @@
  * Routes are numbered per shard group (a *lane*: 1, 2, …); a route is sent with its number and
  * the lane's `base`, the lowest number still waiting, and the owner's shard takes a lane's
  * numbers once and in order (core/RouteLanes.ts). So a lane is always sent again whole and in
- * order: when its oldest route has waited `retryMs`, when the owner it was sent to is no longer
- * the owner, or when the owner answered "not now" (`storage_unavailable`). A route waiting
+ * order: when its oldest route has waited the retry wait, when the owner it was sent to is no
+ * longer the owner, or when the owner answered "not now" (`storage_unavailable`). A route waiting
  * longer than the horizon is given up (the client is told its fate is unknown).
+ *
+ * The retry wait adapts to how long answers take, as TCP's retransmission timer does (RFC 6298):
+ * `retryMs` (route_retry_ms) at least; srtt + 4 × rttvar of the answers to routes and
+ * acknowledgements sent once (a repeat's answer could be the first copy's: not measured); doubled
+ * each time something is sent again for want of an answer, until a fresh answer is measured; at
+ * most ROUTE_RETRY_MAX_FACTOR × `retryMs`. A fixed wait resends everything in flight once the
+ * owners answer slower than it (a loaded cluster), which loads them more: a collapse. A lane (or
+ * the acknowledgements) moved to a new owner is *probing* until that owner answers: sent again
+ * every `retryMs`, as the new owner may not serve yet when the table names it (it claims, then
+ * writes its marker, then starts its services), and a late answer there is no sign of load.
  *
  * Pure bookkeeping: the caller sends, and gives the time.
  */
@@ -29,6 +39,8 @@ export interface PendingRoute {
   sentAt: number;
   /** When it was first sent (ms): the horizon counts from here. */
   readonly firstAt: number;
+  /** Times it was sent to an owner (its answer times the owner only when it is 1). */
+  sends: number;
 }
 
 /** An acknowledgement waiting for its owner's answer. */
@@ -37,6 +49,7 @@ export interface PendingAck {
   sentTo: string;
   sentAt: number;
   readonly firstAt: number;
+  sends: number;
 }
 
 interface Lane {
@@ -48,16 +61,32 @@ interface Lane {
   count: number;
   /** The owner the lane's routes were last sent to ('' none): a new route checks it in O(1). */
   owner: string;
+  /** Moved to `owner`, which has not answered the lane since: retried every retryMs. */
+  probing: boolean;
 }
 
 /** Lane numbers stay below 2^32 per group, so (g, n) packs into one safe integer key. */
 const LANE_SPAN = 0x1_0000_0000;
+
+/** The retry wait never exceeds this many times route_retry_ms (the horizon gives up anyway). */
+export const ROUTE_RETRY_MAX_FACTOR = 8;
 
 export class RouteLedger {
   /** Waiting routes in the order they were first sent (a Map keeps insertion order). */
   private readonly routes = new Map<number, PendingRoute>();
   private readonly lanes = new Map<number, Lane>();
   private readonly acks = new Map<string, PendingAck>();
+  /** Smoothed answer time and its variation (ms; srtt < 0: nothing measured yet). */
+  private srtt = -1;
+  private rttvar = 0;
+  /** Doubles each time something is sent again for want of an answer; 1 after a fresh answer. */
+  private backoff = 1;
+  /** The owner the acknowledgements were last sent to, and whether it has answered since they moved there. */
+  private ackOwner = '';
+  private acksProbing = false;
+  /** When the back-off last doubled, and its value before (one doubling per retry round, routes and acknowledgements alike). */
+  private lastTimeoutAt = -Infinity;
+  private backoffBefore = 1;
 
   /** Routes waiting. */
   get size(): number {
@@ -77,8 +106,8 @@ export class RouteLedger {
   /** Number a new route of lane `g` (not sent yet: `sentTo` '', due at once). */
   add(g: number, msg: RouterRoute, now: number): PendingRoute {
     let lane = this.lanes.get(g);
-    if (lane === undefined) this.lanes.set(g, (lane = { next: 1, low: 1, count: 0, owner: '' }));
-    const p: PendingRoute = { g, n: lane.next++, msg, sentTo: '', sentAt: -Infinity, firstAt: now };
+    if (lane === undefined) this.lanes.set(g, (lane = { next: 1, low: 1, count: 0, owner: '', probing: false }));
+    const p: PendingRoute = { g, n: lane.next++, msg, sentTo: '', sentAt: -Infinity, firstAt: now, sends: 0 };
     lane.count++;
     this.routes.set(g * LANE_SPAN + p.n, p);
     return p;
@@ -93,13 +122,19 @@ export class RouteLedger {
     return lane.low;
   }
 
-  /** Route `n` of lane `g` was answered for good; the route, or undefined if it was not waiting. */
-  settle(g: number, n: number): PendingRoute | undefined {
+  /**
+   * Route `n` of lane `g` was answered for good (at `now`, when given: the answer is timed);
+   * the route, or undefined if it was not waiting.
+   */
+  settle(g: number, n: number, now?: number): PendingRoute | undefined {
     const key = g * LANE_SPAN + n;
     const p = this.routes.get(key);
     if (p === undefined) return undefined;
     this.routes.delete(key);
-    this.lanes.get(g)!.count--;
+    const lane = this.lanes.get(g)!;
+    lane.count--;
+    lane.probing = false;
+    if (now !== undefined && p.sends === 1) this.answeredAfter(now - p.sentAt);
     return p;
   }
 
@@ -107,7 +142,50 @@ export class RouteLedger {
   sent(p: PendingRoute, owner: string, now: number): void {
     p.sentTo = owner;
     p.sentAt = now;
-    this.lanes.get(p.g)!.owner = owner;
+    if (owner !== '') p.sends++;
+    const lane = this.lanes.get(p.g)!;
+    if (owner !== '' && lane.owner !== '' && lane.owner !== owner) lane.probing = true;
+    lane.owner = owner;
+  }
+
+  /**
+   * How long something sent waits for its answer before it is sent again: at least `retryMs`,
+   * srtt + 4 × rttvar once answers were timed, times the back-off, at most
+   * ROUTE_RETRY_MAX_FACTOR × `retryMs`.
+   */
+  retryWait(retryMs: number): number {
+    return this.waitWith(retryMs, this.backoff);
+  }
+
+  private waitWith(retryMs: number, backoff: number): number {
+    const measured = this.srtt < 0 ? 0 : this.srtt + 4 * this.rttvar;
+    return Math.min(ROUTE_RETRY_MAX_FACTOR * retryMs, Math.max(retryMs, measured) * backoff);
+  }
+
+  /** The wait a retry round at `now` uses: a doubling made earlier in the same round does not count yet. */
+  private waitAt(now: number, retryMs: number): number {
+    return this.waitWith(retryMs, now === this.lastTimeoutAt ? this.backoffBefore : this.backoff);
+  }
+
+  /** An answer came `ms` after its only send (RFC 6298's estimator); the back-off ends. */
+  private answeredAfter(ms: number): void {
+    const r = Math.max(0, ms);
+    if (this.srtt < 0) {
+      this.srtt = r;
+      this.rttvar = r / 2;
+    } else {
+      this.rttvar = 0.75 * this.rttvar + 0.25 * Math.abs(this.srtt - r);
+      this.srtt = 0.875 * this.srtt + 0.125 * r;
+    }
+    this.backoff = 1;
+  }
+
+  /** Something is sent again at `now` because its answer did not come within the retry wait. */
+  private timedOut(now: number): void {
+    if (now === this.lastTimeoutAt) return;
+    this.lastTimeoutAt = now;
+    this.backoffBefore = this.backoff;
+    if (this.backoff < ROUTE_RETRY_MAX_FACTOR) this.backoff *= 2;
   }
 
   /** Route `n` of lane `g` must be sent again (the owner said "not now"). */
@@ -130,15 +208,24 @@ export class RouteLedger {
   }
 
   /**
-   * Lanes to send again now: a route of theirs waited `retryMs` since it was last sent, was
-   * asked to be sent again, or went to a node `ownerOf` no longer names.
+   * Lanes to send again now: a route of theirs waited the retry wait since it was last sent, was
+   * asked to be sent again, or went to a node `ownerOf` no longer names. A lane due only because
+   * its answer is late doubles the retry wait (the back-off).
    */
   lanesDue(now: number, retryMs: number, ownerOf: (g: number) => string | undefined): number[] {
+    const wait = this.waitAt(now, retryMs);
     const due = new Set<number>();
+    let late = false;
     for (const p of this.routes.values()) {
       if (due.has(p.g)) continue;
-      if (p.sentAt + retryMs <= now || p.sentTo !== (ownerOf(p.g) ?? '')) due.add(p.g);
+      const moved = p.sentTo !== (ownerOf(p.g) ?? '');
+      const probing = this.lanes.get(p.g)!.probing;
+      if (moved || p.sentAt + (probing ? retryMs : wait) <= now) {
+        due.add(p.g);
+        if (!moved && !probing && p.sentAt !== -Infinity) late = true;
+      }
     }
+    if (late) this.timedOut(now);
     return [...due];
   }
 
@@ -158,13 +245,28 @@ export class RouteLedger {
   addAck(id: Uint8Array, now: number): PendingAck {
     const key = messageIdKey(id);
     let a = this.acks.get(key);
-    if (a === undefined) this.acks.set(key, (a = { id, sentTo: '', sentAt: -Infinity, firstAt: now }));
+    if (a === undefined) this.acks.set(key, (a = { id, sentTo: '', sentAt: -Infinity, firstAt: now, sends: 0 }));
     return a;
   }
 
-  /** The owner confirmed the acknowledgement of `id` is durable. */
-  ackDone(id: Uint8Array): void {
-    this.acks.delete(messageIdKey(id));
+  /** `a` is being sent to `owner` ('' when none is known: it waits) at `now`. */
+  ackSent(a: PendingAck, owner: string, now: number): void {
+    a.sentTo = owner;
+    a.sentAt = now;
+    if (owner === '') return;
+    a.sends++;
+    if (this.ackOwner !== '' && this.ackOwner !== owner) this.acksProbing = true;
+    this.ackOwner = owner;
+  }
+
+  /** The owner confirmed the acknowledgement of `id` is durable (at `now`, when given: the answer is timed). */
+  ackDone(id: Uint8Array, now?: number): void {
+    const key = messageIdKey(id);
+    const a = this.acks.get(key);
+    if (a === undefined) return;
+    this.acks.delete(key);
+    this.acksProbing = false;
+    if (now !== undefined && a.sends === 1) this.answeredAfter(now - a.sentAt);
   }
 
   /** Acknowledgements last sent to a node other than `owner` (or not sent). */
@@ -175,16 +277,23 @@ export class RouteLedger {
   }
 
   /**
-   * Acknowledgements to send again (waited `retryMs`, or went to a node that is no longer the
-   * owner); those first sent `horizonMs` ago are dropped instead (the message comes back at
-   * the next login: at least once).
+   * Acknowledgements to send again (waited the retry wait, or went to a node that is no longer
+   * the owner); those first sent `horizonMs` ago are dropped instead (the message comes back at
+   * the next login: at least once). One due only because its answer is late doubles the retry wait.
    */
   acksDue(now: number, retryMs: number, owner: string, horizonMs: number): PendingAck[] {
+    const wait = this.acksProbing ? retryMs : this.waitAt(now, retryMs);
     const out: PendingAck[] = [];
+    let late = false;
     for (const [k, a] of this.acks) {
       if (a.firstAt + horizonMs <= now) this.acks.delete(k);
-      else if (a.sentAt + retryMs <= now || a.sentTo !== owner) out.push(a);
+      else if (a.sentTo !== owner) out.push(a);
+      else if (a.sentAt + wait <= now) {
+        out.push(a);
+        if (a.sentAt !== -Infinity && !this.acksProbing) late = true;
+      }
     }
+    if (late) this.timedOut(now);
     return out;
   }
 }

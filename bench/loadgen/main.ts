@@ -6,16 +6,20 @@
  * Traffic: each message payload carries its send time (performance.now(), this process), its
  * sender index and a per-sender sequence, so latency is measured at receipt and duplicates or
  * reorders are seen. Closed loop keeps `window` messages in flight per sender; open loop sends
- * `rate` messages/s in total. Writes are batched per connection per event-loop turn.
+ * `rate` messages/s in total. Writes are batched per connection per event-loop turn. Senders
+ * and recipients form a ring, or pairs whose receiving half may sit on another node
+ * (`shape`, `recipientPort`); the measured window starts with `{"event":"measuring"}` on stderr.
  * `hold` mode logs in and keeps connections idle; it reports `{"event":"ready"}` on stderr and
  * stops when stdin reads `stop` or closes.
+ * `resume` mode leaves messages unacknowledged, reports `{"event":"primed"}`, and times how long
+ * the connections the server then closes take to log in elsewhere and get them back.
  */
 import { readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import WebSocket from 'ws';
 import { LatencyHistogram } from './histogram.js';
-import type { LoadgenConfig, LoadgenResult, PhaseResult, TrafficResult } from './types.js';
+import type { LoadgenConfig, LoadgenResult, PhaseResult, ResumeResult, TrafficResult } from './types.js';
 import { ACK_BYTES, ACK_OP, Frame, loginPacket, scanFrame, sendHeader, type Scan } from './wire.js';
 
 const DEFAULTS = {
@@ -34,7 +38,18 @@ const DEFAULTS = {
   wsCoalesce: false,
   maxRuntimeMs: 120_000,
   localPortBase: 0,
+  shape: 'ring' as const,
+  recipientPort: 0,
+  trackGaps: false,
+  unacked: 2,
+  reconnectPorts: [] as number[],
+  primeDeadlineMs: 60_000,
+  resumeDeadlineMs: 60_000,
 };
+/** resume: pause before a failed connect or login after a close is tried again. */
+const RESUME_RETRY_MS = 100;
+/** resume: most messages a connection may leave unacknowledged (one bit each). */
+const RESUME_MAX_UNACKED = 32;
 type Settings = Required<Omit<LoadgenConfig, 'tokensFile'>> & { tokensFile: string | undefined };
 
 function readConfig(): Settings {
@@ -42,10 +57,18 @@ function readConfig(): Settings {
   if (arg === undefined) throw new Error('usage: loadgen <json config | @file>');
   const raw = JSON.parse(arg.startsWith('@') ? readFileSync(arg.slice(1), 'utf8') : arg) as LoadgenConfig;
   const cfg = { ...DEFAULTS, ...raw, tokensFile: raw.tokensFile } as Settings;
-  if (!['hold', 'deliver', 'echo'].includes(cfg.mode)) throw new Error(`mode: hold, deliver or echo (got ${String(cfg.mode)})`);
+  if (!['hold', 'deliver', 'echo', 'resume'].includes(cfg.mode)) throw new Error(`mode: hold, deliver, echo or resume (got ${String(cfg.mode)})`);
   if (cfg.mode === 'echo' && cfg.transport !== 'ws') throw new Error('echo runs over ws');
   if (!(cfg.conns >= 1)) throw new Error('conns must be at least 1');
   if (cfg.mode === 'deliver' && cfg.conns < 2) throw new Error('deliver needs at least 2 connections');
+  if (!['ring', 'pairs'].includes(cfg.shape)) throw new Error(`shape: ring or pairs (got ${String(cfg.shape)})`);
+  if (cfg.shape === 'pairs' && cfg.conns % 2 !== 0) throw new Error('pairs needs an even number of connections');
+  if (cfg.recipientPort === 0) cfg.recipientPort = cfg.port;
+  if (cfg.mode === 'resume') {
+    if (cfg.transport !== 'tcp') throw new Error('resume runs over tcp');
+    if (cfg.reconnectPorts.length === 0) throw new Error('resume needs reconnectPorts');
+    if (!(cfg.unacked >= 1 && cfg.unacked <= RESUME_MAX_UNACKED)) throw new Error(`unacked must be 1..${RESUME_MAX_UNACKED}`);
+  }
   if (!(cfg.msgBytes >= 16 && cfg.msgBytes <= 65_535)) throw new Error('msgBytes must be 16..65535');
   return cfg;
 }
@@ -64,6 +87,8 @@ interface Link {
 
 class Conn {
   link: Link | null = null;
+  /** The server port this connection (or its next attempt) goes to. */
+  port: number;
   state: 'idle' | 'connecting' | 'connected' | 'login' | 'online' | 'closed' = 'idle';
   closing = false;
   pending: Buffer | null = null;
@@ -76,7 +101,9 @@ class Conn {
   constructor(
     readonly idx: number,
     readonly user: Buffer,
-  ) {}
+  ) {
+    this.port = cfg.mode === 'deliver' && cfg.shape === 'pairs' && idx >= cfg.conns / 2 ? cfg.recipientPort : cfg.port;
+  }
 }
 
 const cfg = readConfig();
@@ -155,14 +182,17 @@ function peerClosed(c: Conn): void {
   if (c.closing) return;
   if (was === 'connecting') onConnectDone?.(c, false);
   else if (was === 'login') onLoginDone?.(c, false);
-  else closedByPeer++;
+  else {
+    if (generation[c.idx] === 0) closedByPeer++;
+    if (resumePhase === 'primed') onResumeClosed(c);
+  }
 }
 
 let nextLocalPort = cfg.localPortBase;
 
 function openTcp(c: Conn, tries = 0): void {
-  const local = cfg.localPortBase > 0 ? { localAddress: cfg.host, localPort: nextLocalPort++ } : {};
-  const s: Socket = connect({ host: cfg.host, port: cfg.port, ...local });
+  const local = cfg.localPortBase > 0 && generation[c.idx] === 0 ? { localAddress: cfg.host, localPort: nextLocalPort++ } : {};
+  const s: Socket = connect({ host: cfg.host, port: c.port, ...local });
   s.setNoDelay(true);
   c.link = { write: (b) => void s.write(b), cork: () => {}, uncork: () => {}, destroy: () => s.destroy() };
   let retried = false;
@@ -184,7 +214,7 @@ function openTcp(c: Conn, tries = 0): void {
 }
 
 function openWs(c: Conn): void {
-  const ws = new WebSocket(`ws://${cfg.host}:${cfg.port}${cfg.wsPath}`, {
+  const ws = new WebSocket(`ws://${cfg.host}:${c.port}${cfg.wsPath}`, {
     perMessageDeflate: false,
     skipUTF8Validation: true,
     maxPayload: 64 * 1024 * 1024,
@@ -300,6 +330,13 @@ const errorReasons = new Set<string>();
 let dupOrReordered = 0;
 let skipped = 0;
 let now = 0;
+const wallNow = (): number => performance.timeOrigin + performance.now();
+
+/** trackGaps: per receiving connection, the last delivery and the longest gap between two (performance.now() times). */
+const gapLast = cfg.trackGaps ? new Float64Array(cfg.conns) : null;
+const gapMax = new Float64Array(cfg.trackGaps ? cfg.conns : 0);
+const gapStart = new Float64Array(cfg.trackGaps ? cfg.conns : 0);
+const gapEnd = new Float64Array(cfg.trackGaps ? cfg.conns : 0);
 
 function sendFrom(s: number): boolean {
   const c = conns[s]!;
@@ -328,7 +365,7 @@ function topUp(s: number): void {
   }
 }
 
-function onPayload(b: Buffer, at: number, len: number): void {
+function onPayload(b: Buffer, at: number, len: number, r: number): void {
   if (len < 16) {
     protocolErrors++;
     return;
@@ -347,6 +384,15 @@ function onPayload(b: Buffer, at: number, len: number): void {
   lastSeq[s] = seq;
   received++;
   outstanding[s]!--;
+  if (gapLast !== null && (trafficPhase === 'measure' || trafficPhase === 'drain')) {
+    const g = now - gapLast[r]!;
+    if (g > gapMax[r]!) {
+      gapMax[r] = g;
+      gapStart[r] = gapLast[r]!;
+      gapEnd[r] = now;
+    }
+    gapLast[r] = now;
+  }
   if (trafficPhase === 'measure') {
     receivedInWindow++;
     hist.record((now - t) * 1000);
@@ -363,7 +409,7 @@ const scan: Scan = { size: 0, idAt: 0, idLen: 0, msgAt: 0, msgLen: 0 };
 function onBytes(c: Conn, chunk: Buffer): void {
   now = performance.now();
   if (cfg.mode === 'echo') {
-    for (let p = 0; p + msgBytes <= chunk.length; p += msgBytes) onPayload(chunk, p, msgBytes);
+    for (let p = 0; p + msgBytes <= chunk.length; p += msgBytes) onPayload(chunk, p, msgBytes, c.idx);
     return;
   }
   let b = chunk;
@@ -382,10 +428,14 @@ function onBytes(c: Conn, chunk: Buffer): void {
           protocolErrors++;
           break;
         }
+        if (cfg.mode === 'resume') {
+          onResumeMessage(c, b, scan);
+          break;
+        }
         const at = reserve(c, ACK_BYTES);
         c.ob[at] = ACK_OP;
         b.copy(c.ob, at + 1, scan.idAt, scan.idAt + 16);
-        onPayload(b, scan.msgAt, scan.msgLen);
+        onPayload(b, scan.msgAt, scan.msgLen, c.idx);
         break;
       }
       case Frame.LoginOk:
@@ -430,11 +480,21 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
+/** The connection that sends to receiving connection `r`, or -1 (echo: each connection is its own). */
+function senderOf(r: number): number {
+  if (cfg.mode !== 'deliver') return r;
+  if (cfg.shape === 'pairs') return r >= cfg.conns / 2 ? r - cfg.conns / 2 : -1;
+  return (r + cfg.conns - 1) % cfg.conns;
+}
+
 async function runTraffic(): Promise<TrafficResult> {
-  const online = conns.filter((c) => c.state === 'online');
+  const half = cfg.conns / 2;
+  const pairs = cfg.mode === 'deliver' && cfg.shape === 'pairs';
+  const online = conns.filter((c) => c.state === 'online' && (!pairs || c.idx < half));
   if (cfg.mode === 'deliver') {
     for (const c of conns) {
-      const target = conns[(c.idx + 1) % conns.length]!;
+      if (pairs && c.idx >= half) continue;
+      const target = conns[pairs ? half + c.idx : (c.idx + 1) % conns.length]!;
       c.head = sendHeader(target.user, msgBytes);
     }
   }
@@ -464,7 +524,9 @@ async function runTraffic(): Promise<TrafficResult> {
   }
   await sleep(cfg.warmupMs);
   const m0 = performance.now();
+  if (gapLast !== null) gapLast.fill(m0);
   trafficPhase = 'measure';
+  process.stderr.write(JSON.stringify({ event: 'measuring' }) + '\n');
   await sleep(cfg.durationMs);
   const m1 = performance.now();
   trafficPhase = 'drain';
@@ -473,6 +535,20 @@ async function runTraffic(): Promise<TrafficResult> {
   const drainUntil = performance.now() + cfg.drainMs;
   while (sent - received - rateLimited > 0 && performance.now() < drainUntil) await sleep(10);
   const windowMs = m1 - m0;
+  const wall = (t: number) => Math.round(performance.timeOrigin + t);
+  let gaps: TrafficResult['recipient_gaps'];
+  if (gapLast !== null) {
+    const end = performance.now();
+    gaps = [];
+    for (let r = 0; r < cfg.conns; r++) {
+      const s = senderOf(r);
+      if (s < 0) continue;
+      // Still owed messages at the end: the gap since its last delivery never closed.
+      const open = outstanding[s]! > 0 && end - gapLast[r]! > gapMax[r]!;
+      const len = open ? end - gapLast[r]! : gapMax[r]!;
+      gaps.push([conns[r]!.user.toString('latin1'), Math.round(len * 10) / 10, wall(open ? gapLast[r]! : gapStart[r]!), open ? null : wall(gapEnd[r]!)]);
+    }
+  }
   return {
     sent,
     received,
@@ -489,6 +565,153 @@ async function runTraffic(): Promise<TrafficResult> {
     skipped,
     latency_ms: hist.summaryMs(),
     latency_sparse_us: hist.toSparse(),
+    measure_wall_ms: [wall(m0), wall(m1)],
+    ...(gaps !== undefined ? { recipient_gaps: gaps } : {}),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resume: unacknowledged messages, a close by the server, a login elsewhere, the messages back
+
+let resumePhase: 'off' | 'priming' | 'primed' = 'off';
+/** 0: the first connection; n: the n-th connection after the server closed one. */
+const generation = new Uint16Array(cfg.conns);
+/** Bit k: the message with sequence k arrived (before the close / after the new login). */
+const primedSeen = new Uint32Array(cfg.mode === 'resume' ? cfg.conns : 0);
+const resumeSeen = new Uint32Array(cfg.mode === 'resume' ? cfg.conns : 0);
+const allBits = cfg.unacked >= 32 ? 0xffffffff : (1 << cfg.unacked) - 1;
+let primedClients = 0;
+let resumedClients = 0;
+let closedAfterPrime = 0;
+let firstClose: number | null = null;
+let lastClose: number | null = null;
+let resumeDuplicates = 0;
+let resumeUnexpected = 0;
+let resumeRetries = 0;
+const loginWalls: number[] = [];
+const resumedWalls: number[] = [];
+const reconnectQueue: Conn[] = [];
+let reconnectsInFlight = 0;
+
+function onResumeMessage(c: Conn, b: Buffer, f: Scan): void {
+  const after = generation[c.idx]! > 0;
+  if (after) {
+    const at = reserve(c, ACK_BYTES);
+    c.ob[at] = ACK_OP;
+    b.copy(c.ob, at + 1, f.idAt, f.idAt + 16);
+  }
+  const sender = f.msgLen >= 16 ? b.readUInt32LE(f.msgAt + 8) : -1;
+  const seq = f.msgLen >= 16 ? b.readUInt32LE(f.msgAt + 12) : -1;
+  if (sender !== c.idx || seq < 0 || seq >= cfg.unacked) {
+    resumeUnexpected++;
+    return;
+  }
+  const bit = 2 ** seq;
+  const seen = after ? resumeSeen : primedSeen;
+  if ((seen[c.idx]! & bit) !== 0) {
+    resumeDuplicates++;
+    return;
+  }
+  seen[c.idx] = (seen[c.idx]! | bit) >>> 0;
+  if (seen[c.idx] !== allBits >>> 0) return;
+  if (!after) primedClients++;
+  else {
+    resumedClients++;
+    resumedWalls.push(Math.round(wallNow()));
+  }
+}
+
+function onResumeClosed(c: Conn): void {
+  if (generation[c.idx] === 0) {
+    const t = Math.round(wallNow());
+    closedAfterPrime++;
+    firstClose ??= t;
+    lastClose = t;
+  }
+  generation[c.idx]!++;
+  c.pending = null;
+  c.len = 0;
+  c.units.length = 0;
+  c.port = cfg.reconnectPorts[c.idx % cfg.reconnectPorts.length]!;
+  reconnectQueue.push(c);
+  pumpReconnects();
+}
+
+function pumpReconnects(): void {
+  while (reconnectsInFlight < cfg.loginConcurrency && reconnectQueue.length > 0) {
+    const c = reconnectQueue.shift()!;
+    reconnectsInFlight++;
+    c.closing = false;
+    c.state = 'connecting';
+    openTcp(c);
+  }
+}
+
+function retryReconnect(c: Conn): void {
+  reconnectsInFlight--;
+  resumeRetries++;
+  c.closing = true;
+  c.link?.destroy();
+  c.state = 'closed';
+  setTimeout(() => {
+    reconnectQueue.push(c);
+    pumpReconnects();
+  }, RESUME_RETRY_MS);
+  pumpReconnects();
+}
+
+async function runResume(): Promise<ResumeResult> {
+  const online = conns.filter((c) => c.state === 'online');
+  const t0 = performance.now();
+  resumePhase = 'priming';
+  now = t0;
+  for (const c of online) {
+    c.head = sendHeader(c.user, msgBytes);
+    for (let k = 0; k < cfg.unacked; k++) sendFrom(c.idx);
+  }
+  while (primedClients < online.length && performance.now() - t0 < cfg.primeDeadlineMs) await sleep(10);
+  const primeMs = performance.now() - t0;
+  onConnectDone = (c, ok) => {
+    if (!ok) return retryReconnect(c);
+    c.state = 'login';
+    writeNow(c, loginPacket(c.user, tokens === null ? null : tokens[c.idx]!));
+  };
+  onLoginDone = (c, ok) => {
+    if (!ok) return retryReconnect(c);
+    c.state = 'online';
+    reconnectsInFlight--;
+    loginWalls.push(Math.round(wallNow()));
+    pumpReconnects();
+  };
+  let stop = false;
+  const stopNow = () => (stop = true);
+  process.stdin.on('data', (d: Buffer) => {
+    if (d.toString().includes('stop')) stopNow();
+  });
+  process.stdin.on('end', stopNow);
+  process.once('SIGTERM', stopNow);
+  resumePhase = 'primed';
+  process.stderr.write(JSON.stringify({ event: 'primed', clients: online.length, primed: primedClients, ms: Math.round(primeMs) }) + '\n');
+  for (;;) {
+    if (stop || resumedClients >= primedClients) break;
+    if (firstClose !== null && wallNow() - firstClose > cfg.resumeDeadlineMs) break;
+    await sleep(10);
+  }
+  return {
+    clients: cfg.conns,
+    unacked_per_client: cfg.unacked,
+    primed: primedClients,
+    prime_ms: Math.round(primeMs),
+    closed: closedAfterPrime,
+    first_close_wall_ms: firstClose,
+    last_close_wall_ms: lastClose,
+    login_wall_ms: loginWalls.sort((x, y) => x - y),
+    resumed_wall_ms: resumedWalls.sort((x, y) => x - y),
+    duplicates: resumeDuplicates,
+    unexpected: resumeUnexpected,
+    retries: resumeRetries,
+    errors,
+    error_reasons: [...errorReasons],
   };
 }
 
@@ -547,15 +770,18 @@ async function main(): Promise<void> {
     loginR = phase(0, 0, 0);
   } else loginR = await loginAll();
   let traffic: TrafficResult | undefined;
+  let resume: ResumeResult | undefined;
   if (cfg.mode === 'hold') {
     process.stderr.write(JSON.stringify({ event: 'ready', connected: connectR.ok, logged_in: loginR.ok }) + '\n');
     await waitForStop();
+  } else if (cfg.mode === 'resume') {
+    resume = await runResume();
   } else {
     traffic = await runTraffic();
   }
   const openAtEnd = closeAll();
   clearTimeout(guard);
-  emit({ ...base(), ok: true, connect: connectR, login: loginR, open_at_end: openAtEnd, ...(traffic !== undefined ? { traffic } : {}) });
+  emit({ ...base(), ok: true, connect: connectR, login: loginR, open_at_end: openAtEnd, ...(traffic !== undefined ? { traffic } : {}), ...(resume !== undefined ? { resume } : {}) });
   setTimeout(() => process.exit(0), 50);
 }
 

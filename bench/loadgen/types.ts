@@ -10,7 +10,23 @@ export type LoadgenMode =
   /** 1:1 v1 traffic: connection i sends to the user of connection i+1 (a ring); every delivery is ACKed. */
   | 'deliver'
   /** Raw WebSocket echo: each connection sends payloads to an echo server and counts them back. */
-  | 'echo';
+  | 'echo'
+  /**
+   * Reconnect and resume: log in, send oneself `unacked` messages and keep them unacknowledged,
+   * report `{"event":"primed"}`; every connection the server then closes logs in again on one
+   * of `reconnectPorts` and must get exactly those messages back (acknowledged this time).
+   */
+  | 'resume';
+
+/** Who sends to whom in `deliver` mode. */
+export type DeliverShape =
+  /** Connection i sends to the user of connection i+1; every connection sends and receives. */
+  | 'ring'
+  /**
+   * The first half of the connections send, the second half receive: connection i sends to the
+   * user of connection conns/2 + i. The receiving half connects to `recipientPort`.
+   */
+  | 'pairs';
 
 export interface LoadgenConfig {
   mode: LoadgenMode;
@@ -55,6 +71,23 @@ export interface LoadgenConfig {
   localPortBase?: number;
   /** Hard stop for the whole process (default 120,000 ms). */
   maxRuntimeMs?: number;
+  /** deliver: who sends to whom (default 'ring'). */
+  shape?: DeliverShape;
+  /** deliver with shape 'pairs': the port of the receiving half (default `port`). */
+  recipientPort?: number;
+  /**
+   * deliver: report, per receiving connection, the longest time between two deliveries from the
+   * start of the measured window to the end of the drain (`TrafficResult.recipient_gaps`).
+   */
+  trackGaps?: boolean;
+  /** resume: messages each connection sends itself and leaves unacknowledged (default 2, at most 32). */
+  unacked?: number;
+  /** resume: ports to log in again on; connection i uses reconnectPorts[i mod length]. */
+  reconnectPorts?: number[];
+  /** resume: how long the priming may take (default 60,000 ms). */
+  primeDeadlineMs?: number;
+  /** resume: after the first close, how long to wait for every connection to resume (default 60,000 ms). */
+  resumeDeadlineMs?: number;
 }
 
 export interface PhaseResult {
@@ -87,6 +120,38 @@ export interface TrafficResult {
   skipped: number;
   latency_ms: LatencySummaryMs;
   latency_sparse_us: Array<[number, number]>;
+  /** Wall-clock start and end of the measured window (ms since the epoch). */
+  measure_wall_ms: [number, number];
+  /**
+   * trackGaps: per receiving connection `[user, longest gap ms, its start, its end]` (wall ms
+   * since the epoch; end null: nothing was delivered to it after that start and before the
+   * drain ended, although messages to it were still being sent after the window).
+   */
+  recipient_gaps?: Array<[string, number, number, number | null]>;
+}
+
+export interface ResumeResult {
+  clients: number;
+  unacked_per_client: number;
+  /** Clients that had all their messages delivered (and left unacknowledged) before the report. */
+  primed: number;
+  prime_ms: number;
+  /** Connections the server closed after priming. */
+  closed: number;
+  first_close_wall_ms: number | null;
+  last_close_wall_ms: number | null;
+  /** Wall times (ms since the epoch) of each successful login after a close, ascending. */
+  login_wall_ms: number[];
+  /** Wall times at which each client had every unacknowledged message back, ascending. */
+  resumed_wall_ms: number[];
+  /** A message delivered twice after the new login, or one that was never left unacknowledged. */
+  duplicates: number;
+  unexpected: number;
+  /** Connects or logins after a close that failed and were tried again. */
+  retries: number;
+  /** ERROR frames seen after the close (reasons below). */
+  errors: number;
+  error_reasons: string[];
 }
 
 export interface LoadgenResult {
@@ -105,6 +170,7 @@ export interface LoadgenResult {
   closed_by_peer: number;
   protocol_errors: number;
   traffic?: TrafficResult;
+  resume?: ResumeResult;
   /** The generator's own CPU time (user + system) over the whole run, ms, and its peak RSS, MB. */
   cpu_ms: number;
   rss_mb: number;

@@ -21,8 +21,10 @@
  *
  * Records are written only by compare-and-append over the record read (OwnershipTable.ts); the
  * writer applies its record to its own table and publishes a notice. Nothing is decided in safe
- * mode (the partition guard), nor during STARTUP_SETTLE_MS after start (the membership must have
- * heard every live node before anyone is declared gone). Reads of the table are local: the
+ * mode (the partition guard), nor during STARTUP_SETTLE_MS after start or after this node's NATS
+ * link went down or came back (the membership must have heard every live node before anyone is
+ * declared gone: a lost link declares every other node down at once, and a link back after
+ * 100 ms still shows them down until their next heartbeats). Reads of the table are local: the
  * table object is shared (`ControlPlaneHandle.table`). The decisions are the pure function
  * `decide`, tested on its own.
  */
@@ -46,7 +48,7 @@ import type { Durability } from './ReplicatedStorage.js';
 import { ShardGroups } from './ShardGroups.js';
 import { shardStreamSpec } from './ShardStream.js';
 
-/** No failover or bootstrap decision this soon after start (the membership first hears every live node). */
+/** No failover or bootstrap decision this soon after start or a change of the NATS link (the membership first hears every live node). */
 export const STARTUP_SETTLE_MS = CLUSTER_DOWN_AFTER_MS;
 /** How long the control plane keeps trying to set its streams up at start. */
 export const SETUP_DEADLINE_MS = 20_000;
@@ -300,7 +302,8 @@ interface PlaneArgs {
 interface PlaneState extends PlaneArgs {
   control: ControlStream;
   core: boolean;
-  startedAt: number;
+  /** Decisions wait STARTUP_SETTLE_MS after this (monotonic ms): the start, then each change of the NATS link. */
+  settleFrom: number;
   /** Replica pids by group. */
   pids: Map<number, Pid>;
   /** Groups with a record write in flight (one at a time per group). */
@@ -321,7 +324,7 @@ type PlaneInfo =
   | { t: 'evaluate' }
   | { t: 'notice'; data: Uint8Array }
   | { t: 'refresh' }
-  | { t: 'reload' }
+  | { t: 'link'; up: boolean }
   | { t: 'written'; group: number }
   | { t: 'bootstrapped' }
   | ReplicaChanged;
@@ -339,7 +342,7 @@ const planeBehaviour: GenServer.Behaviour<PlaneState, PlaneArgs, ControlPlaneReq
       ...args,
       control,
       core,
-      startedAt: ctx.env.clock.monotonicMs(),
+      settleFrom: ctx.env.clock.monotonicMs(),
       pids: new Map(),
       writing: new Set(),
       bootstrapping: false,
@@ -354,7 +357,7 @@ const planeBehaviour: GenServer.Behaviour<PlaneState, PlaneArgs, ControlPlaneReq
     const self = ctx.self;
     const sub = o.transport.subscribe(args.names.ctlNotice, (data) => ctx.send(self, { t: 'notice', data } satisfies PlaneInfo));
     st.stops.push(() => sub.unsubscribe());
-    st.stops.push(o.transport.onLinkState((s) => s === 'up' && ctx.send(self, { t: 'reload' } satisfies PlaneInfo)));
+    st.stops.push(o.transport.onLinkState((s) => ctx.send(self, { t: 'link', up: s === 'up' } satisfies PlaneInfo)));
     st.stops.push(o.guard.subscribe(() => ctx.send(self, { t: 'evaluate' } satisfies PlaneInfo)));
     st.stops.push(args.table.subscribe((c) => onTableChange(st, ctx, c)));
     st.refreshTimer = ctx.sendAfter(o.settings.ownershipRefreshMs, { t: 'refresh' } satisfies PlaneInfo);
@@ -413,8 +416,11 @@ const planeBehaviour: GenServer.Behaviour<PlaneState, PlaneArgs, ControlPlaneReq
         void reload(st, ctx, false);
         schedule(st, ctx);
         break;
-      case 'reload':
-        void reload(st, ctx, true);
+      case 'link':
+        // The membership now shows other nodes down that may be alive: wait until it has heard them again.
+        st.settleFrom = ctx.env.clock.monotonicMs();
+        ctx.sendAfter((st.o.startupSettleMs ?? STARTUP_SETTLE_MS) + 1, { t: 'evaluate' } satisfies PlaneInfo);
+        if (m.up) void reload(st, ctx, true);
         break;
       case 'written':
         st.writing.delete(m.group);
@@ -516,7 +522,7 @@ function view(st: PlaneState, ctx: ProcessContext): ControlView {
     members: members(ctx, st.o.self),
     draining: st.table.draining,
     replicas: st.replicas,
-    quiet: st.o.guard.safeMode() || now - st.startedAt < (st.o.startupSettleMs ?? STARTUP_SETTLE_MS),
+    quiet: st.o.guard.safeMode() || now - st.settleFrom < (st.o.startupSettleMs ?? STARTUP_SETTLE_MS),
     maxMoves: st.o.settings.rebalanceMaxMoves,
     now,
     handoffTimeoutMs: st.o.handoffTimeoutMs ?? HANDOFF_TIMEOUT_MS,

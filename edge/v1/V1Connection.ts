@@ -16,8 +16,9 @@
  * owner's answer.
  *
  * In a cluster every route is kept (RouteLedger) until the owner of the recipient's shard group
- * answers it, and sent again, in order, when it waited route_retry_ms, when the owner changed
- * or when the owner said "not now"; a route still unanswered after route_horizon_ms is given up
+ * answers it, and sent again, in order, when it waited the retry wait (route_retry_ms at least,
+ * longer while the owners answer slowly: RouteLedger), when the owner changed or when the owner
+ * said "not now"; a route still unanswered after route_horizon_ms is given up
  * with ERROR request_timeout. Acknowledgements go to the owner of the user's group and are sent
  * again the same way until confirmed. A client that stays backed up for slow_client_timeout_ms is
  * disconnected; its session ends with the connection; its token's expiry ends both.
@@ -54,7 +55,7 @@ import { INPUT_BACKLOG_BYTES, type LinkEvent } from '../EdgeAcceptor.js';
 import { DeliveryWindow } from '../DeliveryWindow.js';
 import { LOGIN_TEXT, type ClientErrorCode } from '../ErrorCodes.js';
 import { ReplyQueue } from '../ReplyQueue.js';
-import { RouteLedger, type PendingRoute } from '../RouteLedger.js';
+import { RouteLedger, type PendingAck, type PendingRoute } from '../RouteLedger.js';
 import { V1_MAX_LOGIN_BYTES } from '../protocol/v1Limits.js';
 import { V1Decoder } from '../protocol/V1Decoder.js';
 import { encodeErrorFrame, encodeLoginOkFrame, encodeStatusFrame } from '../protocol/V1Encoder.js';
@@ -458,9 +459,8 @@ export class V1Conn {
     this.armRetry(cluster);
   }
 
-  private sendAck(cluster: ClusterRouting, a: { id: Uint8Array; sentTo: string; sentAt: number }): void {
-    a.sentTo = cluster.ownerOf(cluster.groupOf(this.meKey)) ?? '';
-    a.sentAt = this.ctx.env.clock.monotonicMs();
+  private sendAck(cluster: ClusterRouting, a: PendingAck): void {
+    this.ledger!.ackSent(a, cluster.ownerOf(cluster.groupOf(this.meKey)) ?? '', this.ctx.env.clock.monotonicMs());
     if (a.sentTo === '') return;
     sendTo(this.ctx, this.deps.shardFor(this.meKey), { t: 'inbox_ack', user: this.meKey, id: a.id, replyTo: this.ctx.self } satisfies RouterInboxAck);
   }
@@ -565,7 +565,7 @@ export class V1Conn {
 
   /** The owner took route `n` of lane `g` (durable). */
   routeAccepted(g: number, n: number): void {
-    if (this.ledger?.settle(g, n) !== undefined) this.updateReading();
+    if (this.ledger?.settle(g, n, this.ctx.env.clock.monotonicMs()) !== undefined) this.updateReading();
   }
 
   /** A refusal from a shard: final (told to the client), or in a cluster "not now" (sent again). */
@@ -578,14 +578,14 @@ export class V1Conn {
       this.ledger.retry(m.g, m.n);
       return;
     }
-    if (this.ledger.settle(m.g, m.n) === undefined) return;
+    if (this.ledger.settle(m.g, m.n, this.ctx.env.clock.monotonicMs()) === undefined) return;
     this.refuse(m.code);
     this.updateReading();
   }
 
   /** The owner confirmed an acknowledgement. */
   ackDone(id: Uint8Array): void {
-    this.ledger?.ackDone(id);
+    this.ledger?.ackDone(id, this.ctx.env.clock.monotonicMs());
   }
 
   /** In a cluster: a group message or sender key taken by its groups server; route each copy. */

@@ -1,14 +1,15 @@
 /**
  * A connection's ledger of what it sent into a cluster (edge/RouteLedger.ts): lanes numbered
  * per shard group with the lowest waiting number as base, lanes due again after the retry
- * interval, on an owner change or when the owner said "not now", routes given up past the
- * horizon in the order they were sent, and acknowledgements kept until confirmed.
+ * wait, on an owner change or when the owner said "not now", routes given up past the
+ * horizon in the order they were sent, acknowledgements kept until confirmed, and a retry wait
+ * that follows the owners' answer times and backs off while answers are late.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { RouterRoute } from '../../core/RouterShard.js';
 import type { UserKey } from '../../core/UserId.js';
-import { RouteLedger } from '../../edge/RouteLedger.js';
+import { ROUTE_RETRY_MAX_FACTOR, RouteLedger } from '../../edge/RouteLedger.js';
 
 const msg = (to: string): RouterRoute => ({ t: 'route', to: to as UserKey, rec: { k: 'direct', from: new Uint8Array([1]), body: new Uint8Array([2]), format: 'opaque' }, replyTo: null });
 
@@ -69,4 +70,107 @@ test('acknowledgements wait until confirmed: due again after the retry interval 
   l.addAck(id, 0);
   assert.deepEqual(l.acksDue(20_000, 300, 'a', 10_000), []);
   assert.equal(l.empty, true);
+});
+
+test('the retry wait is route_retry_ms until answers are timed, then srtt + 4 rttvar of answers to single sends (never below route_retry_ms)', () => {
+  const l = new RouteLedger();
+  assert.equal(l.retryWait(500), 500);
+  const p = l.add(1, msg('x'), 0);
+  l.sent(p, 'a', 0);
+  l.settle(1, p.n, 400);
+  assert.equal(l.retryWait(500), 400 + 4 * 200, 'first answer: srtt 400, rttvar 200');
+  const q = l.add(1, msg('x'), 1_000);
+  l.sent(q, 'a', 1_000);
+  l.settle(1, q.n, 1_400);
+  assert.equal(l.retryWait(500), 400 + 4 * 150, 'steady answers shrink the variation');
+  const fast = new RouteLedger();
+  const f = fast.add(1, msg('x'), 0);
+  fast.sent(f, 'a', 0);
+  fast.settle(1, f.n, 5);
+  assert.equal(fast.retryWait(500), 500, 'fast answers keep the floor');
+  const id = new Uint8Array(16).fill(3);
+  const acks = new RouteLedger();
+  acks.ackSent(acks.addAck(id, 0), 'a', 0);
+  acks.ackDone(id, 1_000);
+  assert.equal(acks.retryWait(500), 1_000 + 4 * 500, 'acknowledgements are timed the same way');
+});
+
+test('slow answers delay the resend instead of repeating everything in flight; a resend\'s answer is not timed', () => {
+  const l = new RouteLedger();
+  const p = l.add(1, msg('x'), 0);
+  l.sent(p, 'a', 0);
+  l.settle(1, p.n, 900); // the owner answers in 900 ms: wait 900 + 4 × 450
+  const q = l.add(2, msg('y'), 1_000);
+  l.sent(q, 'a', 1_000);
+  assert.deepEqual(l.lanesDue(1_600, 500, () => 'a'), [], 'not due after route_retry_ms while answers take longer');
+  assert.deepEqual(l.lanesDue(3_700, 500, () => 'a'), [2]);
+  l.sent(q, 'a', 3_700);
+  l.settle(2, q.n, 3_750);
+  assert.equal(l.retryWait(500), Math.min(500 * ROUTE_RETRY_MAX_FACTOR, 2 * 2_700), 'the late round doubled the wait; the answer to a resent route leaves the estimate and the back-off alone');
+});
+
+test('each retry round that finds an answer late doubles the wait, up to ROUTE_RETRY_MAX_FACTOR × route_retry_ms; a timed answer ends the back-off; moves and "not now" are not late', () => {
+  const l = new RouteLedger();
+  const p = l.add(1, msg('x'), 0);
+  l.sent(p, 'a', 0);
+  const id = new Uint8Array(16).fill(9);
+  const a = l.addAck(id, 0);
+  l.ackSent(a, 'a', 0);
+  assert.deepEqual(l.lanesDue(500, 500, () => 'a'), [1]);
+  assert.deepEqual(l.acksDue(500, 500, 'a', 30_000), [a], 'due in the same round');
+  assert.equal(l.retryWait(500), 1_000, 'one doubling per round, routes and acknowledgements alike');
+  let now = 500;
+  for (let i = 0; i < 10; i++) {
+    l.sent(p, 'a', now);
+    now += l.retryWait(500);
+    assert.deepEqual(l.lanesDue(now, 500, () => 'a'), [1]);
+  }
+  assert.equal(l.retryWait(500), 500 * ROUTE_RETRY_MAX_FACTOR);
+  l.retry(1, p.n);
+  assert.deepEqual(l.lanesDue(now + 1, 500, () => 'a'), [1], '"not now" is due at once');
+  assert.deepEqual(l.lanesDue(now + 2, 500, () => 'b'), [1], 'an owner change is due at once');
+  assert.equal(l.retryWait(500), 500 * ROUTE_RETRY_MAX_FACTOR);
+  const r = l.add(3, msg('z'), now);
+  l.sent(r, 'a', now);
+  l.settle(3, r.n, now + 100);
+  assert.equal(l.retryWait(500), 500, 'a timed answer ends the back-off');
+});
+
+test('a lane moved to a new owner is retried every route_retry_ms until that owner answers, whatever the adaptive wait, and its lateness does not back off', () => {
+  const l = new RouteLedger();
+  const p = l.add(1, msg('x'), 0);
+  l.sent(p, 'a', 0);
+  l.settle(1, p.n, 2_000); // slow answers: the adaptive wait is 4 s (the cap)
+  assert.equal(l.retryWait(500), 4_000);
+  const q = l.add(1, msg('x'), 3_000);
+  l.sent(q, 'a', 3_000);
+  assert.deepEqual(l.lanesDue(3_100, 500, () => 'b'), [1], 'the owner changed: due at once');
+  l.sent(q, 'b', 3_100);
+  assert.deepEqual(l.lanesDue(3_500, 500, () => 'b'), []);
+  assert.deepEqual(l.lanesDue(3_600, 500, () => 'b'), [1], 'probing: route_retry_ms, not the adaptive wait');
+  l.sent(q, 'b', 3_600);
+  assert.deepEqual(l.lanesDue(4_100, 500, () => 'b'), [1]);
+  assert.equal(l.retryWait(500), 4_000, 'no back-off while probing');
+  l.sent(q, 'b', 4_100);
+  l.settle(1, q.n, 4_150);
+  const r = l.add(1, msg('x'), 5_000);
+  l.sent(r, 'b', 5_000);
+  assert.deepEqual(l.lanesDue(5_600, 500, () => 'b'), [], 'answered by the new owner: the adaptive wait again');
+  assert.deepEqual(l.lanesDue(9_000, 500, () => 'b'), [1]);
+});
+
+test('acknowledgements moved to a new owner are retried every route_retry_ms until it confirms one', () => {
+  const l = new RouteLedger();
+  const one = new Uint8Array(16).fill(1);
+  const two = new Uint8Array(16).fill(2);
+  l.ackSent(l.addAck(one, 0), 'a', 0);
+  l.ackDone(one, 2_000);
+  assert.equal(l.retryWait(500), 4_000);
+  const b = l.addAck(two, 3_000);
+  l.ackSent(b, 'a', 3_000);
+  assert.deepEqual(l.acksDue(3_100, 500, 'b', 30_000), [b], 'the owner changed: due at once');
+  l.ackSent(b, 'b', 3_100);
+  assert.deepEqual(l.acksDue(3_500, 500, 'b', 30_000), []);
+  assert.deepEqual(l.acksDue(3_600, 500, 'b', 30_000), [b], 'probing: route_retry_ms');
+  assert.equal(l.retryWait(500), 4_000, 'no back-off while probing');
 });

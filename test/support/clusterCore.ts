@@ -5,7 +5,8 @@
  * clustered core assembled by server/ClusterCore.ts (on core/cluster/ClusterCore.ts: partition
  * guard, control plane, presence feed), exactly as a node process assembles it.
  * `crash` stops a node like SIGKILL (no goodbye, connections cut), `isolate`/`heal` cut it off
- * from NATS and back without telling it. Waits are on conditions with deadlines.
+ * from NATS and back without telling it, `sever` resets its NATS connections (it sees its link
+ * drop and reconnects at once, as when its nats-server dies). Waits are on conditions with deadlines.
  *
  * The StreamStore is the production binding (runtime/node/JetStreamStore.ts) on the node's
  * own NATS connection, as on a real node.
@@ -204,6 +205,11 @@ export class CoreCluster {
 
   heal(node: CoreNode): void {
     this.parts.get(node)!.proxy.resume();
+  }
+
+  /** Reset `node`'s NATS connections: its link drops and it reconnects at once. */
+  sever(node: CoreNode): void {
+    this.parts.get(node)!.proxy.sever();
   }
 
   /** Whether `name` is serving group `g` (its replica is the owner and `shard.<g>` is registered). */

@@ -6,6 +6,11 @@
  * killed (SIGKILL) or stopped (SIGTERM) by pid, or leave by themselves (a drained node exits:
  * `exited`), and start again on their data directory (`restart`); `close` stops every process
  * it started and removes every directory. Waits poll the nodes' HTTP pages with deadlines.
+ *
+ * The cluster bench (bench/cluster.ts) uses the same cluster as it would run in production:
+ * `timings: 'production'` leaves every timing, `shard_groups` and `schedulers` at their
+ * defaults, and `direct: true` gives each node every NATS server (discovery on) with no proxy
+ * (no isolate/heal then; nothing of the nodes' traffic passes through the calling process).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,7 +28,8 @@ export const TEST_ADMIN_TOKEN = 'test-cluster-admin-token-0123456789abcdef';
 export interface ClusterNodeProcess {
   readonly name: string;
   readonly child: IrisChild;
-  readonly proxy: TcpProxy;
+  /** The node's pausable link to NATS; null when the cluster is `direct`. */
+  readonly proxy: TcpProxy | null;
   readonly dir: string;
   readonly tcpPort: number;
   readonly httpPort: number;
@@ -31,25 +37,34 @@ export interface ClusterNodeProcess {
 }
 
 export interface IrisClusterOptions {
-  /** Cluster settings every node gets (`key=value`), after the test defaults. */
+  /** Cluster settings every node gets (`key=value`), after the defaults below. */
   sets?: readonly string[];
   /** The NATS servers nodes connect through, in turn (default: all); the others carry no node (a test may kill one). */
   pinTo?: readonly number[];
+  /**
+   * `test` (default): the short timings below, 6 shard groups, one scheduler per node.
+   * `production`: every timing, `shard_groups` and `schedulers` left at their defaults.
+   */
+  timings?: 'test' | 'production';
+  /**
+   * Nodes connect straight to every NATS server (discovery on) instead of through a pausable
+   * proxy pinned to one server; `isolate`/`heal` are then unavailable (default false).
+   */
+  direct?: boolean;
 }
 
+/** What every node of a test or bench cluster gets. */
+const COMMON_SETS = ['cluster_name=itest', 'expected_cluster_nodes=3', `admin_token=${TEST_ADMIN_TOKEN}`];
+
 /** Timings short enough for tests (the defaults are for production). */
-const TEST_SETS = [
-  'cluster_name=itest',
+const TEST_TIMING_SETS = [
   'shard_groups=6',
-  'expected_cluster_nodes=3',
   'cluster_heartbeat_ms=200',
   'cluster_down_after_ms=1000',
   'partition_grace_ms=300',
   'ownership_refresh_ms=500',
   'route_retry_ms=300',
   'schedulers=1',
-  'nats_discover_servers=false',
-  `admin_token=${TEST_ADMIN_TOKEN}`,
 ];
 
 const POLL_MS = 20;
@@ -64,11 +79,16 @@ export class IrisCluster {
     readonly nats: NatsCluster,
     private readonly sets: readonly string[],
     private readonly pinTo: readonly number[],
+    private readonly direct: boolean,
   ) {}
 
   static async start(o: IrisClusterOptions = {}): Promise<IrisCluster> {
     const nats = await NatsCluster.start();
-    return new IrisCluster(nats, [...TEST_SETS, ...(o.sets ?? [])], o.pinTo ?? Array.from({ length: nats.size }, (_, i) => i));
+    const timings = (o.timings ?? 'test') === 'test' ? TEST_TIMING_SETS : [];
+    const direct = o.direct ?? false;
+    const link = direct ? [`nats_servers=${nats.urls.join(',')}`] : ['nats_discover_servers=false'];
+    const pinTo = o.pinTo ?? Array.from({ length: nats.size }, (_, i) => i);
+    return new IrisCluster(nats, [...COMMON_SETS, ...timings, ...link, ...(o.sets ?? [])], pinTo, direct);
   }
 
   get live(): ClusterNodeProcess[] {
@@ -83,12 +103,13 @@ export class IrisCluster {
 
   /** Start node `name` (a fresh data directory unless `dir` is given) and wait until it serves. */
   async startNode(name: string, extra: readonly string[] = [], dir?: string): Promise<ClusterNodeProcess> {
-    const proxy = await TcpProxy.start(this.nats.port(this.pinTo[this.placed++ % this.pinTo.length]!));
+    const proxy = this.direct ? null : await TcpProxy.start(this.nats.port(this.pinTo[this.placed++ % this.pinTo.length]!));
     const data = dir ?? mkdtempSync(join(tmpdir(), `iris-cluster-${name}-`));
     if (dir === undefined) this.dirs.push(data);
     const log = process.env['CLUSTER_TEST_LOG'] !== undefined ? ['log_level=info'] : [];
-    const child = await startIrisChild(data, [...this.sets, `node_name=${name}`, `nats_servers=${proxy.url}`, ...log, ...extra], START_MS).catch(async (err: unknown) => {
-      await proxy.close();
+    const link = proxy === null ? [] : [`nats_servers=${proxy.url}`];
+    const child = await startIrisChild(data, [...this.sets, `node_name=${name}`, ...link, ...log, ...extra], START_MS).catch(async (err: unknown) => {
+      await proxy?.close();
       throw err;
     });
     const n: ClusterNodeProcess = { name, child, proxy, dir: data, tcpPort: child.tcpPort, httpPort: child.httpPort, alive: true };
@@ -101,7 +122,7 @@ export class IrisCluster {
     const n = this.node(name);
     n.alive = false;
     await n.child.kill();
-    await n.proxy.close();
+    await n.proxy?.close();
   }
 
   /** SIGTERM `name` by pid (a cluster node drains first when it may); resolves with its exit code. */
@@ -109,7 +130,7 @@ export class IrisCluster {
     const n = this.node(name);
     const code = await n.child.stop(timeoutMs);
     n.alive = false;
-    await n.proxy.close();
+    await n.proxy?.close();
     return code;
   }
 
@@ -118,7 +139,7 @@ export class IrisCluster {
     const n = this.node(name);
     const code = await n.child.waitExit(timeoutMs);
     n.alive = false;
-    await n.proxy.close();
+    await n.proxy?.close();
     return code;
   }
 
@@ -131,11 +152,17 @@ export class IrisCluster {
 
   /** Cut `name` off from NATS: its proxy stops forwarding, nobody is told. */
   isolate(name: string): void {
-    this.node(name).proxy.pause();
+    this.proxyOf(name).pause();
   }
 
   heal(name: string): void {
-    this.node(name).proxy.resume();
+    this.proxyOf(name).resume();
+  }
+
+  private proxyOf(name: string): TcpProxy {
+    const p = this.node(name).proxy;
+    if (p === null) throw new Error('isolate/heal: this cluster\'s nodes have no proxy (direct)');
+    return p;
   }
 
   async health(name: string): Promise<ServiceHealth> {
@@ -191,7 +218,7 @@ export class IrisCluster {
         n.alive = false;
         await n.child.kill();
       }
-      await n.proxy.close();
+      await n.proxy?.close();
     }
     await this.nats.stopAll();
     for (const d of this.dirs) rmSync(d, { recursive: true, force: true });

@@ -1,7 +1,8 @@
 /**
  * The clustered core on real NATS with JetStream (3 servers, R3 streams), in-process nodes each
  * with its own LMDB: bootstrap, replication to byte-equal copies, failover after a node is
- * killed (no acknowledged write lost, epoch + 1), fencing of a stale owner cut off from NATS,
+ * killed (no acknowledged write lost, epoch + 1), no decision by a node whose NATS link dropped
+ * and came straight back, fencing of a stale owner cut off from NATS,
  * hand-off by drain without loss or duplicates, and the partition guard following the
  * membership. One NATS cluster for the whole file.
  */
@@ -77,6 +78,33 @@ test('three core nodes bootstrap every group once; owner and standbys reach byte
       for (const t of [PROBE, 'meta']) assert.deepEqual(localRows(standby, g, t), localRows(owner, g, t), `group ${g} table ${t} on ${s}`);
     }
   }
+});
+
+test('a node whose NATS link drops and comes straight back decides nothing until it has heard the others again: no takeover starts, every owner and epoch stays', async () => {
+  await c.waitFor('a settled cluster', () => c.settled(), 20_000);
+  const n = c.node('b');
+  const epochs = () => Array.from({ length: GROUPS }, (_, g) => `${n.plane.table.get(g)!.owner}@${n.plane.table.get(g)!.epoch}`);
+  const before = epochs();
+  const phases = new Set<string>();
+  let watching = true;
+  const watcher = (async () => {
+    while (watching) {
+      for (const r of n.plane.replicas.values()) phases.add(r.phase);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  })();
+  const seen = n.events.length;
+  c.sever(n);
+  await c.waitFor('b to see its link drop', () => n.events.slice(seen).some((e) => e.type === 'down' && e.cause === 'link_lost'));
+  await c.waitFor('b to see every node again', () => n.dist.peers().length === c.live.length - 1);
+  // The window in which the membership may still show a live node down: nothing may be decided in it.
+  const until = Date.now() + c.o.downAfterMs + 500;
+  await c.waitFor('the settle window to pass', () => Date.now() > until, 10_000);
+  watching = false;
+  await watcher;
+  assert.ok(!phases.has('taking_over'), `b started a takeover (phases seen: ${[...phases].join(', ')})`);
+  assert.deepEqual(epochs(), before);
+  await c.waitFor('settled after the blip', () => c.settled(), 20_000);
 });
 
 test('a killed owner node: a standby takes each of its groups over within seconds, epoch + 1, and every acknowledged write is there', async (t) => {
