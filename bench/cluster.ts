@@ -24,7 +24,7 @@ import type { LoadgenConfig, LoadgenResult, ResumeResult, TrafficResult } from '
 import { describeMachine } from './machine.js';
 import { OwnershipWatch } from './ownershipWatch.js';
 import { metric } from '../test/support/nodeHttp.js';
-import { Children, cpuMs, runLoadgen, startLoadgen, startServer } from './serviceProcesses.js';
+import { Children, cpuMs, listenOverflows, runLoadgen, startLoadgen, startServer } from './serviceProcesses.js';
 
 export interface ClusterBenchOptions {
   /** Sender/recipient pairs of the throughput and latency runs (2 connections each). */
@@ -198,8 +198,10 @@ export async function clusterBench(opts: ClusterBenchOptions = {}): Promise<obje
       const t0 = Date.now();
       for (let i = 0; i < c.nats.size; i++) if (!c.nats.running(i)) await c.nats.restart(i);
       const whole = await settled(() => streamsWhole(c));
+      const wholeAt = Date.now();
+      const behind = whole.ok ? {} : { not_whole: whole.error.split('\n')[0], streams_behind: await streamsBehind(c) };
       await c.waitSettled(SETTLE_MS);
-      return { streams_whole_after_s: whole.ok ? seconds(Date.now() - t0) : null, ...(whole.ok ? {} : { not_whole: whole.error.split('\n')[0] }), jetstream_usage: await jetstreamUsage(c) };
+      return { streams_whole_after_s: whole.ok ? seconds(wholeAt - t0) : null, ...behind, jetstream_usage: await jetstreamUsage(c) };
     });
 
     log(`kill -9 of core node ${VICTIM} (owning shard groups), under ${killRate} msgs/s from ${SENDERS} to ${RECIPIENTS}`);
@@ -526,6 +528,17 @@ function ownershipChanges(watch: OwnershipWatch, from: number, to: number): Arra
   return watch.seen.filter((s) => s.at >= from && s.at <= to).map((s) => ({ after_s: seconds(s.at - from), group: s.record.group, epoch: s.record.epoch, owner: s.record.owner, reason: s.record.reason }));
 }
 
+/** The streams not caught up on every server, with each server's view (leader, last sequence, replicas current). */
+async function streamsBehind(c: IrisCluster): Promise<Record<string, string[]>> {
+  const names = clusterNames(CLUSTER);
+  const out: Record<string, string[]> = {};
+  for (const s of [names.ctlStream, ...Array.from({ length: SHARD_GROUPS }, (_, g) => names.groupStream(g))]) {
+    if (await c.nats.streamCaughtUp(s)) continue;
+    out[s] = (await c.nats.streamViews(s)).map((v) => `${c.nats.serverName(v.server)}: leader ${v.leader ?? '-'}, last ${v.lastSeq ?? '-'}, replicas ${v.replicas.map((r) => `${r.name}${r.current ? '' : ' (behind)'}`).join(' ')}`);
+  }
+  return out;
+}
+
 /** Each running nats-server's JetStream usage (its /jsz): streams' messages and bytes, its store's bytes. */
 async function jetstreamUsage(c: IrisCluster): Promise<Record<string, { messages: number; bytes: number; storage: number } | null>> {
   const out: Record<string, { messages: number; bytes: number; storage: number } | null> = {};
@@ -675,10 +688,12 @@ async function edgeReconnect(children: Children, c: IrisCluster, watch: Ownershi
   for (const n of c.live) if (n.name !== VICTIM) pids[n.name] = n.child.pid;
   for (let i = 0; i < c.nats.size; i++) if (c.nats.running(i)) pids[c.nats.serverName(i)] = c.nats.pid(i)!;
   const cpu0 = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuMs(pid)]));
+  const overflows0 = listenOverflows();
   const killWall = Date.now();
   await c.kill(VICTIM);
   const results = await Promise.all(runs.map((r) => r.result));
   const endWall = Date.now();
+  const overflows = listenOverflows() - overflows0;
   const serverCpuS = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, seconds(cpuMs(pid) - cpu0[k]!)]));
   const res = results.map((r) => r.resume).filter((r): r is ResumeResult => r !== undefined);
   const logins = res.flatMap((r) => r.login_wall_ms).sort((x, y) => x - y);
@@ -713,6 +728,7 @@ async function edgeReconnect(children: Children, c: IrisCluster, watch: Ownershi
     errors: sum((r) => r.errors),
     error_reasons: [...new Set(res.flatMap((r) => r.error_reasons))],
     server_cpu_s_kill_to_end: serverCpuS,
+    kernel_listen_overflows: overflows,
     kill_to_end_s: seconds(endWall - killWall),
     generator_cpu_ms: results.map((r) => r.cpu_ms),
     generator_rss_mb: results.map((r) => r.rss_mb),

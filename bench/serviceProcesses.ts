@@ -225,6 +225,15 @@ export function tcpSockstat(): { inuse: number; memBytes: number } {
   return m ? { inuse: Number(m[1]), memBytes: Number(m[2]) * 4096 } : { inuse: NaN, memBytes: NaN };
 }
 
+/** Connections the kernel dropped because a listen socket's accept queue was full, machine-wide (/proc/net/netstat ListenOverflows). */
+export function listenOverflows(): number {
+  const lines = readFileSync('/proc/net/netstat', 'utf8').split('\n').filter((l) => l.startsWith('TcpExt:'));
+  const keys = lines[0]?.split(' ') ?? [];
+  const values = lines[1]?.split(' ') ?? [];
+  const i = keys.indexOf('ListenOverflows');
+  return i < 0 ? NaN : Number(values[i]);
+}
+
 /** Kernel slab memory in kB (/proc/meminfo `Slab`), machine-wide. */
 export function slabKb(): number {
   const m = /Slab:\s+(\d+) kB/.exec(readFileSync('/proc/meminfo', 'utf8'));
