@@ -214,7 +214,7 @@ test('a new node with an empty data directory catches up from the shard streams 
     90_000,
   );
   console.log(`# new empty node: start + catch-up until it owns ${ownedBy(s, 'd').join(',')} ${Date.now() - t0} ms`);
-  await new Promise((r) => setTimeout(r, 500));
+  await new Promise((r) => setTimeout(r, 500)); // keep sending to the groups the new node serves now
   await t.stop();
   for (let i = 0; i < names.length; i++) {
     assert.deepEqual(t.got[i], Array.from({ length: t.sent[i]! }, (_, k) => k + 1), `${names[i]} (group ${i}): every message once, in order`);
