@@ -476,7 +476,7 @@ async function killUnderTraffic(children: Children, cfg: LoadgenConfig, kill: ()
 }
 
 function lossless(run: Run): object {
-  return { sent: run.sent, received: run.received, missing_after_drain: run.missing_after_drain, dup_or_reordered: run.dup_or_reordered, errors: run.errors, error_reasons: run.error_reasons, rate_limited: run.rate_limited, skipped: run.skipped };
+  return { sent: run.sent, received: run.received, missing_after_drain: run.missing_after_drain, dup_or_reordered: run.dup_or_reordered, duplicates: run.duplicates, reordered: run.reordered, disorder_samples: run.disorder_samples, errors: run.errors, error_reasons: run.error_reasons, rate_limited: run.rate_limited, skipped: run.skipped };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -328,6 +328,28 @@ let rateLimited = 0;
 let errors = 0;
 const errorReasons = new Set<string>();
 let dupOrReordered = 0;
+let duplicates = 0;
+let reordered = 0;
+const disorderSamples: Array<[number, number, number, number]> = [];
+/** Per sender, a bit per sequence number received (grown on demand): tells a duplicate from a reorder. */
+const seenSeqs: Array<Uint8Array | undefined> = [];
+/** Most duplicates and reorders sampled into the result. */
+const DISORDER_SAMPLES = 20;
+
+/** Marks (sender, seq) received; false when it was already. */
+function markSeen(s: number, seq: number): boolean {
+  let bits = seenSeqs[s];
+  const byte = seq >>> 3;
+  if (bits === undefined || byte >= bits.length) {
+    const grown = new Uint8Array(Math.max(64, (byte + 1) * 2));
+    if (bits !== undefined) grown.set(bits);
+    seenSeqs[s] = bits = grown;
+  }
+  const mask = 1 << (seq & 7);
+  if ((bits[byte]! & mask) !== 0) return false;
+  bits[byte] = bits[byte]! | mask;
+  return true;
+}
 let skipped = 0;
 let now = 0;
 const wallNow = (): number => performance.timeOrigin + performance.now();
@@ -377,11 +399,16 @@ function onPayload(b: Buffer, at: number, len: number, r: number): void {
     protocolErrors++;
     return;
   }
+  const fresh = markSeen(s, seq);
   if (seq <= lastSeq[s]!) {
     dupOrReordered++;
-    return;
-  }
-  lastSeq[s] = seq;
+    if (disorderSamples.length < DISORDER_SAMPLES) disorderSamples.push([s, seq, lastSeq[s]!, Math.round(performance.timeOrigin + now)]);
+    if (!fresh) {
+      duplicates++;
+      return;
+    }
+    reordered++;
+  } else lastSeq[s] = seq;
   received++;
   outstanding[s]!--;
   if (gapLast !== null && (trafficPhase === 'measure' || trafficPhase === 'drain')) {
@@ -561,6 +588,9 @@ async function runTraffic(): Promise<TrafficResult> {
     errors,
     error_reasons: [...errorReasons],
     dup_or_reordered: dupOrReordered,
+    duplicates,
+    reordered,
+    disorder_samples: disorderSamples,
     missing_after_drain: Math.max(0, sent - received - rateLimited),
     skipped,
     latency_ms: hist.summaryMs(),

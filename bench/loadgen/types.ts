@@ -114,6 +114,12 @@ export interface TrafficResult {
   error_reasons: string[];
   /** A payload whose per-sender sequence was not above the last one seen (duplicate or reorder). */
   dup_or_reordered: number;
+  /** Of those: delivered a second time (not counted as received again). */
+  duplicates: number;
+  /** Of those: delivered once, after a later message of the same sender (counted as received). */
+  reordered: number;
+  /** The first few duplicates and reorders: [sender index, its sequence, the highest sequence seen before, wall ms]. */
+  disorder_samples: Array<[number, number, number, number]>;
   /** Sent, not refused, and still not received when the drain ended. */
   missing_after_drain: number;
   /** Open loop: sends skipped because the sender had too many messages outstanding. */

@@ -2,7 +2,8 @@
  * ReplicatedStorage's pipeline on the in-memory StreamStore fake and real LMDB: one entry per
  * turn chained by Msg-Id, applied with the applied position, resolved after the local fsync
  * (and a standby's report at quorum); batch atomicity and order; fencing by another owner's
- * marker; unavailable and unknown outcomes (settled by appending again with the same Msg-Id);
+ * marker; unavailable and unknown outcomes (settled by appending again with the same Msg-Id), a
+ * failure failing every write issued before it was known;
  * safe mode; freeze and hand-off. A second copy built from the stream alone ends byte-equal.
  */
 import { test } from 'node:test';
@@ -198,6 +199,27 @@ test('an unavailable stream fails the write (nothing applied) and the next write
     assert.deepEqual(await t.put(['y'], v('2')), OK);
     assert.deepEqual(msgIds(r), ['1.0', '1.2']);
     assert.equal(decodeEntry(r.streams.entries(STREAM)[1]!.data)?.t, 'ops');
+    assert.deepEqual(r.lost, []);
+  } finally {
+    await r.done();
+  }
+});
+
+test('a write issued before an earlier write\'s failure was known fails with it, even when its entry was not sealed yet: nothing issued after a failed write lands before it is known', async () => {
+  const r = await rig();
+  try {
+    const t = r.storage.table('kv');
+    r.streams.faults.push('unavailable');
+    r.streams.hold();
+    const a = t.put(['a'], v('1'));
+    await nextTurn(); // a's entry is sealed and appended (held)
+    const b = t.put(['b'], v('2')); // this turn's entry, still open
+    r.streams.release(); // a's failure is known before b's turn ends
+    const [ra, rb] = await Promise.all([a, b]);
+    assert.deepEqual([ra.ok ? 'ok' : ra.reason, rb.ok ? 'ok' : rb.reason], ['unavailable', 'unavailable']);
+    assert.equal(t.get(['b']), undefined);
+    assert.deepEqual(msgIds(r), ['1.0'], 'b was not appended after a failed');
+    assert.deepEqual(await t.put(['c'], v('3')), OK, 'a write issued once the failure is known goes on');
     assert.deepEqual(r.lost, []);
   } finally {
     await r.done();
