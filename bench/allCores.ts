@@ -14,7 +14,8 @@
  * (`max_connections`, 19,900 here), each process filled by its own generator process.
  *
  * `measureAllCoresVsOne` is what bench/cluster.ts reports as `all_cores_vs_one`;
- * `npm run bench -- cores` runs it alone and writes bench/results/cores.json.
+ * `npm run bench -- cores` runs it alone and writes bench/results/cores.json, with the idle part:
+ * 100,000 logged-in connections held by one machine over several node processes (P3).
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -39,8 +40,11 @@ export interface AllCoresOptions {
   rounds?: number;
   /** Extra `key=value` settings for both arrangements. */
   sets?: Record<string, string>;
-  /** Idle logged-in connections per node process in the last part (default 18,000, under max_connections with room for an uneven spread; 0 skips it). */
-  idlePerProcess?: number;
+  /**
+   * Idle logged-in connections one machine holds in the last part (default 100,000, P3), spread
+   * over as many node processes as that needs at `IDLE_PER_PROCESS` each; 0 skips it.
+   */
+  idleTotal?: number;
 }
 
 export interface IdleAcrossProcesses {
@@ -102,7 +106,7 @@ export async function measureAllCoresVsOne(opts: AllCoresOptions = {}): Promise<
   const durationMs = opts.durationMs ?? 5_000;
   const rounds = opts.rounds ?? 3;
   const sets = { ...QUIET, ...(opts.sets ?? {}) };
-  const idlePerProcess = opts.idlePerProcess ?? 18_000;
+  const idleTotal = opts.idleTotal ?? IDLE_TOTAL;
   const log = (msg: string) => console.error(`bench cores: ${msg}`);
 
   const base = mkdtempSync(join(tmpdir(), 'iris-cores-bench-'));
@@ -163,7 +167,7 @@ export async function measureAllCoresVsOne(opts: AllCoresOptions = {}): Promise<
     const pipelined = pipelinedWindow > 0 ? { window: pipelinedWindow, ...(await compare(pipelinedWindow, `pipelined (${pipelinedWindow} in flight per sender)`)) } : null;
     await children.stop(all.child, 30_000);
     await children.stop(one.child);
-    const idle = idlePerProcess > 0 ? await idleAcrossProcesses(children, dir('idle'), processes, idlePerProcess, sets, log) : null;
+    const idle = idleTotal > 0 ? await idleAcrossProcesses(children, dir('idle'), idleTotal, sets, log) : null;
     return {
       figure: `v1 messages/s delivered and acknowledged, ${pairs} sender→recipient pairs (a ring of ${pairs} connections), one message in flight per pair, over TCP; best of ${rounds} alternating rounds`,
       processes: processes === 0 ? availableParallelism() : processes,
@@ -180,18 +184,34 @@ export async function measureAllCoresVsOne(opts: AllCoresOptions = {}): Promise<
   }
 }
 
-/** Source ports per generator: a block of this many from 10,000 up (each (address, port) once). */
-const PORT_BLOCK = 20_000;
+/** What one machine should hold in idle logged-in connections (P3). */
+const IDLE_TOTAL = 100_000;
+/**
+ * Idle connections planned per node process: under max_connections (19,900, the fd ceiling)
+ * with room for the listener's uneven spread (measured: 16,992 / 19,008 of 36,000 over two).
+ */
+const IDLE_PER_PROCESS = 15_000;
+/** Each generator binds its own loopback source address (127.0.0.2, …) and ports from here up. */
 const FIRST_LOCAL_PORT = 10_000;
 
-/** N node processes, each filled with `perProcess` idle logged-in connections by its own generator. */
-async function idleAcrossProcesses(children: Children, dataDir: string, processes: number, perProcess: number, sets: Record<string, string>, log: (m: string) => void): Promise<IdleAcrossProcesses> {
-  const server = await startServer(children, dataDir, { ...sets, processes: String(processes) });
+/**
+ * `total` idle logged-in connections over as many node processes (`iris start --processes N`,
+ * one shared client port) as hold them at `IDLE_PER_PROCESS` each, opened by one generator
+ * process per node process (each below its own 20,000 open files) from its own source address.
+ */
+async function idleAcrossProcesses(children: Children, dataDir: string, total: number, sets: Record<string, string>, log: (m: string) => void): Promise<IdleAcrossProcesses> {
+  const processes = Math.ceil(total / IDLE_PER_PROCESS);
+  // 127.0.0.1 is exempt from the per-address connection rate; the other loopback addresses are
+  // not, so the rate is raised to what one generator opens (its connection cap still applies).
+  const perAddress = { rate_limit_connections_per_ip_burst: String(IDLE_PER_PROCESS * 2), rate_limit_connections_per_ip_per_s: String(IDLE_PER_PROCESS * 2) };
+  const server = await startServer(children, dataDir, { ...sets, ...perAddress, processes: String(processes) });
   const pids = await waitServing(server);
   const nodePids = pids.slice(1).filter((p) => readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('nodeProcess'));
   const n = nodePids.length;
-  if (FIRST_LOCAL_PORT + n * PORT_BLOCK > 65_536 || perProcess > PORT_BLOCK - 500) throw new Error(`${n} × ${perProcess} connections do not fit the source ports of one address`);
-  log(`filling ${n} node processes with ${perProcess} idle logged-in connections each`);
+  const perProcess = Math.ceil(total / n);
+  if (FIRST_LOCAL_PORT + perProcess > 65_536 || n > 250) throw new Error(`${n} × ${perProcess} connections do not fit the loopback source addresses and ports`);
+  log(`filling ${n} node processes with ${total} idle logged-in connections (${perProcess} per generator)`);
+  const conns = (k: number) => Math.min(perProcess, total - k * perProcess);
   const held: HeldLoad[] = [];
   try {
     for (let k = 0; k < n; k++) {
@@ -200,20 +220,22 @@ async function idleAcrossProcesses(children: Children, dataDir: string, processe
         transport: 'tcp',
         host: '127.0.0.1',
         port: server.tcpPort,
-        conns: perProcess,
+        conns: conns(k),
         userPrefix: 'idle',
         userOffset: k * perProcess,
-        localPortBase: FIRST_LOCAL_PORT + k * PORT_BLOCK,
+        localPortBase: FIRST_LOCAL_PORT,
+        localAddress: `127.0.0.${k + 2}`,
       });
       held.push(h);
       await h.ready;
-      log(`  generator ${k + 1}/${n}: ${perProcess} connections logged in`);
+      log(`  generator ${k + 1}/${n}: ${conns(k)} connections logged in`);
     }
     await new Promise((r) => setTimeout(r, 1_500));
-    // /health answers from the process the connection reaches: ask until every one has answered.
+    // /health answers from the process the connection reaches (SO_REUSEPORT spreads new
+    // connections by their source port): ask on a new connection each time until all answered.
     const counts: Record<string, number> = {};
-    for (let i = 0; i < 200 && Object.keys(counts).length < n; i++) {
-      const h = (await (await fetch(`http://127.0.0.1:${server.httpPort}/health`)).json()) as { node: string; connections: number };
+    for (let i = 0; i < 100 * n && Object.keys(counts).length < n; i++) {
+      const h = (await (await fetch(`http://127.0.0.1:${server.httpPort}/health`, { headers: { connection: 'close' } })).json()) as { node: string; connections: number };
       counts[h.node] = h.connections;
     }
     const rss: Record<string, number> = {};
@@ -225,7 +247,7 @@ async function idleAcrossProcesses(children: Children, dataDir: string, processe
     return {
       processes: n,
       one_process_ceiling: DEFAULT_CONFIG.max_connections,
-      offered: n * perProcess,
+      offered: total,
       held: Object.values(counts).reduce((a, b) => a + b, 0),
       held_per_process: counts,
       logins_per_s: Math.round((loginOk / loginMs) * 1000),
@@ -237,9 +259,48 @@ async function idleAcrossProcesses(children: Children, dataDir: string, processe
   }
 }
 
-/** `npm run bench -- cores`. */
+/** `npm run bench -- cores`: the figures in the shape every bench result has. */
 export async function coresBench(): Promise<object> {
-  return measureAllCoresVsOne();
+  const r = await measureAllCoresVsOne();
+  const idle = r.idle_connections;
+  return {
+    bench: 'cores',
+    when: new Date().toISOString(),
+    machine: r.machine,
+    method: {
+      figure: r.figure,
+      arrangements: `one node process (iris start) against ${r.processes} node processes (iris start --processes 0: one per core, a cluster on a nats-server it starts, sharing the client ports), each a fresh data directory, log_level=warn, every other key at its default; the v1 load generator (bench/loadgen/) in its own process`,
+      pipelined: r.pipelined === null ? 'not run' : `the same pairs with ${r.pipelined.window} messages in flight per sender`,
+      idle: idle === null ? 'not run' : `${idle.offered} idle logged-in TCP connections to ${idle.processes} node processes (iris start --processes ${idle.processes}, one client port), opened by one generator process per node process, each from its own loopback source address (the per-address connection rate raised to ${IDLE_PER_PROCESS * 2}/s for them, as 127.0.0.1 is exempt by default); held = the sum of the processes' /health connection counts`,
+      noise: 'the machine is shared with other work; the arrangements alternate in one run and the best round of each counts',
+    },
+    results: {
+      one_process_msgs_per_s: r.one_process_msgs_per_s,
+      all_cores_msgs_per_s: r.all_cores_msgs_per_s,
+      pipelined_one_process_msgs_per_s: r.pipelined?.one_process_msgs_per_s ?? null,
+      pipelined_all_cores_msgs_per_s: r.pipelined?.all_cores_msgs_per_s ?? null,
+      idle_conns_held_one_machine: idle?.held ?? null,
+      idle_processes: idle?.processes ?? null,
+      idle_logins_per_s: idle?.logins_per_s ?? null,
+    },
+    ratios: {
+      all_cores_vs_one: r.ratio,
+      pipelined_all_cores_vs_one: r.pipelined?.ratio ?? null,
+    },
+    targets: {},
+    absolute_targets: {
+      idle_conns_held_one_machine: { value: idle?.held ?? null, target: IDLE_TOTAL, cmp: '>=', met: idle !== null && idle.held >= IDLE_TOTAL },
+    },
+    details: {
+      processes: r.processes,
+      pairs: r.pairs,
+      msg_bytes: r.msg_bytes,
+      one_process_runs: r.one_process_runs,
+      all_cores_runs: r.all_cores_runs,
+      pipelined: r.pipelined,
+      idle_connections: idle,
+    },
+  };
 }
 
 function summary(t: TrafficResult, cpuMsUsed: number, wallMs: number): ArrangementRun {

@@ -9,7 +9,9 @@
  * - kill -9 of the nats-server leading the most shard streams, under traffic: the longest pause;
  * - kill -9 of a core node owning shard groups, under traffic: until its users' writes go through;
  * - kill -9 of an edge holding 10,000 clients: until every one has logged in on another node and
- *   got back what it had not acknowledged.
+ *   got back what it had not acknowledged;
+ * - after the cluster is stopped, lock-step v1 through one node process against one per core
+ *   (`all_cores_vs_one`, bench/allCores.ts).
  * Every process it starts is stopped by pid at the end. Writes bench/results/cluster.json.
  */
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -21,6 +23,7 @@ import { userKey } from '../core/UserId.js';
 import { DEFAULT_CONFIG } from '../server/NodeConfig.js';
 import { IrisCluster } from '../test/support/irisCluster.js';
 import type { LoadgenConfig, LoadgenResult, ResumeResult, TrafficResult } from './loadgen/types.js';
+import { measureAllCoresVsOne } from './allCores.js';
 import { describeMachine } from './machine.js';
 import { OwnershipWatch } from './ownershipWatch.js';
 import { metric } from '../test/support/nodeHttp.js';
@@ -100,7 +103,7 @@ type CostedRun = Run & {
   cluster?: { route_resends: number; ack_resends: number; route_dedup_hits: number; stream_entries: number; stream_entries_per_msg: number };
 };
 
-export async function clusterBench(opts: ClusterBenchOptions = {}): Promise<object> {
+async function clusterFigures(opts: ClusterBenchOptions) {
   const pairs = opts.pairs ?? 1_000;
   const windows = opts.windows ?? [16, 4];
   const msgBytes = opts.msgBytes ?? 128;
@@ -233,7 +236,7 @@ export async function clusterBench(opts: ClusterBenchOptions = {}): Promise<obje
         nats_server_loss: 'the nats-server leading the most shard streams (by the servers\' /jsz) is SIGKILLed; nats_server_loss_pause_s = longest group pause; then it is restarted and every stream is caught up before the next run',
         failover: `node ${VICTIM} (core and edge, owning shard groups, no client of the run on it) is SIGKILLed; failover_s = the longest pause among the groups it owned (kill → writes to its users accepted and delivered again); detection = node ${SENDERS}'s /health node_count drops (polled every ${HEALTH_POLL_MS} ms); claim = the new owner's ownership notice seen on NATS; timings are the production defaults, listed under defaults`,
         reconnect: `${reconnectClients} clients logged in on node ${VICTIM} (from ${reconnectLoadgens} generator processes, so each stays far below its 20,000 open files), each sends itself 2 messages and leaves them unacknowledged once delivered; then ${VICTIM} is SIGKILLed (it also owns shard groups: their failover is inside the figure) and each client logs in again at once on node ${SENDERS} or ${RECIPIENTS} (alternating; ${'at most 2,000 connects/logins in flight per process, a refused attempt retried after 100 ms'}); reconnect_resume_s = kill → the last client has both messages back`,
-        all_cores_vs_one: 'not measured here: filled by the cores bench (bench/allCores.ts, lock-step v1, one process vs one process per core)',
+        all_cores_vs_one: `after the cluster is stopped: lock-step v1 (${ALL_CORES_PAIRS} pairs, one message in flight each) through one node process against one node process per core (iris start --processes 0), ${ALL_CORES_ROUNDS} alternating rounds, best of each (bench/allCores.ts; npm run bench -- cores adds pipelined runs and 100,000 idle connections)`,
         noise: 'the machine is shared with other work; figures are from one run and vary between runs; ratios come from runs side by side in the same run',
       },
       defaults: {
@@ -268,7 +271,7 @@ export async function clusterBench(opts: ClusterBenchOptions = {}): Promise<obje
         nats_server_loss_pause_s: nl?.pause_s ?? null,
         reconnect_resume_s: rc?.resume_s ?? null,
         reconnect_clients: rc?.clients ?? null,
-        all_cores_vs_one: null,
+        all_cores_vs_one: null as number | null,
       },
       ratios: {
         cluster_vs_single_node: ratio,
@@ -733,5 +736,26 @@ async function edgeReconnect(children: Children, c: IrisCluster, watch: Ownershi
     generator_cpu_ms: results.map((r) => r.cpu_ms),
     generator_rss_mb: results.map((r) => r.rss_mb),
     node_log: nodeLog(c, killWall, endWall),
+  };
+}
+
+
+/** Lock-step pairs and rounds of the all-cores figure (`all_cores_vs_one`). */
+const ALL_CORES_PAIRS = 100;
+const ALL_CORES_ROUNDS = 2;
+
+/** `npm run bench -- cluster`: the cluster's figures, then one process against one per core. */
+export async function clusterBench(opts: ClusterBenchOptions = {}): Promise<object> {
+  const report = await clusterFigures(opts);
+  console.error('bench cluster: all cores vs one (lock-step, the cluster stopped)');
+  const cores = await measureAllCoresVsOne({ pairs: ALL_CORES_PAIRS, rounds: ALL_CORES_ROUNDS, pipelinedWindow: 0, idleTotal: 0 });
+  report.results.all_cores_vs_one = cores.ratio;
+  return {
+    ...report,
+    ratios: { ...report.ratios, all_cores_vs_one: cores.ratio },
+    details: {
+      ...report.details,
+      all_cores: { processes: cores.processes, one_process_msgs_per_s: cores.one_process_msgs_per_s, all_cores_msgs_per_s: cores.all_cores_msgs_per_s, one_process_runs: cores.one_process_runs, all_cores_runs: cores.all_cores_runs },
+    },
   };
 }

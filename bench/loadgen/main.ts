@@ -38,6 +38,7 @@ const DEFAULTS = {
   wsCoalesce: false,
   maxRuntimeMs: 120_000,
   localPortBase: 0,
+  localAddress: '',
   shape: 'ring' as const,
   recipientPort: 0,
   trackGaps: false,
@@ -191,7 +192,7 @@ function peerClosed(c: Conn): void {
 let nextLocalPort = cfg.localPortBase;
 
 function openTcp(c: Conn, tries = 0): void {
-  const local = cfg.localPortBase > 0 && generation[c.idx] === 0 ? { localAddress: cfg.host, localPort: nextLocalPort++ } : {};
+  const local = cfg.localPortBase > 0 && generation[c.idx] === 0 ? { localAddress: cfg.localAddress !== '' ? cfg.localAddress : cfg.host, localPort: nextLocalPort++ } : {};
   const s: Socket = connect({ host: cfg.host, port: c.port, ...local });
   s.setNoDelay(true);
   c.link = { write: (b) => void s.write(b), cork: () => {}, uncork: () => {}, destroy: () => s.destroy() };

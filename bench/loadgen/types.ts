@@ -69,6 +69,12 @@ export interface LoadgenConfig {
    * disjoint range per generator process keeps connects cheap.
    */
   localPortBase?: number;
+  /**
+   * TCP with `localPortBase`: the source address to bind (default `host`). Generators with
+   * different loopback addresses (127.0.0.2, 127.0.0.3, …) each have the whole port range, so
+   * one machine can open more connections to one server port than one address has ports.
+   */
+  localAddress?: string;
   /** Hard stop for the whole process (default 120,000 ms). */
   maxRuntimeMs?: number;
   /** deliver: who sends to whom (default 'ring'). */
