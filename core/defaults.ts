@@ -50,6 +50,13 @@ export const SHARD_STREAM_DUPLICATE_WINDOW_MS = 120_000;
 export const SHARD_ENTRY_MAX_BYTES = 960 * 1024;
 /** A turn's writes are cut into entries of about this size (a single write call is never cut). */
 export const SHARD_ENTRY_TARGET_BYTES = 256 * 1024;
+/**
+ * Entries of one shard group appended and not yet answered, at most. Past it, a turn's writes
+ * join the entry still open (bigger entries, the same number of appends) until one is answered:
+ * the owner's memory stays bounded however far the stream falls behind, and settling unknown
+ * outcomes (appended again one at a time) takes at most this many round trips.
+ */
+export const SHARD_PIPELINE_MAX_ENTRIES = 32;
 /** How long an append waits for its ack before its outcome counts as unknown. */
 export const SHARD_APPEND_TIMEOUT_MS = 5_000;
 /** Unknown outcomes are settled within this long, or the owner gives the group up (well inside the dedup window). */

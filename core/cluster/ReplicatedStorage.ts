@@ -40,13 +40,20 @@
  * one of them may have reached the stream (the new owner applies it): the one case where a
  * failure may not mean "not applied", logged as such.
  *
+ * Pipeline depth. At most SHARD_PIPELINE_MAX_ENTRIES entries are appended and unanswered; past
+ * it a turn's writes stay in the open entry, which later turns join (up to
+ * SHARD_ENTRY_TARGET_BYTES, then it is sealed to wait), and it goes out once an answer frees a
+ * place. So a stream that stops answering holds at most that many entries in flight here, and
+ * settling them costs at most that many round trips (unbounded, a stream without a leader for
+ * a few seconds at 600 writes/s left 1,242 entries to settle one by one, longer than the heal).
+ *
  * Writes are refused `unavailable` at once while `writable()` is false (the partition guard's
  * safe mode), while frozen for a hand-off, and after the group was lost.
  */
 import type { AppendOptions, AppendOutcome, Env, StorageEntry, StorageKey, StorageOp, StorageRange, StorageTable, StorageWriteResult, StreamStore, StorageEngine } from '../../runtime/Env.js';
 import { encodedKeyLength } from '../../runtime/StorageKey.js';
 import { canary } from '../Canaries.js';
-import { SHARD_APPEND_TIMEOUT_MS, SHARD_ENTRY_MAX_BYTES, SHARD_ENTRY_TARGET_BYTES, SHARD_RETRY_MS, SHARD_SETTLE_DEADLINE_MS } from '../defaults.js';
+import { SHARD_APPEND_TIMEOUT_MS, SHARD_ENTRY_MAX_BYTES, SHARD_ENTRY_TARGET_BYTES, SHARD_PIPELINE_MAX_ENTRIES, SHARD_RETRY_MS, SHARD_SETTLE_DEADLINE_MS } from '../defaults.js';
 import type { GroupStore } from './GroupStore.js';
 import { encodeEntry, entryMsgId, type ShardEntry } from './ShardStream.js';
 
@@ -316,10 +323,16 @@ export class ReplicatedStorage implements StorageEngine {
     }
   }
 
+  /** The end of a turn: its entry goes out, or stays open for later turns while the pipeline is full. */
   private readonly endTurn = (): void => {
     this.turnScheduled = false;
+    if (this.pipelineFull() && this.open !== null && this.phase !== 'frozen' && !this.closing) return;
     this.seal();
   };
+
+  private pipelineFull(): boolean {
+    return this.inflight.length + this.waiting.length >= SHARD_PIPELINE_MAX_ENTRIES;
+  }
 
   private seal(): void {
     const e = this.open;
@@ -329,8 +342,10 @@ export class ReplicatedStorage implements StorageEngine {
     if (this.phase === 'open' || this.phase === 'frozen') this.launchWaiting();
   }
 
+  /** Append sealed entries while the pipeline has room; then the open entry, if it can go. */
   private launchWaiting(): void {
-    while (this.waiting.length > 0) this.launch(this.waiting.shift()!);
+    while (this.waiting.length > 0 && this.inflight.length < SHARD_PIPELINE_MAX_ENTRIES) this.launch(this.waiting.shift()!);
+    if (this.open !== null && !this.turnScheduled && !this.pipelineFull()) this.seal();
   }
 
   private launch(e: Entry): void {
@@ -366,7 +381,7 @@ export class ReplicatedStorage implements StorageEngine {
   private process(): void {
     while (this.phase !== 'settling' && this.phase !== 'lost' && this.phase !== 'closed') {
       const head = this.inflight[0];
-      if (head === undefined || head.outcome === undefined) return;
+      if (head === undefined || head.outcome === undefined) return this.launchWaiting();
       const o = head.outcome;
       if (o.ok) {
         this.inflight.shift();

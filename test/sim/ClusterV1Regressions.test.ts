@@ -41,6 +41,10 @@ const REGRESSIONS: ReadonlyArray<{ caught: string; scenario: ClusterScenario }> 
       'a node cut off from the cluster (safe mode) still served inbox pages of a group the majority had taken over: a client logging in there got a message again whose ACK the new owner had made durable',
     scenario: { seed: 141, nodes: 4, servers: 3, shardGroups: 8, durability: 'quorum', users: 4, rate: 6, safetyMs: 12000, livenessSendMs: 2000, faults: ['server_kill', 'partition_node', 'slow_disk', 'disk_full', 'drain', 'rolling_restart', 'move'], workload: 'v1' },
   },
+  {
+    caught: 'the same unbounded shard-stream pipeline through v1 clients at 600 msgs/s (a stream without a leader for a few seconds): appends still pending and messages sent after the heal never delivered',
+    scenario: { seed: 10, nodes: 3, servers: 3, shardGroups: 4, durability: 'quorum', users: 4, rate: 600, safetyMs: 10000, livenessSendMs: 2000, faults: ['server_kill'], workload: 'v1' },
+  },
 ];
 
 for (const { caught, scenario } of REGRESSIONS) {

@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { clusterNames } from '../../../core/cluster/ClusterNames.js';
 import { GroupStore } from '../../../core/cluster/GroupStore.js';
 import { ReplicatedStorage, type Durability } from '../../../core/cluster/ReplicatedStorage.js';
+import { SHARD_PIPELINE_MAX_ENTRIES } from '../../../core/defaults.js';
 import { groupTableName } from '../../../core/cluster/ShardGroups.js';
 import { decodeEntry, encodeEntry, shardStreamSpec, type ShardEntry } from '../../../core/cluster/ShardStream.js';
 import type { StorageEngine, StorageWriteResult } from '../../../runtime/Env.js';
@@ -262,6 +263,30 @@ test('pipelined entries (appends answered later) land and resolve in chain order
     assert.deepEqual(await Promise.all(writes), [OK, OK, OK, OK]);
     assert.deepEqual(order, [0, 1, 2, 3]);
     assert.deepEqual(msgIds(r), ['1.0', '1.1', '1.2', '1.3', '1.4']);
+  } finally {
+    await r.done();
+  }
+});
+
+test('at most SHARD_PIPELINE_MAX_ENTRIES entries are in flight: later turns join the open entry, which goes out when an answer frees a place, all in order', async () => {
+  const r = await rig();
+  try {
+    const t = r.storage.table('kv');
+    r.streams.hold();
+    const turns = SHARD_PIPELINE_MAX_ENTRIES + 20;
+    const order: number[] = [];
+    const writes = [];
+    for (let i = 0; i < turns; i++) {
+      writes.push(t.put([i], v(String(i))).then((x) => (order.push(i), x)));
+      await nextTurn();
+    }
+    assert.equal(r.streams.heldCount(), SHARD_PIPELINE_MAX_ENTRIES, 'no more appends than the pipeline holds while the stream does not answer');
+    r.streams.release();
+    assert.deepEqual(await Promise.all(writes), writes.map(() => OK));
+    assert.deepEqual(order, [...Array(turns).keys()], 'resolved in issue order');
+    const ids = msgIds(r);
+    assert.equal(ids.length, 1 + SHARD_PIPELINE_MAX_ENTRIES + 1, 'the 20 turns past the limit went out as one entry');
+    for (let i = 0; i < turns; i++) assert.equal(text.decode(t.get([i])), String(i));
   } finally {
     await r.done();
   }
