@@ -80,6 +80,10 @@ export async function connectNats(opts: NatsTransportOptions): Promise<NatsConne
       timeout: opts.connectTimeoutMs ?? NATS_CONNECT_TIMEOUT_MS,
       ignoreClusterUpdates: opts.ignoreClusterUpdates === true,
       noRandomize: opts.noRandomize === true,
+      // Otherwise every request (each shard-stream append) builds two Error objects up front,
+      // stack traces included, only to give a later failure the caller's stack: measured at
+      // 3% of a cluster node's main thread. Failures keep their classes and causes.
+      noAsyncTraces: true,
     });
     return { ok: true, transport: new NatsTransport(nc, opts.log) };
   } catch (err) {

@@ -14,7 +14,7 @@ import { ReplicatedStorage, type Durability } from '../../../core/cluster/Replic
 import { SHARD_PIPELINE_MAX_ENTRIES } from '../../../core/defaults.js';
 import { groupTableName } from '../../../core/cluster/ShardGroups.js';
 import { decodeEntry, encodeEntry, shardStreamSpec, type ShardEntry } from '../../../core/cluster/ShardStream.js';
-import type { StorageEngine, StorageWriteResult } from '../../../runtime/Env.js';
+import type { Env, StorageEngine, StorageWriteResult } from '../../../runtime/Env.js';
 import { testEnv } from '../../support/kernel.js';
 import { MemoryStreams } from '../../support/memoryStreams.js';
 import { waitUntil } from '../../support/serviceKit.js';
@@ -40,7 +40,7 @@ interface Rig {
 }
 
 /** An owner at epoch `epoch`: the stream holds its marker, the local copy has applied it. */
-async function rig(opts: { epoch?: number; durability?: Durability; standbys?: string[] } = {}): Promise<Rig> {
+async function rig(opts: { epoch?: number; durability?: Durability; standbys?: string[]; env?: Env } = {}): Promise<Rig> {
   const epoch = opts.epoch ?? 1;
   const dir = tempDir('iris-repl-');
   const local = openStorage(dir.path);
@@ -57,7 +57,7 @@ async function rig(opts: { epoch?: number; durability?: Durability; standbys?: s
   const lost: string[] = [];
   const writable = { on: true };
   const storage = new ReplicatedStorage({
-    env: testEnv(),
+    env: opts.env ?? testEnv(),
     streams,
     stream: STREAM,
     subject: SUBJECT,
@@ -287,6 +287,47 @@ test('at most SHARD_PIPELINE_MAX_ENTRIES entries are in flight: later turns join
     const ids = msgIds(r);
     assert.equal(ids.length, 1 + SHARD_PIPELINE_MAX_ENTRIES + 1, 'the 20 turns past the limit went out as one entry');
     for (let i = 0; i < turns; i++) assert.equal(text.decode(t.get([i])), String(i));
+  } finally {
+    await r.done();
+  }
+});
+
+/** The test Env with its timers counted: `set` is how many timers were asked for. */
+function timerCountingEnv(): { env: Env; timers: { set: number } } {
+  const base = testEnv();
+  const timers = { set: 0 };
+  const counted: Env['timers'] = {
+    setTimer: (ms, fn) => {
+      timers.set++;
+      return base.timers.setTimer(ms, fn);
+    },
+    clearTimer: (h) => base.timers.clearTimer(h),
+    defer: (fn) => base.timers.defer(fn),
+  };
+  return { env: { ...base, timers: counted }, timers };
+}
+
+test('a lone write is appended as soon as its turn ends, and the next turn\'s write goes out while it is in flight: no timer or interval on the way, at quorum it resolves on the standby\'s report', async () => {
+  const { env, timers } = timerCountingEnv();
+  const r = await rig({ env, durability: 'quorum', standbys: ['s1'] });
+  try {
+    const t = r.storage.table('kv');
+    r.streams.hold();
+    let settled = 0;
+    const first = t.put(['a'], v('1')).then((x) => (settled++, x));
+    await nextTurn();
+    assert.equal(r.streams.heldCount(), 1, 'the lone write was appended at the end of its turn');
+    const second = t.put(['b'], v('2')).then((x) => (settled++, x));
+    await nextTurn();
+    assert.equal(r.streams.heldCount(), 2, 'the next turn\'s entry did not wait for the first one\'s answer');
+    r.streams.release();
+    await waitUntil('both entries applied locally', () => r.store.appliedSeq === 3);
+    await nextTurn();
+    assert.equal(settled, 0, 'resolved before the standby reported');
+    r.storage.standbyReport('s1', 3);
+    assert.deepEqual(await Promise.all([first, second]), [OK, OK]);
+    assert.deepEqual(msgIds(r), ['1.0', '1.1', '1.2']);
+    assert.equal(timers.set, 0, 'a timer was set on the write path');
   } finally {
     await r.done();
   }
