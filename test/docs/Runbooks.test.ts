@@ -88,7 +88,7 @@ after(async () => {
   })()) {
     if (!f.endsWith('.pid')) continue;
     const pid = Number(readFileSync(join(run, f), 'utf8').trim());
-    if (Number.isInteger(pid) && pid > 1) pids.push(pid);
+    if (Number.isInteger(pid) && pid > 1 && startedHere(pid)) pids.push(pid);
   }
   for (const pid of pids) {
     try {
@@ -103,6 +103,15 @@ after(async () => {
   }
   rmSync(base, { recursive: true, force: true });
 });
+
+/** Whether `pid` is a process a step started (its environment has this run's BASE), not a pid reused since. */
+function startedHere(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(`BASE=${base}`);
+  } catch {
+    return false;
+  }
+}
 
 function alive(pid: number): boolean {
   try {
@@ -169,4 +178,37 @@ test('the walk convention: settings first, marked sh blocks in order, indentatio
 
 test('deployment: three nats-servers with JetStream and three Iris nodes on loopback form a cluster, and a message goes from a client on one node to a client on another', { timeout: 120_000 }, async () => {
   await walk('deployment', ['deployment/start-nats', 'deployment/configure-nodes', 'deployment/start-nodes', 'deployment/check', 'deployment/send-a-message']);
+});
+
+test('scale-out: a fourth node started with the cluster\'s config joins, takes its share of the shard groups and serves clients', { timeout: 120_000 }, async () => {
+  await walk('scale-out', ['scale-out/check-first', 'scale-out/start-node4', 'scale-out/watch-it-take-groups', 'scale-out/send-through-node4']);
+});
+
+test('node scaling: iris node drain --wait removes a node; SIGTERM drains one for a restart, and meanwhile a drain that would lose the majority is refused would_lose_quorum (exit 3)', { timeout: 120_000 }, async () => {
+  await walk('node-scaling', ['node-scaling/drain-node4', 'node-scaling/check-after-drain', 'node-scaling/stop-node3', 'node-scaling/quorum-check-refuses', 'node-scaling/start-node3-again']);
+});
+
+test('failover: a core node killed -9 has its groups taken over and rejoins; a NATS server killed -9 costs no message and catches up when started again', { timeout: 150_000 }, async () => {
+  await walk('failover', [
+    'failover/kill-core-node',
+    'failover/groups-moved',
+    'failover/restart-core-node',
+    'failover/kill-nats-server',
+    'failover/still-serving-without-n2',
+    'failover/restart-nats-server',
+    'failover/nats-server-current',
+  ]);
+});
+
+test('data recovery: an online backup restored into a lost data directory catches up; a damaged data file stops the start and is replaced with restore --force', { timeout: 150_000 }, async () => {
+  await walk('data-recovery', [
+    'data-recovery/backup',
+    'data-recovery/traffic-after-backup',
+    'data-recovery/lose-node1',
+    'data-recovery/restore',
+    'data-recovery/start-restored-node',
+    'data-recovery/damage-node1',
+    'data-recovery/damage-detected-at-start',
+    'data-recovery/restore-over-damage',
+  ]);
 });
