@@ -176,6 +176,18 @@ test('the walk convention: settings first, marked sh blocks in order, indentatio
   assert.deepEqual(walkSteps(md), { settings: 'A=${A:-1}\n', steps: [{ name: 'x/one', script: 'echo "$A"\n  indented' }] });
 });
 
+test('the index links every runbook, each has its settings block and walks only steps named after it', () => {
+  const index = readFileSync(join(RUNBOOKS, 'README.md'), 'utf8');
+  const books = readdirSync(RUNBOOKS).filter((f) => f.endsWith('.md') && f !== 'README.md').sort();
+  assert.deepEqual(books, ['data-recovery.md', 'deployment.md', 'failover.md', 'node-scaling.md', 'scale-out.md']);
+  for (const f of books) {
+    assert.ok(index.includes(`](${f})`), `README.md links ${f}`);
+    const { settings, steps } = walkSteps(readFileSync(join(RUNBOOKS, f), 'utf8'));
+    assert.match(settings, /^IRIS=\$\{IRIS:-/m, `${f}: a settings block`);
+    for (const st of steps) assert.ok(st.name.startsWith(`${f.slice(0, -3)}/`), `${f}: step ${st.name}`);
+  }
+});
+
 test('deployment: three nats-servers with JetStream and three Iris nodes on loopback form a cluster, and a message goes from a client on one node to a client on another', { timeout: 120_000 }, async () => {
   await walk('deployment', ['deployment/start-nats', 'deployment/configure-nodes', 'deployment/start-nodes', 'deployment/check', 'deployment/send-a-message']);
 });
