@@ -263,5 +263,5 @@ test('a single node refuses iris node drain (not_clustered, exit 3) and iris clu
 test('iris help lists the token, group, node and cluster commands', async () => {
   const r = await iris(['help']);
   assert.equal(r.status, 0);
-  for (const line of [/^ {2}token issue /m, /^ {2}token revoke /m, /^ {2}group add\|remove\|promote\|demote /m, /^ {2}group roster /m, /^ {2}node drain /m, /^ {2}cluster status /m]) assert.match(r.stdout, line);
+  for (const line of [/^ {2}token issue /m, /^ {2}token revoke /m, /^ {2}group add\|remove\|promote\|demote /m, /^ {2}group roster /m, /^ {2}node drain /m, /^ {2}cluster status /m, /^ {2}cluster wait /m]) assert.match(r.stdout, line);
 });

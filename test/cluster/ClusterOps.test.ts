@@ -3,7 +3,7 @@
  * cluster (JetStream R3), v1 clients over real sockets that keep sending while the cluster
  * changes under them, loopback only. One NATS cluster for the whole file, in this order:
  *
- * - scale-out and scale-in (docs/runbooks.md): a 4th node joins with `iris start --join`, takes
+ * - scale-out and scale-in (docs/runbooks/scale-out.md, node-scaling.md): a 4th node joins with `iris start --join`, takes
  *   shard groups (seen with `iris cluster status`) and serves its users; `iris node drain
  *   --wait` then removes it under traffic: new clients are refused node_draining (TCP ERROR,
  *   WebSocket close 1001), connected ones are told node_draining and log in elsewhere, the node
