@@ -116,6 +116,11 @@ export function streamRules(make: () => Promise<StreamHarness> | StreamHarness):
     const name = `RULE${++streamCounter}`;
     const spec = streamSpec(name, extra);
     await h.waitFor(`stream ${name} to be created`, async () => (await h.settle(any.ensureStream(spec))).ok, ENSURE_DEADLINE_MS);
+    // A stream just created may not be served through every server yet (its leader not elected
+    // or not known there): a race started at once would count those refusals as losers.
+    for (const [i, store] of pinned.entries()) {
+      await h.waitFor(`stream ${name} served through server ${i}`, async () => (await h.settle(store.info(name, 1_000))).ok, ENSURE_DEADLINE_MS);
+    }
     return { name, subject: (s) => `${name.toLowerCase()}.${s}`, spec };
   };
 
@@ -286,7 +291,7 @@ export function streamRules(make: () => Promise<StreamHarness> | StreamHarness):
       const racing = await h.settle(Promise.all(pinned.flatMap((st, i) => [0, 1, 2].map((k) => st.append(s.name, subject, enc(`w${i}${k}`), { expectLastSubjectSeq: 0 })))));
       const won = racing.filter((x) => x.ok);
       assert.equal(won.length, 1, `round ${r}: ${JSON.stringify(racing)}`);
-      assert.ok(racing.every((x) => x.ok || x.reason === 'wrong_last_subject_seq'), `round ${r}: losers are told wrong_last_subject_seq`);
+      assert.ok(racing.every((x) => x.ok || x.reason === 'wrong_last_subject_seq'), `round ${r}: losers are told wrong_last_subject_seq: ${JSON.stringify(racing)}`);
       const winner = racing.findIndex((x) => x.ok);
       const entry = await caughtUp(pinned[0]!, s.name, okSeq(won[0]!, 'winner'));
       assert.equal(dec(entry.data), `w${Math.floor(winner / 3)}${winner % 3}`, `round ${r}: the entry is the winner's`);
@@ -302,7 +307,7 @@ export function streamRules(make: () => Promise<StreamHarness> | StreamHarness):
       const racing = await h.settle(Promise.all(pinned.flatMap((st, i) => [0, 1, 2].map((k) => st.append(s.name, s.subject(`w${i}`), enc(`r${r}w${i}${k}`), { expectLastSeq: base })))));
       const won = racing.filter((x) => x.ok);
       assert.equal(won.length, 1, `round ${r}: ${JSON.stringify(racing)}`);
-      assert.ok(racing.every((x) => x.ok || x.reason === 'wrong_last_seq'), `round ${r}: losers are told wrong_last_seq`);
+      assert.ok(racing.every((x) => x.ok || x.reason === 'wrong_last_seq'), `round ${r}: losers are told wrong_last_seq: ${JSON.stringify(racing)}`);
       base = okSeq(won[0]!, 'winner');
       assert.equal(base, r + 1);
     }
