@@ -106,5 +106,11 @@ export const PRESENCE_SNAPSHOT_CHUNK = 2_000;
 export const PRESENCE_SNAPSHOT_TIMEOUT_MS = 2_000;
 /** A presence snapshot that could not be had (no answer, or not from the owner asked) is asked again after this long. */
 export const PRESENCE_SNAPSHOT_RETRY_MS = 1_000;
+/**
+ * A node that published no presence change for this long publishes an empty numbered batch, so
+ * a node that lost its last change (core NATS is at most once) sees the gap within this long
+ * and asks that node's groups for a snapshot.
+ */
+export const PRESENCE_BEAT_MS = 1_000;
 /** Reads of a control record that a compare-and-append was told is a duplicate (a lagging replica may not have it yet). */
 export const CONTROL_DUPLICATE_READS = 5;

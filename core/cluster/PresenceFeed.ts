@@ -11,6 +11,14 @@
  * arrived while the snapshot was on its way keeps that change). Soft state: a lost change is
  * repaired by the next snapshot, never by anything durable. It never blocks a shard and never throws at a publisher.
  *
+ * Lost changes are noticed: each node numbers the batches it publishes (with the wall time its
+ * feed started, so a restarted node's numbers are new), and one that published nothing for
+ * PRESENCE_BEAT_MS publishes an empty numbered batch. A node that sees a number skipped, or a
+ * new start, asks for a snapshot of every group its table says that node owns. Without it a
+ * change lost in a cut between NATS servers (no link of either node went down, no owner
+ * changed) stayed lost for good: a user online on every node but one.
+ *
+ *
  * Only a group's owner speaks for its users: a change (or a snapshot page) about a user is
  * applied only when it comes from the node this node's ownership table names as the owner of
  * the user's group, and never about a group this node owns itself. A deposed owner's changes
@@ -20,8 +28,8 @@
  * repaired by the snapshot asked for when the table changes.
  */
 import { decodeValue, encodeValue } from '../../runtime/Envelope.js';
-import type { ClusterTransport, Env } from '../../runtime/Env.js';
-import { PRESENCE_SNAPSHOT_CHUNK, PRESENCE_SNAPSHOT_RETRY_MS, PRESENCE_SNAPSHOT_TIMEOUT_MS } from '../defaults.js';
+import type { ClusterTransport, Env, TimerHandle } from '../../runtime/Env.js';
+import { PRESENCE_BEAT_MS, PRESENCE_SNAPSHOT_CHUNK, PRESENCE_SNAPSHOT_RETRY_MS, PRESENCE_SNAPSHOT_TIMEOUT_MS } from '../defaults.js';
 import type { PresenceTable } from '../Presence.js';
 import { userBytes, userKey, type UserKey } from '../UserId.js';
 import type { ClusterNames } from './ClusterNames.js';
@@ -47,14 +55,23 @@ export interface PresenceFeedStats {
   applied: number;
   /** Changes dropped because their sender is not the owner of the user's group (as this node's table says). */
   notFromOwner: number;
+  /** Batches from another node found missing (a number skipped) or a node's feed restarted: its groups were asked again. */
+  gaps: number;
   snapshots: number;
   snapshotFailures: number;
 }
 
 export class PresenceFeed {
-  readonly stats: PresenceFeedStats = { published: 0, applied: 0, notFromOwner: 0, snapshots: 0, snapshotFailures: 0 };
+  readonly stats: PresenceFeedStats = { published: 0, applied: 0, notFromOwner: 0, gaps: 0, snapshots: 0, snapshotFailures: 0 };
   private pending: WireChange[] = [];
   private flushScheduled = false;
+  /** This feed's start (wall ms) and the number of its last published batch. */
+  private start0 = 0;
+  private sent = 0;
+  private publishedSinceBeat = false;
+  private beatTimer: TimerHandle | null = null;
+  /** What each other node's feed last published: its start and batch number. */
+  private readonly heard = new Map<string, { start: number; n: number }>();
   private readonly stops: Array<() => void> = [];
   private running = false;
   /**
@@ -69,6 +86,9 @@ export class PresenceFeed {
   start(): void {
     if (this.running) return;
     this.running = true;
+    this.start0 = this.o.env.clock.wallMs();
+    this.sent = 0;
+    this.scheduleBeat();
     const t = this.o.transport;
     const changes = t.subscribe(this.o.names.presence, (d) => this.onChanges(d));
     const snapshots = t.subscribe(this.o.names.presenceSnapshotAll, (d, subject, reply) => this.onSnapshotRequest(subject, d, reply));
@@ -89,7 +109,26 @@ export class PresenceFeed {
 
   stop(): void {
     this.running = false;
+    if (this.beatTimer !== null) this.o.env.timers.clearTimer(this.beatTimer);
+    this.beatTimer = null;
     for (const s of this.stops.splice(0)) s();
+  }
+
+  /** Every PRESENCE_BEAT_MS: an empty numbered batch, if nothing was published meanwhile. */
+  private scheduleBeat(): void {
+    this.beatTimer = this.o.env.timers.setTimer(PRESENCE_BEAT_MS, () => {
+      this.beatTimer = null;
+      if (!this.running) return;
+      if (!this.publishedSinceBeat) this.publish([]);
+      this.publishedSinceBeat = false;
+      this.scheduleBeat();
+    });
+  }
+
+  private publish(changes: WireChange[]): void {
+    this.o.transport.publish(this.o.names.presence, encodeValue([this.o.node, changes, ++this.sent, this.start0]));
+    this.publishedSinceBeat = true;
+    this.stats.published++;
   }
 
   /** Ask every group's owner (other than this node) for a snapshot. */
@@ -156,10 +195,7 @@ export class PresenceFeed {
     this.flushScheduled = false;
     const all = this.pending;
     this.pending = [];
-    for (let i = 0; i < all.length; i += PRESENCE_SNAPSHOT_CHUNK) {
-      this.o.transport.publish(this.o.names.presence, encodeValue([this.o.node, all.slice(i, i + PRESENCE_SNAPSHOT_CHUNK)]));
-      this.stats.published++;
-    }
+    for (let i = 0; i < all.length; i += PRESENCE_SNAPSHOT_CHUNK) this.publish(all.slice(i, i + PRESENCE_SNAPSHOT_CHUNK));
   };
 
   private onChanges(data: Uint8Array): void {
@@ -171,6 +207,18 @@ export class PresenceFeed {
     }
     if (!Array.isArray(v) || typeof v[0] !== 'string' || v[0] === this.o.node || !Array.isArray(v[1])) return;
     this.applyAll(v[0], v[1] as WireChange[]);
+    if (typeof v[2] === 'number' && typeof v[3] === 'number') this.count(v[0], v[3], v[2]);
+  }
+
+  /** Batch `n` of `node`'s feed started at `start`: a number skipped or a new start asks its groups again. */
+  private count(node: string, start: number, n: number): void {
+    const last = this.heard.get(node);
+    if (last !== undefined && last.start === start && n <= last.n) return; // a repeat, or overtaken
+    this.heard.set(node, { start, n });
+    if (last !== undefined && last.start === start && n === last.n + 1) return;
+    if (last === undefined && n === 1) return;
+    this.stats.gaps++;
+    for (let g = 0; g < this.o.groups.count; g++) if (this.o.ownership.ownerOf(g) === node) this.ask(g);
   }
 
   /**

@@ -3,7 +3,9 @@
  * other node's table in one message per turn; a node that starts late gets the owner's snapshot
  * of each group (paged), asked again until the owner the table names answers, and a live change
  * that crossed it is not undone by it; a node does not re-apply its own publications; only the
- * owner of a user's group is listened to about the user.
+ * owner of a user's group is listened to about the user; a change lost on the way is noticed
+ * by the gap in the sender's batch numbers (at the latest at its next beat) and repaired by a
+ * snapshot.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,10 +13,11 @@ import { clusterNames } from '../../../core/cluster/ClusterNames.js';
 import { OwnershipTable, type OwnershipRecord } from '../../../core/cluster/OwnershipTable.js';
 import { PresenceFeed } from '../../../core/cluster/PresenceFeed.js';
 import { ShardGroups } from '../../../core/cluster/ShardGroups.js';
-import { PRESENCE_SNAPSHOT_CHUNK } from '../../../core/defaults.js';
+import { PRESENCE_BEAT_MS, PRESENCE_SNAPSHOT_CHUNK } from '../../../core/defaults.js';
 import { PresenceTable } from '../../../core/Presence.js';
 import { userKey } from '../../../core/UserId.js';
 import type { ClusterTransport } from '../../../runtime/Env.js';
+import { decodeValue } from '../../../runtime/Envelope.js';
 import { testEnv } from '../../support/kernel.js';
 import { MemoryHub } from '../../support/memoryTransport.js';
 import { waitUntil } from '../../support/serviceKit.js';
@@ -43,7 +46,9 @@ test('changes made by one node\'s shards reach the other nodes in one message pe
   f1.start();
   f2.start();
   let messages = 0;
-  hub.connect().subscribe(names.presence, () => messages++);
+  hub.connect().subscribe(names.presence, (d) => {
+    if (((decodeValue(d) as unknown[])[1] as unknown[]).length > 0) messages++; // not the empty beats
+  });
   t1.setOnline(u('alice'));
   t1.setOnline(u('bob'));
   t1.setOffline(u('bob'), 1234);
@@ -142,4 +147,30 @@ test('a snapshot answered before a live change but applied after it leaves that 
   assert.equal(t2.status(u('alice')).online, true);
   f1.stop();
   f2.stop();
+});
+
+test('a change lost on the way is noticed by the gap in its sender\'s numbered batches, at the latest at the sender\'s next beat, and repaired by a snapshot', async () => {
+  const hub = new MemoryHub();
+  const t1 = new PresenceTable();
+  const t2 = new PresenceTable();
+  const f1 = feed(hub, 'n1', t1, ownedBy('n1'));
+  const f2 = feed(hub, 'n2', t2, ownedBy('n1'));
+  f1.start();
+  f2.start();
+  try {
+    await waitUntil('n2 has every group\'s first snapshot', () => f2.stats.snapshots === groups.count, 5_000);
+    t1.setOnline(u('alice'));
+    await waitUntil('n2 sees alice', () => t2.status(u('alice')).online);
+    // bob's change is lost (core NATS is at most once), and n1 publishes nothing after it.
+    hub.drop = (subject) => subject === names.presence;
+    t1.setOnline(u('bob'));
+    await new Promise((r) => setImmediate(r));
+    hub.drop = () => false;
+    assert.equal(t2.status(u('bob')).online, false);
+    await waitUntil('the next beat shows the gap and the snapshot brings bob', () => t2.status(u('bob')).online, PRESENCE_BEAT_MS * 4);
+    assert.equal(f2.stats.gaps, 1);
+  } finally {
+    f1.stop();
+    f2.stop();
+  }
 });
