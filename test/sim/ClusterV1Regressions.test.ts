@@ -45,6 +45,10 @@ const REGRESSIONS: ReadonlyArray<{ caught: string; scenario: ClusterScenario }> 
     caught: 'the same unbounded shard-stream pipeline through v1 clients at 600 msgs/s (a stream without a leader for a few seconds): appends still pending and messages sent after the heal never delivered',
     scenario: { seed: 10, nodes: 3, servers: 3, shardGroups: 4, durability: 'quorum', users: 4, rate: 600, safetyMs: 10000, livenessSendMs: 2000, faults: ['server_kill'], workload: 'v1' },
   },
+  {
+    caught: 'a presence change lost in a cut between NATS servers (no link event, no owner change) stayed lost for good: a user online on every node but one',
+    scenario: { seed: 32, nodes: 3, servers: 3, shardGroups: 4, durability: 'quorum', users: 8, rate: 10, safetyMs: 6000, livenessSendMs: 2000, faults: ['node_crash', 'clock', 'server_kill', 'server_pause', 'partition_servers', 'disk_full', 'drain', 'rolling_restart'], workload: 'v1' },
+  },
 ];
 
 for (const { caught, scenario } of REGRESSIONS) {
