@@ -33,12 +33,14 @@ export type CanaryName =
   /** The partition guard never enters safe mode: a node that sees a minority keeps taking writes. */
   | 'minority_writes'
   /** Writes that reach a group frozen for its hand-off are answered done and dropped. */
-  | 'handoff_drops_writes';
+  | 'handoff_drops_writes'
+  /** The owner trims its shard stream up to its own applied entry, past what its standbys applied. */
+  | 'trim_above_standby';
 
 /** The planted bugs of the single-node service (the single-node simulation catches them). */
 export const NODE_CANARY_NAMES: readonly CanaryName[] = ['ack_before_fsync', 'dedup_wrong_key', 'drop_unacked_on_disconnect', 'router_reorder', 'presence_leak'];
 /** The planted bugs of the clustered core (the cluster simulation catches them). */
-export const CLUSTER_CANARY_NAMES: readonly CanaryName[] = ['kv_update_lease', 'pipelined_expected_seq', 'ack_before_puback', 'stale_owner_keeps_writing', 'minority_writes', 'handoff_drops_writes'];
+export const CLUSTER_CANARY_NAMES: readonly CanaryName[] = ['kv_update_lease', 'pipelined_expected_seq', 'ack_before_puback', 'stale_owner_keeps_writing', 'minority_writes', 'handoff_drops_writes', 'trim_above_standby'];
 export const CANARY_NAMES: readonly CanaryName[] = [...NODE_CANARY_NAMES, ...CLUSTER_CANARY_NAMES];
 
 const planted = new Set<CanaryName>();

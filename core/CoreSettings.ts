@@ -44,6 +44,20 @@ export const CORE_SETTINGS = {
   },
   ownership_refresh_ms: { kind: 'int', default: 2_000, min: 100, max: 600_000, doc: 'How often a node re-reads the ownership records (a missed change notice costs at most this long).' },
   rebalance_max_moves: { kind: 'int', default: 2, min: 1, max: 256, doc: 'Shard groups moving between owners at a time (rebalancing, drain), cluster-wide.' },
+  stream_trim_interval_ms: {
+    kind: 'int',
+    default: 60_000,
+    min: 0,
+    max: 86_400_000,
+    doc: 'How often the owner of a shard group purges the entries of its shard stream that it and every recorded standby have applied (less stream_keep_entries); 0 never trims. A replica the stream no longer continues (new node, old backup) is then sent a snapshot by a peer.',
+  },
+  stream_keep_entries: {
+    kind: 'int',
+    default: 10_000,
+    min: 0,
+    max: 1_000_000_000,
+    doc: 'Entries a trim leaves below the lowest position applied by a shard group\'s replicas (a standby a little behind catches up from the stream rather than by snapshot).',
+  },
   partition_grace_ms: {
     kind: 'int',
     // Short: the membership's down-after (cluster_down_after_ms, 2 s) already debounces a silent

@@ -71,6 +71,18 @@ export const CATCHUP_PARALLEL_GETS = 32;
 export const REPLICA_APPLY_BATCH_ENTRIES = 512;
 /** An idle owner tells its standbys its last sequence this often (a lost entry is noticed within it). */
 export const REPLICA_HEAD_BEAT_MS = 1_000;
+/**
+ * A group snapshot (core/cluster/GroupSnapshot.ts) goes out in chunks of about this many bytes
+ * (a single record bigger than it goes alone; records are at most an entry's size, so a chunk
+ * stays below NATS's 1 MiB max_payload).
+ */
+export const SNAPSHOT_CHUNK_BYTES = 256 * 1024;
+/** Each request of a snapshot transfer (its header, one chunk) waits this long for the peer's answer. */
+export const SNAPSHOT_REQUEST_TIMEOUT_MS = 5_000;
+/** A snapshot taken for a peer and not fully sent is dropped this long after its last chunk was asked for. */
+export const SNAPSHOT_HOLD_MS = 30_000;
+/** Snapshots a replica holds for peers at once (the oldest is dropped for a new one). */
+export const SNAPSHOT_HELD_MAX = 2;
 /** Attempts of a takeover (catch up, claim, marker) before it gives up and the control plane tries again. */
 export const TAKEOVER_ATTEMPTS = 20;
 /** After a takeover was given up, the control plane waits this long before trying again. */

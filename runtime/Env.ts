@@ -104,6 +104,12 @@ export interface StorageEngine {
   flush(): Promise<StorageWriteResult>;
   /** Flush, then release the engine; later writes resolve `closed`, later reads throw. */
   close(): Promise<void>;
+  /**
+   * Names of the tables that exist (hold or held records) and start with `prefix`, in no
+   * particular order; read synchronously like any read, so a table list and the reads that
+   * follow in the same turn see one committed state.
+   */
+  tableNames(prefix: string): string[];
 }
 
 export interface StorageTable {
@@ -257,6 +263,13 @@ export interface StreamStore {
   lastOnSubject(stream: string, subject: string, timeoutMs?: number): Promise<GetOutcome>;
   /** First and last sequence (0 and 0 for an empty stream; firstSeq > lastSeq after a purge); `invalid` when there is no such stream. */
   info(stream: string, timeoutMs?: number): Promise<StreamOutcome<{ firstSeq: number; lastSeq: number }>>;
+  /**
+   * Remove every entry below `keepFromSeq` (JetStream's purge with `seq`, through the stream
+   * leader and its Raft log, so every replica removes the same entries in the stream's order;
+   * sequences go on from the last one). Entries at or above it stay. A `timeout` leaves it
+   * unknown whether the purge happened: purging is idempotent, ask again.
+   */
+  purge(stream: string, opts: { keepFromSeq: number; timeoutMs?: number }): Promise<StreamOutcome<{ purged: number }>>;
 }
 
 export interface StreamSpec {

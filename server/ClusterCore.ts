@@ -45,6 +45,8 @@ export type ClusterCoreConfig = Pick<
   | 'durability'
   | 'ownership_refresh_ms'
   | 'rebalance_max_moves'
+  | 'stream_trim_interval_ms'
+  | 'stream_keep_entries'
   | 'stream_replicas'
   | 'inbox_cap'
   | 'inbox_max_bytes'
@@ -104,7 +106,14 @@ export async function startClusterCore(s: Scheduler, env: Env, storage: StorageE
     cluster: config.cluster_name,
     expectedNodes: config.expected_cluster_nodes,
     graceMs: config.partition_grace_ms,
-    settings: { shardGroups: config.shard_groups, durability: config.durability, ownershipRefreshMs: config.ownership_refresh_ms, rebalanceMaxMoves: config.rebalance_max_moves },
+    settings: {
+      shardGroups: config.shard_groups,
+      durability: config.durability,
+      ownershipRefreshMs: config.ownership_refresh_ms,
+      rebalanceMaxMoves: config.rebalance_max_moves,
+      streamTrimIntervalMs: config.stream_trim_interval_ms,
+      streamKeepEntries: config.stream_keep_entries,
+    },
     services: {
       fanoutAllowed: opts.fanoutAllowed,
       inboxCap: config.inbox_cap,

@@ -351,7 +351,7 @@ function checkGroupStream(input: ClusterCheckInput, g: number, add: (i: string, 
   };
   compareAt(0);
   for (let seq = 1; seq <= last; seq++) {
-    const e = js.entryOn(server, stream, seq);
+    const e = js.entryOn(server, stream, seq, true);
     if (e === null) {
       add('replicas_disagree', `entry ${seq} of ${stream} is missing on ${server}`);
       return;

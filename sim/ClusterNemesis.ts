@@ -38,6 +38,8 @@ export class ClusterNemesis {
   readonly injected: string[] = [];
   private active = false;
   private rolling = false;
+  /** Drained nodes that left so far (every other one comes back with an empty disk). */
+  private leaves = 0;
   /** Server faults (kill, OS crash, pause, route cut) are in force until this virtual ms. */
   private serverFaultUntil = 0;
   /** No server fault before this virtual ms (an OS-crashed server catches up). */
@@ -235,7 +237,11 @@ export class ClusterNemesis {
     }
   }
 
-  /** Drain `n`; once drained it leaves (stops) and joins again after `awayMs`. */
+  /**
+   * Drain `n`; once drained it leaves (stops) and joins again after `awayMs`, every other time
+   * with an empty disk (a node replaced: its copies come back from peers' snapshots, the shard streams
+   * being trimmed).
+   */
   private async drainAndLeave(n: SimNode, awayMs: number): Promise<boolean> {
     const sched = n.schedulers[0];
     if (sched === undefined || n.core === null) return false;
@@ -248,8 +254,11 @@ export class ClusterNemesis {
     rec.ok = res.ok;
     rec.message = res.ok ? 'drained' : res.message;
     if (!res.ok || n.incarnations !== incarnation || n.status !== 'up' || !this.active) return false;
-    this.note(`leave ${n.name}`);
+    // Every other leave, counted rather than drawn: the fault draws stay those of the seed.
+    const wipe = this.leaves++ % 2 === 1;
+    this.note(`leave ${n.name}${wipe ? ' (disk replaced)' : ''}`);
     this.c.crashNode(n.name);
+    if (wipe) this.c.wipeNode(n.name);
     this.later(awayMs, () => {
       this.note(`join ${n.name}`);
       this.c.restartNode(n.name);

@@ -47,6 +47,15 @@ export const CLUSTER_FAULT_NAMES = [
 export type ClusterFaultName = (typeof CLUSTER_FAULT_NAMES)[number];
 
 /**
+ * Stream trimming in every cluster run (stream_trim_interval_ms, stream_keep_entries): short
+ * and close, so shard streams are trimmed many times within a run and a replica that falls
+ * behind or comes back without its copy (a drained node rejoining with a wiped disk) needs a
+ * peer's snapshot.
+ */
+export const SIM_STREAM_TRIM_INTERVAL_MS = 700;
+export const SIM_STREAM_KEEP_ENTRIES = 4;
+
+/**
  * Who the users are: `core`, sessions driving the clustered core directly (sim/ClusterWorkload.ts,
  * the default); `v1`, SimClients speaking protocol v1 to the nodes' edges, every node running the
  * whole service in cluster mode (sim/V1ClusterWorkload.ts).

@@ -20,7 +20,7 @@ import { checkCluster } from './ClusterCheckers.js';
 import type { ClusterHistory } from './ClusterHistory.js';
 import type { History } from './History.js';
 import { ClusterNemesis } from './ClusterNemesis.js';
-import type { ClusterScenario } from './ClusterScenario.js';
+import { SIM_STREAM_KEEP_ENTRIES, SIM_STREAM_TRIM_INTERVAL_MS, type ClusterScenario } from './ClusterScenario.js';
 import { CoreWorkload } from './ClusterWorkload.js';
 import { v1NodeConfig, V1ClusterWorkload } from './V1ClusterWorkload.js';
 import type { Violation } from './Checkers.js';
@@ -81,7 +81,13 @@ const EXPECTED_EXITS = ['not_owner', 'shutdown', 'noconnection', 'simulated disk
 
 export async function runClusterScenario(s: ClusterScenario, opts: ClusterRunOptions = {}): Promise<ClusterRunResult> {
   const wallStart = Date.now();
-  const { settings, graceMs } = clusterCoreSettings({ ...CORE_DEFAULTS, shard_groups: s.shardGroups, durability: s.durability });
+  const { settings, graceMs } = clusterCoreSettings({
+    ...CORE_DEFAULTS,
+    shard_groups: s.shardGroups,
+    durability: s.durability,
+    stream_trim_interval_ms: SIM_STREAM_TRIM_INTERVAL_MS,
+    stream_keep_entries: SIM_STREAM_KEEP_ENTRIES,
+  });
   let workload: CoreWorkload | V1ClusterWorkload | null = null;
   const v1 = s.workload === 'v1';
   const wrapInbox = (inner: Inbox, group: number, node: SimNode): Inbox => workload!.wrapInbox(inner, group, node);

@@ -181,6 +181,14 @@ export class SimCluster {
     n.crash();
   }
 
+  /** The disk of a stopped node is replaced by an empty one: it comes back as a new node with no data. */
+  wipeNode(name: string): void {
+    const n = this.node(name);
+    if (n.status !== 'down') throw new Error(`wipeNode: ${name} is not down`);
+    this.world.note(`fault:wipe_node:${name}`, 0);
+    n.disk.wipe();
+  }
+
   restartNode(name: string): void {
     this.world.note(`fault:restart_node:${name}`, 0);
     const n = this.node(name);

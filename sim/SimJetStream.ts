@@ -20,6 +20,10 @@
  *   server can reach (its own if it holds one, else one at random, as a queue group picks),
  *   from that replica's applied state: a follower may lag the leader (a recent entry is
  *   `not_found` there, `lastOnSubject` older, `info.lastSeq` smaller). Reads need no leader.
+ * - **Purge.** `purge` (JetStream's purge with `seq`) goes to the stream leader, which proposes
+ *   it like an entry; every replica drops the entries below the sequence when it applies it, in
+ *   the stream's order, and the leader answers. Purged entries stay in the model for the
+ *   checkers only (`entryOn(…, purged)`).
  * - **Page cache and disk.** Each server's copy of each group (log and applied state) lives
  *   in its page cache and reaches its disk only at the group's sync, every 2 min from the
  *   group's start (nats-server 2.9 syncs stream data every 2 min). A killed server (`kill`)
@@ -100,7 +104,8 @@ export type JsRequest =
   | { readonly type: 'append'; readonly stream: string; readonly subject: string; readonly data: Uint8Array; readonly opts: AppendOptions }
   | { readonly type: 'get'; readonly stream: string; readonly seq: number; readonly next: boolean; readonly subject: string | undefined }
   | { readonly type: 'last'; readonly stream: string; readonly subject: string }
-  | { readonly type: 'info'; readonly stream: string };
+  | { readonly type: 'info'; readonly stream: string }
+  | { readonly type: 'purge'; readonly stream: string; readonly keepFromSeq: number };
 
 /** What happened inside the model, for tests and checkers (`onEvent`). */
 export type SimJetStreamEvent =
@@ -226,9 +231,14 @@ export class SimJetStream {
     return out;
   }
 
-  /** The entry at `seq` as the replica on `server` has applied it (null if absent or not running). */
-  entryOn(server: string, stream: string, seq: number): ReturnType<SimStreamState['get']> {
-    return this.live.get(server)?.streams.get(stream)?.state.get(seq, false, undefined) ?? null;
+  /**
+   * The entry at `seq` as the replica on `server` has applied it (null if absent or not running);
+   * with `purged`, also an entry purged since (the checkers fold a trimmed stream from its start).
+   */
+  entryOn(server: string, stream: string, seq: number, purged = false): ReturnType<SimStreamState['get']> {
+    const st = this.live.get(server)?.streams.get(stream)?.state;
+    if (st === undefined) return null;
+    return purged ? st.everStored(seq) : st.get(seq, false, undefined);
   }
 
   // ---- requests from node stream stores ---------------------------------------------------
@@ -271,6 +281,21 @@ export class SimJetStream {
         if (sent === 0) this.answer(at, reply, { ok: false, reason: 'unavailable', message: `no responders: stream ${req.stream} has no leader` });
         return;
       }
+      case 'purge': {
+        // $JS.API.STREAM.PURGE is answered by the stream leader, which proposes it to the group
+        // (the meta leader answers for a stream it never assigned, as for info).
+        if (!js.assignments.has(req.stream) && js.meta.leader !== null) {
+          this.answer(at, reply, { ok: false, reason: 'invalid', message: `no stream ${req.stream}` });
+          return;
+        }
+        const l = this.leadersOf(groupOf(req.stream)).find((x) => this.nats.believesRoute(at, x));
+        if (l === undefined) {
+          this.answer(at, reply, { ok: false, reason: 'unavailable', message: `no responders: stream ${req.stream} has no leader` });
+          return;
+        }
+        this.nats.toPeer(at, l, 'js_api', () => this.purgeAtLeader(l, req, reply));
+        return;
+      }
       default: {
         if (req.type === 'info' && !js.assignments.has(req.stream) && js.meta.leader !== null) {
           // nats-server: the meta leader answers the info of a stream it never assigned (10059).
@@ -311,6 +336,12 @@ export class SimJetStream {
     keyed.sort((x, y) => x.k - y.k);
     const servers = keyed.slice(0, replicas).map((x) => x.c);
     js.meta.propose({ kind: 'create', spec: { ...spec, subjects: [...spec.subjects] }, servers, reply });
+  }
+
+  private purgeAtLeader(server: string, req: Extract<JsRequest, { type: 'purge' }>, reply: PendingReply): void {
+    const r = this.live.get(server)?.streams.get(req.stream);
+    if (r === undefined || r.raft.role !== 'leader') return;
+    r.raft.propose({ subject: '', data: new Uint8Array(0), msgId: null, expectLastMsgId: undefined, expectLastSubjectSeq: undefined, expectLastSeq: undefined, subjectSeqPrechecked: false, ts: this.world.now, reply, purgeBelow: req.keepFromSeq });
   }
 
   private appendAtLeader(server: string, req: Extract<JsRequest, { type: 'append' }>, reply: PendingReply): void {
@@ -356,7 +387,7 @@ export class SimJetStream {
     });
   }
 
-  private readAtReplica(server: string, req: Exclude<JsRequest, { type: 'create' | 'append' }>, reply: PendingReply): void {
+  private readAtReplica(server: string, req: Exclude<JsRequest, { type: 'create' | 'append' | 'purge' }>, reply: PendingReply): void {
     const r = this.live.get(server)?.streams.get(req.stream);
     if (r === undefined) return;
     const st = r.state;
@@ -475,6 +506,11 @@ export class SimJetStream {
   private applyStream(js: JsServer, stream: string, r: StreamReplica, index: number, entry: RaftEntry<StreamAppend>, replay: boolean): void {
     const e = entry.payload;
     if (e === null) return;
+    if (e.purgeBelow !== undefined) {
+      const purged = r.state.purge(e.purgeBelow);
+      if (!replay && r.raft.role === 'leader') this.answer(js.name, e.reply, { ok: true, purged } satisfies StreamOutcome<{ purged: number }>);
+      return;
+    }
     const result: ApplyResult = r.state.apply(e);
     if (replay || r.raft.role !== 'leader' || e.reply === null) return;
     if (result.ok) this.onEvent?.({ type: 'ack', stream, server: js.name, seq: result.seq, index, term: entry.term, duplicate: result.duplicate, at: this.world.now });

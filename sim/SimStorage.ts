@@ -111,6 +111,11 @@ export class SimDisk {
     }
     return t;
   }
+
+  /** Everything on the disk is gone (a node replaced by a new machine): only while no engine is open on it. */
+  wipe(): void {
+    this.tables.clear();
+  }
 }
 
 const CLOSED: StorageWriteResult = { ok: false, reason: 'closed', message: 'storage engine is closed' };
@@ -145,6 +150,11 @@ export class SimStorageEngine implements StorageEngine {
       this.tables.set(name, t);
     }
     return t;
+  }
+
+  tableNames(prefix: string): string[] {
+    this.assertOpen();
+    return [...this.committed.keys()].filter((n) => n.startsWith(prefix));
   }
 
   view(name: string): SortedTable {

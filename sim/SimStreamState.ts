@@ -36,6 +36,8 @@ export interface StreamAppend {
   /** The leader's clock when it proposed: the entry's timestamp (dedup window, max age). */
   readonly ts: number;
   readonly reply: PendingReply | null;
+  /** Not an entry: a purge of every entry below this sequence (JetStream's purge with `seq`). */
+  readonly purgeBelow?: number;
 }
 
 export type ApplyResult = { ok: true; seq: number; duplicate: boolean } | { ok: false; reason: AppendFailure; message: string };
@@ -90,6 +92,29 @@ export class SimStreamState {
       this.dedupOrder.push({ id: e.msgId, ts: e.ts });
     }
     return { ok: true, seq, duplicate: false };
+  }
+
+  /**
+   * Remove every entry below `keepFrom` (in log order, like an append): how many went. Reads no
+   * longer see them; the model keeps them for the checkers (`everStored`), which fold a stream
+   * from its first entry.
+   */
+  purge(keepFrom: number): number {
+    let n = 0;
+    while (this.head < this.stored.length && this.stored[this.head]!.seq < keepFrom) {
+      const s = this.stored[this.head++]!;
+      if (this.lastBySubject.get(s.subject) === s.seq) this.lastBySubject.delete(s.subject);
+      n++;
+    }
+    return n;
+  }
+
+  /** The entry stored at `seq`, purged or aged out or not (checkers only: no reader sees a purged entry). */
+  everStored(seq: number): StreamEntry | null {
+    const base = this.stored[0]?.seq;
+    if (base === undefined) return null;
+    const s = this.stored[seq - base];
+    return s === undefined ? null : entryOf(s);
   }
 
   /** The leader's pre-check: the earlier sequence of `msgId` if it is within the window at `now`. */

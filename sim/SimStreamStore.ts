@@ -44,6 +44,10 @@ export class SimStreamStore implements StreamStore {
     return this.call({ type: 'info', stream }, timeoutMs);
   }
 
+  purge(stream: string, opts: { keepFromSeq: number; timeoutMs?: number }): Promise<StreamOutcome<{ purged: number }>> {
+    return this.call({ type: 'purge', stream, keepFromSeq: opts.keepFromSeq }, opts.timeoutMs);
+  }
+
   private call<T>(req: JsRequest, timeoutMs: number | undefined): Promise<T> {
     if (this.client.state === 'closed') return Promise.resolve(fail('closed', 'the NATS connection is closed') as T);
     this.stats.requests++;

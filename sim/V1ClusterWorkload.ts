@@ -30,7 +30,7 @@ import { DEFAULT_CONFIG, type IrisConfig } from '../server/NodeConfig.js';
 import type { Violation } from './Checkers.js';
 import { ClusterHistory, type ClusterRequest } from './ClusterHistory.js';
 import { watchGroupInbox } from './ClusterInboxWatch.js';
-import type { ClusterScenario } from './ClusterScenario.js';
+import { SIM_STREAM_KEEP_ENTRIES, SIM_STREAM_TRIM_INTERVAL_MS, type ClusterScenario } from './ClusterScenario.js';
 import { inboxKeyText, userIndexOf, type ClusterWorkload } from './ClusterWorkload.js';
 import { History } from './History.js';
 import { bytesHex } from './Payload.js';
@@ -72,6 +72,8 @@ export function v1NodeConfig(s: ClusterScenario, graceMs: number): IrisConfig {
     shard_groups: s.shardGroups,
     durability: s.durability,
     partition_grace_ms: graceMs,
+    stream_trim_interval_ms: SIM_STREAM_TRIM_INTERVAL_MS,
+    stream_keep_entries: SIM_STREAM_KEEP_ENTRIES,
     request_timeout_ms: V1_REQUEST_TIMEOUT_MS,
   };
 }

@@ -59,9 +59,18 @@ export interface ClusterCoreOptions {
 }
 
 /** The clustered core's part of a node's configuration, from its core settings (core/CoreSettings.ts). */
-export function clusterCoreSettings(c: Pick<CoreSettings, 'shard_groups' | 'durability' | 'ownership_refresh_ms' | 'rebalance_max_moves' | 'partition_grace_ms'>): { settings: ControlPlaneSettings; graceMs: number } {
+export function clusterCoreSettings(
+  c: Pick<CoreSettings, 'shard_groups' | 'durability' | 'ownership_refresh_ms' | 'rebalance_max_moves' | 'partition_grace_ms' | 'stream_trim_interval_ms' | 'stream_keep_entries'>,
+): { settings: ControlPlaneSettings; graceMs: number } {
   return {
-    settings: { shardGroups: c.shard_groups, durability: c.durability, ownershipRefreshMs: c.ownership_refresh_ms, rebalanceMaxMoves: c.rebalance_max_moves },
+    settings: {
+      shardGroups: c.shard_groups,
+      durability: c.durability,
+      ownershipRefreshMs: c.ownership_refresh_ms,
+      rebalanceMaxMoves: c.rebalance_max_moves,
+      streamTrimIntervalMs: c.stream_trim_interval_ms,
+      streamKeepEntries: c.stream_keep_entries,
+    },
     graceMs: c.partition_grace_ms,
   };
 }

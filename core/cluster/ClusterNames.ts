@@ -16,6 +16,8 @@
  * - `iris.<c>.ctl-notice`: a record was appended to the control stream (the writer publishes it);
  * - `iris.<c>.grp.<g>.entry`: the owner's entries (and idle head beats) for standbys;
  * - `iris.<c>.grp.<g>.applied`: standbys report what they applied and fsync'd;
+ * - `iris.<c>.grp.<g>.snapshot.<n>`: requests to node n's replica of group g for a snapshot of
+ *   its copy (core/cluster/GroupSnapshot.ts);
  * - `iris.<c>.presence`: presence changes; `iris.<c>.presence.snapshot.<g>`: snapshot requests;
  * - `iris.<c>.status.<n>`: requests for node n's report of its replicas (`/cluster/status`).
  */
@@ -34,6 +36,8 @@ export interface ClusterNames {
   groupStreamSubject(group: number): string;
   entrySubject(group: number): string;
   appliedSubject(group: number): string;
+  /** Where node `node`'s replica of `group` answers snapshot requests. */
+  snapshotRequest(group: number, node: string): string;
   readonly presence: string;
   presenceSnapshot(group: number): string;
   /** Matches every group's snapshot subject. */
@@ -66,6 +70,7 @@ export function clusterNames(cluster: string): ClusterNames {
     groupStreamSubject: (g) => `${base}.js.g.${g}`,
     entrySubject: (g) => `${base}.grp.${g}.entry`,
     appliedSubject: (g) => `${base}.grp.${g}.applied`,
+    snapshotRequest: (g, node) => `${base}.grp.${g}.snapshot.${subjectToken(node)}`,
     presence: `${base}.presence`,
     presenceSnapshot: (g) => `${base}.presence.snapshot.${g}`,
     presenceSnapshotAll: `${base}.presence.snapshot.*`,

@@ -228,6 +228,9 @@ export interface ControlPlaneSettings {
   durability: Durability;
   ownershipRefreshMs: number;
   rebalanceMaxMoves: number;
+  /** stream_trim_interval_ms (0: never) and stream_keep_entries; absent: never trims. */
+  streamTrimIntervalMs?: number;
+  streamKeepEntries?: number;
 }
 
 export interface ControlPlaneOptions {
@@ -624,6 +627,7 @@ function startReplica(st: PlaneState, ctx: ProcessContext, g: number): void {
       table: st.table,
       control: st.control,
       durability: o.settings.durability,
+      ...((o.settings.streamTrimIntervalMs ?? 0) > 0 ? { trim: { intervalMs: o.settings.streamTrimIntervalMs!, keepEntries: o.settings.streamKeepEntries ?? 0 } } : {}),
       status,
       controlPlane: ctx.self,
       writable: () => !o.guard.safeMode(),

@@ -16,7 +16,9 @@
  *   services on a ReplicatedStorage. At most TAKEOVER_ATTEMPTS rounds; a failed takeover goes
  *   back to standby and the control plane decides again.
  * - **owner**: the services (core/cluster/GroupServices.ts) run; standbys' reports feed the
- *   storage's quorum; an idle head beat goes out every REPLICA_HEAD_BEAT_MS. When the storage
+ *   storage's quorum; an idle head beat goes out every REPLICA_HEAD_BEAT_MS; with `trim`, every
+ *   `trim.intervalMs` the shard stream is purged below `trimPoint` (what the owner and every
+ *   recorded standby applied, less `trim.keepEntries`; nothing while one has not reported). When the storage
  *   is fenced (or told by the control plane that the table shows another owner) the services
  *   are stopped at once (exit `not_owner`), writes in flight settle, and it turns standby.
  * - **handing off** (told by the control plane, after it recorded the successor): the storage
@@ -28,10 +30,15 @@
  * It never applies an entry out of order, never serves a group it has not claimed and marked,
  * never keeps serving after a fencing, and never follows or serves a copy the stream does not
  * continue (entries after it gone from the stream, or another entry where it applied one: a
- * stale restored backup, a trimmed or recreated stream): the replica fails and says why. Its phase and positions are in a `ReplicaStatus`
+ * stale restored backup, a trimmed or recreated stream): the replica fails and says why. The one
+ * exception: a copy whose next entries were trimmed away (or a missing copy while the stream no
+ * longer starts at 1) is replaced by a peer replica's snapshot (core/cluster/GroupSnapshot.ts,
+ * the record's owner first, then its standbys) when one can send it; and every phase answers
+ * peers' snapshot requests from a copy it knows the stream continues. Its phase and positions are in a `ReplicaStatus`
  * object the control plane reads directly (same scheduler, no call).
  */
 import { isExitMessage } from '../../runtime/ExitReason.js';
+import { canary } from '../Canaries.js';
 import type { ClusterTransport, StorageEngine, StreamStore } from '../../runtime/Env.js';
 import type { NodeMember } from '../../runtime/Membership.js';
 import type { Pid } from '../../runtime/Pid.js';
@@ -42,6 +49,7 @@ import { startGroupServices, type GroupServicesDeps, type StartGroupServicesResu
 import { GroupStore } from './GroupStore.js';
 import { encodeNotice, type ControlStream, type OwnershipReason, type OwnershipRecord, type OwnershipTable } from './OwnershipTable.js';
 import { PLACEMENT_REPLICAS } from './Placement.js';
+import { fetchSnapshot, refusal, SnapshotServer, takeSnapshot } from './GroupSnapshot.js';
 import { ReplicatedStorage, type Durability } from './ReplicatedStorage.js';
 import { decodeApplied, decodeEntry, decodeReplication, encodeApplied, encodeEntry, encodeReplication, entryMsgId, parseMsgId, type LoggedEntry, type ShardEntry } from './ShardStream.js';
 
@@ -112,8 +120,32 @@ export interface GroupReplicaOptions {
   /** Live core nodes that may be standbys (not draining), for the claim's record. */
   standbyCandidates: () => ReadonlySet<string>;
   services: GroupServicesDeps;
+  /**
+   * Trimming of the shard stream while owner (absent: never): every `intervalMs` the entries
+   * below min(own applied, each recorded standby's reported applied) − `keepEntries` are purged.
+   */
+  trim?: StreamTrimSettings;
   /** Starts the services (default startGroupServices). */
   startServices?: (ctx: ProcessContext, group: number, storage: StorageEngine, deps: GroupServicesDeps) => Promise<StartGroupServicesResult>;
+}
+
+/** How an owner trims its shard stream (core/CoreSettings.ts `stream_trim_interval_ms`, `stream_keep_entries`). */
+export interface StreamTrimSettings {
+  readonly intervalMs: number;
+  readonly keepEntries: number;
+}
+
+/**
+ * The first sequence an owner may keep when trimming: entries below it are applied (and
+ * fsync'd) by the owner and by every recorded standby, `keep` entries back; never above the
+ * lowest of them, and 0 (nothing to trim) while a recorded standby has not reported, or when no
+ * standby is recorded (the owner's disk would then be the only full copy of the group).
+ */
+export function trimPoint(ownerApplied: number, standbys: readonly string[], reported: ReadonlyMap<string, number>, keep: number): number {
+  if (standbys.length === 0) return 0;
+  let floor = ownerApplied;
+  if (!canary('trim_above_standby')) for (const s of standbys) floor = Math.min(floor, reported.get(s) ?? 0);
+  return Math.max(0, floor - keep);
 }
 
 /** The process body of a group replica. */
@@ -139,7 +171,10 @@ type Internal =
   | { t: 'lost'; reason: string }
   | { t: 'beat' }
   | { t: 'job_done' }
-  | { t: 'copy_failed'; message: string };
+  | { t: 'copy_failed'; message: string }
+  | { t: 'snapshot_req'; data: Uint8Array; reply: string }
+  | { t: 'trim' }
+  | { t: 'trim_done'; keptFrom: number };
 
 class Replica {
   private readonly stream: string;
@@ -158,6 +193,12 @@ class Replica {
   private continuityChecked = false;
   /** The phase a finishing job leaves the replica in (set inside the job, applied by the handler). */
   private pendingStandby: 'standby' | 'handed_off' | null = null;
+  /** Answers peers' snapshot requests for the life of the replica. */
+  private snapshotSub: { unsubscribe(): void } | null = null;
+  private readonly snapshots: SnapshotServer;
+  /** A purge is in flight; the stream is known trimmed below `trimmedTo`. */
+  private trimming = false;
+  private trimmedTo = 0;
 
   constructor(
     private readonly ctx: ProcessContext,
@@ -168,12 +209,17 @@ class Replica {
     this.subject = o.names.groupStreamSubject(o.group);
     o.status.appliedSeq = store.appliedSeq;
     o.status.headSeq = Math.max(o.status.headSeq, store.appliedSeq);
+    this.snapshots = new SnapshotServer(() => takeSnapshot(store), () => ctx.env.clock.monotonicMs());
   }
 
   start(): void {
     this.ctx.trapExit(true);
     this.becomeStandby('standby');
     this.ctx.sendAfter(REPLICA_HEAD_BEAT_MS, { t: 'beat' } satisfies Internal);
+    this.snapshotSub = this.o.transport.subscribe(this.o.names.snapshotRequest(this.o.group, this.o.self.name), (d, _s, reply) => {
+      if (reply !== undefined) this.ctx.send(this.ctx.self, { t: 'snapshot_req', data: d, reply } satisfies Internal);
+    });
+    if (this.o.trim !== undefined) this.ctx.sendAfter(this.o.trim.intervalMs, { t: 'trim' } satisfies Internal);
   }
 
   handle(raw: unknown): void {
@@ -228,6 +274,15 @@ class Replica {
         this.drainBuffer();
         return;
       }
+      case 'snapshot_req':
+        return this.serveSnapshot(m.data, m.reply);
+      case 'trim':
+        if (this.o.trim !== undefined) this.ctx.sendAfter(this.o.trim.intervalMs, { t: 'trim' } satisfies Internal);
+        return this.trim();
+      case 'trim_done':
+        this.trimming = false;
+        if (m.keptFrom > this.trimmedTo) this.trimmedTo = m.keptFrom;
+        return;
       case 'copy_failed':
         this.o.status.lastError = m.message;
         this.ctx.env.log.error({ group: this.o.group, message: m.message }, 'the local copy of the group failed; the replica stops');
@@ -330,7 +385,7 @@ class Replica {
     const at = this.store.queuedSeq;
     const info = await this.o.streams.info(this.stream, STREAM_READ_TIMEOUT_MS);
     if (!info.ok) return;
-    const broken = await this.continuity(info, at);
+    const broken = await this.continuityOrSnapshot(info, at);
     if (broken !== null) return this.failCopy(broken);
     if (info.lastSeq > this.o.status.headSeq) this.o.status.headSeq = info.lastSeq;
     await this.sync(info.lastSeq);
@@ -353,12 +408,114 @@ class Replica {
     if (info.lastSeq > at && info.firstSeq > at + 1) return `group ${this.o.group}: the local copy ends at entry ${at} but stream ${this.stream} now starts at ${info.firstSeq}: entries ${at + 1}..${info.firstSeq - 1} are gone from the stream${fix}`;
     const seq = this.store.appliedSeq;
     const msgId = this.store.appliedMsgId;
+    if (seq === 0 && info.firstSeq <= 1) {
+      // An empty copy the stream holds from its first entry: all it will hold comes from here.
+      this.continuityChecked = true;
+      return null;
+    }
     if (this.continuityChecked || seq === 0 || msgId === null || seq < info.firstSeq) return null;
     const r = await this.o.streams.get(this.stream, seq, { timeoutMs: STREAM_READ_TIMEOUT_MS });
     if (!r.ok) return null; // not known now: the next catch-up asks again
     if (r.entry.msgId !== msgId) return `group ${this.o.group}: entry ${seq} of stream ${this.stream} is ${r.entry.msgId ?? 'without a Msg-Id'} but the local copy applied ${msgId} there (the copy does not come from this stream: another cluster's backup, or a recreated stream)${fix}`;
     this.continuityChecked = true;
     return null;
+  }
+
+  /**
+   * `continuity`, except that a copy the stream no longer continues because the entries after it
+   * were trimmed (or a copy missing while the stream no longer starts at 1) is replaced by a
+   * peer's snapshot first when one can send it; then the new copy is checked the same way.
+   */
+  private async continuityOrSnapshot(info: { firstSeq: number; lastSeq: number }, at: number): Promise<string | null> {
+    if (!(info.lastSeq > at && info.firstSeq > at + 1)) return this.continuity(info, at);
+    const failed = await this.bootstrapFromPeer(info.firstSeq);
+    if (failed === null) return this.continuity(info, this.store.queuedSeq);
+    const gone = await this.continuity(info, at);
+    return gone === null ? null : `${gone}; no peer could send a snapshot of the group (${failed})`;
+  }
+
+  /**
+   * Replace the local copy with a snapshot from a peer replica (the owner first, then the
+   * standbys of the group's record) whose applied entry the stream continues (at or after
+   * `firstSeq` − 1). Null once installed; else why no peer could.
+   */
+  private async bootstrapFromPeer(firstSeq: number): Promise<string | null> {
+    // Whatever is queued settles first: the install replaces the copy in one transaction.
+    await this.store.durableAt(this.store.queuedSeq);
+    if (this.store.failure !== null) return `local copy: ${this.store.failure.message}`;
+    const rec = this.o.table.get(this.o.group);
+    const peers = [...new Set([rec?.owner, ...(rec?.standbys ?? [])])].filter((n): n is string => n !== undefined && n !== this.o.self.name);
+    if (peers.length === 0) return 'no other replica recorded';
+    const why: string[] = [];
+    for (const peer of peers) {
+      if (this.stopped) return 'stopped';
+      // The copy may have reached the stream meanwhile (a previous life of this replica, still
+      // settling, applied or installed up to it): then no snapshot is needed.
+      if (this.store.appliedSeq + 1 >= firstSeq) return null;
+      const got = await fetchSnapshot(this.o.transport, this.o.names.snapshotRequest(this.o.group, peer), this.o.self.name);
+      if (this.stopped) return 'stopped';
+      if (this.store.appliedSeq + 1 >= firstSeq) return null;
+      if (!got.ok) {
+        why.push(`${peer}: ${got.message}`);
+        continue;
+      }
+      const snap = got.snapshot;
+      if (snap.seq + 1 < firstSeq) {
+        why.push(`${peer}: its copy ends at ${snap.seq}, before the stream's first entry ${firstSeq}`);
+        continue;
+      }
+      if (snap.seq <= this.store.appliedSeq) {
+        why.push(`${peer}: its copy (${snap.seq}) is not ahead of this one (${this.store.appliedSeq})`);
+        continue;
+      }
+      const r = await this.store.install(snap.records, snap.seq, snap.msgId);
+      if (!r.ok) return `installing ${peer}'s snapshot: ${r.message}`;
+      this.continuityChecked = false;
+      this.o.status.appliedSeq = this.store.appliedSeq;
+      if (snap.seq > this.o.status.headSeq) this.o.status.headSeq = snap.seq;
+      for (const s of this.buffer.keys()) if (s <= snap.seq) this.buffer.delete(s);
+      this.ctx.env.log.info({ group: this.o.group, from: peer, seq: snap.seq, records: snap.records.length, bytes: snap.bytes }, 'local copy of the group replaced by a peer snapshot');
+      this.report(this.store.appliedSeq, true);
+      return null;
+    }
+    return why.join('; ');
+  }
+
+  /** After entries could not be read: if the stream no longer holds the next one, replace the copy by a snapshot (or fail it). */
+  private async recoverFromTrim(): Promise<void> {
+    await this.store.durableAt(this.store.queuedSeq);
+    const at = this.store.queuedSeq;
+    const info = await this.o.streams.info(this.stream, STREAM_READ_TIMEOUT_MS);
+    if (!info.ok || this.stopped || !(info.lastSeq > at && info.firstSeq > at + 1)) return;
+    const broken = await this.continuityOrSnapshot(info, at);
+    if (broken !== null) this.failCopy(broken);
+  }
+
+  /** Answer a peer's snapshot request, from a copy this stream is known to continue. */
+  private serveSnapshot(data: Uint8Array, reply: string): void {
+    const p = this.o.status.phase;
+    const trusted = (p === 'owner' || this.continuityChecked) && p !== 'failed' && this.store.failure === null;
+    const answer = trusted ? this.snapshots.answer(data) : refusal(`the copy on ${this.o.self.name} is not known to match the stream`);
+    this.o.transport.publish(reply, answer);
+  }
+
+  // ---- trimming (owner) ----------------------------------------------------------------------
+
+  /** Purge the shard stream below the trim point, if it moved on. */
+  private trim(): void {
+    const t = this.o.trim;
+    const storage = this.storage;
+    if (t === undefined || storage === null || this.trimming || this.o.status.phase !== 'owner' || !this.o.writable()) return;
+    const record = this.o.table.get(this.o.group);
+    const standbys = record?.owner === this.o.self.name ? record.standbys : null;
+    if (standbys === null) return;
+    const keepFrom = trimPoint(this.store.appliedSeq, standbys, storage.standbyPositions(), t.keepEntries);
+    if (keepFrom <= this.trimmedTo + 1 || keepFrom <= 1) return;
+    this.trimming = true;
+    void this.o.streams.purge(this.stream, { keepFromSeq: keepFrom, timeoutMs: STREAM_READ_TIMEOUT_MS }).then((r) => {
+      if (r.ok) this.ctx.env.log.debug({ group: this.o.group, keepFrom, purged: r.purged }, 'shard stream trimmed');
+      this.ctx.send(this.ctx.self, { t: 'trim_done', keptFrom: r.ok ? keepFrom : 0 } satisfies Internal);
+    });
   }
 
   /**
@@ -379,7 +536,13 @@ class Replica {
       const to = Math.min(target, from + CATCHUP_PARALLEL_GETS - 1);
       const got = await Promise.all(Array.from({ length: to - from + 1 }, (_, i) => this.read(from + i)));
       for (const e of got) {
-        if (e === null || this.stopped) return false; // unreadable now: the next beat or command tries again
+        if (e === null || this.stopped) {
+          // Unreadable now: the next beat or command tries again, unless the stream was trimmed
+          // past this copy meanwhile (it fell behind while running): then a snapshot, or the
+          // copy fails loudly.
+          if (!this.stopped && this.store.failure === null) await this.recoverFromTrim();
+          return false;
+        }
         if (e.seq !== this.store.queuedSeq + 1) continue; // applied meanwhile from the owner's publication
         last = this.applyOne(e);
       }
@@ -446,7 +609,7 @@ class Replica {
         why = `stream info: ${info.reason}`;
         continue;
       }
-      const broken = await this.continuity(info, at);
+      const broken = await this.continuityOrSnapshot(info, at);
       if (broken !== null) {
         this.failCopy(broken);
         return broken;
@@ -648,6 +811,8 @@ class Replica {
   private stop(reason: Parameters<ProcessContext['exit']>[0]): void {
     if (this.stopped) return;
     this.stopped = true;
+    this.snapshotSub?.unsubscribe();
+    this.snapshotSub = null;
     this.stopServices();
     const storage = this.storage;
     this.storage = null;

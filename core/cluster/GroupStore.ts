@@ -9,10 +9,11 @@
  * while a transaction is being fsync'd go together into the next one (group apply). A failed
  * transaction stops the copy: it and every entry queued after it fail, and nothing more is
  * applied until `reset`, which resumes from the last durable position. It never skips, reorders
- * or rewrites an entry.
+ * or rewrites an entry. `install` replaces the whole copy by a peer's snapshot in one transaction
+ * (only while nothing is queued).
  */
 import { decodeValue, encodeValue } from '../../runtime/Envelope.js';
-import type { StorageEngine, StorageOp, StorageTable, StorageWriteResult } from '../../runtime/Env.js';
+import type { StorageEngine, StorageKey, StorageOp, StorageTable, StorageWriteResult } from '../../runtime/Env.js';
 import { REPLICA_APPLY_BATCH_ENTRIES } from '../defaults.js';
 import { groupTableName } from './ShardGroups.js';
 import type { LoggedEntry } from './ShardStream.js';
@@ -92,6 +93,7 @@ export class GroupStore {
   private readonly tables = new Map<string, StorageTable>();
   private queue: Queued[] = [];
   private applying = false;
+  private installing = false;
   /** Who waits for an entry to be durable here (`durableAt`). */
   private durableWaiters: Array<{ seq: number; done: (ok: boolean) => void }> = [];
 
@@ -116,6 +118,41 @@ export class GroupStore {
     return t;
   }
 
+  /** The group's tables that exist on this node (names without the group prefix). */
+  tableNames(): string[] {
+    const prefix = groupTableName(this.group, '');
+    return this.local.tableNames(prefix).map((n) => n.slice(prefix.length)).sort();
+  }
+
+  /**
+   * Replace the whole copy with `records` (a peer's snapshot, whose `meta` holds the applied
+   * position `seq`/`msgId`) in one transaction: every record of the group's tables here is
+   * removed and the snapshot's written. Only while nothing is queued; on success the copy is at
+   * `seq`, on failure it is unchanged (the transaction did not happen) and the copy stops.
+   */
+  async install(records: readonly { table: string; key: StorageKey; value: Uint8Array }[], seq: number, msgId: string): Promise<StorageWriteResult> {
+    if (this.busy || this.failure !== null) return { ok: false, reason: 'io_error', message: `group ${this.group}: a snapshot is installed only on an idle copy` };
+    const ops: StorageOp[] = [];
+    for (const name of this.tableNames()) {
+      const table = groupTableName(this.group, name);
+      for (const e of this.table(name).getRange({})) ops.push({ type: 'remove', table, key: e.key });
+    }
+    for (const r of records) ops.push({ type: 'put', table: groupTableName(this.group, r.table), key: r.key, value: r.value });
+    ops.push({ type: 'put', table: groupTableName(this.group, META_TABLE), key: APPLIED_KEY, value: encodeValue([seq, msgId]) });
+    this.applying = this.installing = true;
+    const r = await this.local.batch(ops);
+    this.applying = this.installing = false;
+    if (!r.ok) {
+      this.failure = r;
+      return r;
+    }
+    this.appliedSeq = seq;
+    this.appliedMsgId = msgId;
+    this.queuedSeq = seq;
+    this.wakeDurable(false);
+    return r;
+  }
+
   /** Whether entries are queued or being written. */
   get busy(): boolean {
     return this.applying || this.queue.length > 0;
@@ -127,6 +164,7 @@ export class GroupStore {
    */
   apply(e: LoggedEntry): Promise<StorageWriteResult> {
     if (this.failure !== null) return Promise.resolve(this.failure);
+    if (this.installing) return Promise.resolve({ ok: false, reason: 'io_error', message: `group ${this.group}: entry ${e.seq} applied while a snapshot is being installed` });
     if (e.seq !== this.queuedSeq + 1) {
       return Promise.resolve({ ok: false, reason: 'io_error', message: `group ${this.group}: entry ${e.seq} applied after ${this.queuedSeq} (out of order)` });
     }

@@ -246,6 +246,10 @@ export class ReplicatedStorage implements StorageEngine {
     return t;
   }
 
+  tableNames(prefix: string): string[] {
+    return this.o.store.tableNames().filter((n) => n.startsWith(prefix));
+  }
+
   batch(ops: readonly StorageOp[]): Promise<StorageWriteResult> {
     if (ops.length === 0) return this.flush();
     return this.submit(ops);

@@ -62,7 +62,7 @@ export function decodeEntry(bytes: Uint8Array): ShardEntry | null {
       if (!Array.isArray(v[1])) return null;
       const ops: StorageOp[] = [];
       for (const raw of v[1] as unknown[]) {
-        if (!Array.isArray(raw) || typeof raw[1] !== 'string' || !isKey(raw[2])) return null;
+        if (!Array.isArray(raw) || typeof raw[1] !== 'string' || !isStorageKey(raw[2])) return null;
         if (raw[0] === OP_PUT && raw[3] instanceof Uint8Array) ops.push({ type: 'put', table: raw[1], key: raw[2], value: raw[3] });
         else if (raw[0] === OP_REMOVE) ops.push({ type: 'remove', table: raw[1], key: raw[2] });
         else return null;
@@ -78,7 +78,8 @@ export function decodeEntry(bytes: Uint8Array): ShardEntry | null {
   }
 }
 
-function isKey(k: unknown): k is StorageKey {
+/** Whether a decoded value is a storage key tuple. */
+export function isStorageKey(k: unknown): k is StorageKey {
   return Array.isArray(k) && k.length > 0 && k.every((p: StorageKeyPart) => typeof p === 'string' || typeof p === 'number' || p instanceof Uint8Array);
 }
 

@@ -186,6 +186,24 @@ export class JetStreamStore implements StreamStore {
     }
   }
 
+  /**
+   * JetStream's purge with `seq` (`$JS.API.STREAM.PURGE`): removes every entry below
+   * `keepFromSeq`. The stream leader proposes it to the stream's Raft group, so replicas purge
+   * at the same point in the stream's order. Like `info`, `timeout` without a stream leader.
+   */
+  async purge(stream: string, opts: { keepFromSeq: number; timeoutMs?: number }): Promise<StreamOutcome<{ purged: number }>> {
+    if (this.nc.isClosed()) return { ok: false, reason: 'closed', message: 'the NATS connection is closed' };
+    if (!Number.isSafeInteger(opts.keepFromSeq) || opts.keepFromSeq < 1) return { ok: false, reason: 'invalid', message: `purge ${stream}: keepFromSeq must be a sequence (got ${opts.keepFromSeq})` };
+    try {
+      const jsm = await this.manager(opts.timeoutMs ?? this.readTimeoutMs);
+      const r = await jsm.streams.purge(stream, { seq: opts.keepFromSeq });
+      return { ok: true, purged: r.purged };
+    } catch (err) {
+      if (err instanceof JetStreamApiError && err.code === JS_ERR.streamNotFound) return { ok: false, reason: 'invalid', message: `no stream ${stream}` };
+      return this.failure(err, `purge ${stream}`);
+    }
+  }
+
   // ---- internal ---------------------------------------------------------------------------
 
   /**

@@ -114,6 +114,14 @@ export class LmdbStorage implements StorageEngine {
     return t;
   }
 
+  tableNames(prefix: string): string[] {
+    this.assertOpen();
+    // The named databases are the root's keys (with their C string's NUL); collected before
+    // any table is opened, which would end the iteration's read transaction.
+    const names = [...this.root.getKeys({})].map((k) => Buffer.from(k as Buffer).toString('utf8').replace(/\0$/, ''));
+    return names.filter((n) => n.startsWith(prefix));
+  }
+
   batch(ops: readonly StorageOp[]): Promise<StorageWriteResult> {
     if (this.closed) return Promise.resolve(CLOSED);
     if (ops.length === 0) return this.flush();

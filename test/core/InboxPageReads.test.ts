@@ -37,6 +37,7 @@ function counting(engine: StorageEngine): { engine: StorageEngine; reads: Array<
     },
     batch: (ops) => engine.batch(ops),
     flush: () => engine.flush(),
+    tableNames: (prefix) => engine.tableNames(prefix),
     close: () => engine.close(),
   };
   return { engine: wrapped, reads };

@@ -238,6 +238,7 @@ test('appendMany goes to storage as a single batch; when it fails nothing is sto
         return fail ? Promise.resolve({ ok: false, reason: 'disk_full', message: 'no space (test)' }) : real.batch(ops);
       },
       flush: () => real.flush(),
+      tableNames: (prefix) => real.tableNames(prefix),
       close: () => real.close(),
     };
     const opened = OfflineMailbox.open(storageEnv(spy));

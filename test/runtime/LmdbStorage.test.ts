@@ -38,6 +38,28 @@ test('a put resolves ok, is readable, survives close and reopen; a remove likewi
   }
 });
 
+test('tableNames lists the tables written with a prefix, also after a reopen, and no others', async () => {
+  const dir = tempDir();
+  try {
+    const s = openStorage(dir.path);
+    assert.deepEqual(await s.batch([
+      { type: 'put', table: 'g1.inbox', key: ['a'], value: bytes(1) },
+      { type: 'put', table: 'g1.meta', key: ['applied'], value: bytes(2) },
+      { type: 'put', table: 'g10.inbox', key: ['a'], value: bytes(3) },
+      { type: 'put', table: 'own', key: ['a'], value: bytes(4) },
+    ]), { ok: true });
+    assert.deepEqual(s.tableNames('g1.').sort(), ['g1.inbox', 'g1.meta']);
+    await s.close();
+    const again = openStorage(dir.path);
+    assert.deepEqual(again.tableNames('g1.').sort(), ['g1.inbox', 'g1.meta']);
+    assert.deepEqual(again.tableNames('g10.'), ['g10.inbox']);
+    assert.deepEqual(again.tableNames('nothing.'), []);
+    await again.close();
+  } finally {
+    dir.remove();
+  }
+});
+
 test('values read are independent copies', async () => {
   const dir = tempDir();
   try {

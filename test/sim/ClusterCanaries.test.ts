@@ -42,6 +42,10 @@ const CASES: Record<CanaryName, CanaryCase | undefined> = {
   // owner's marker until its next ownership refresh. A pause alone never shows it: the notice
   // waits for the paused node with its other input and demotes it before any refusal counts.
   stale_owner_keeps_writing: { faults: ['partition_servers'], rate: 60, nodes: 3, users: 8, bound: 60, expected: ['stale_epoch', 'replicas_disagree', 'durable_lost'] },
+  // Trimmed past a standby that lags (a pause, a slow disk, a crash), the stream no longer holds
+  // what it misses; once the owner is gone too, no replica can send it a snapshot: the standby
+  // that takes over fails for good.
+  trim_above_standby: { faults: ['node_crash', 'node_pause', 'slow_disk', 'partition_node'], rate: null, bound: 15, expected: ['runtime', 'durable_lost', 'replicas_disagree'] },
   kv_update_lease: { faults: ['node_pause', 'partition_node', 'node_crash'], rate: null, bound: 40, expected: ['ownership', 'durable_lost', 'stale_epoch', 'replicas_disagree'] },
 };
 

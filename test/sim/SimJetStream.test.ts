@@ -5,7 +5,8 @@
  * lose one; elections in 4–9 s; a minority leader stepping down in 10–20 s; Msg-Id chain
  * fencing of a pipelining stale writer; compare-and-append on the subject sequence with one
  * winner (and two under the 2.9.10 KV update race); the dedup window; direct gets during an
- * election and from a lagging replica; the meta leader blocking stream creation.
+ * election and from a lagging replica; the meta leader blocking stream creation; a purge applied
+ * in log order on every replica.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -482,4 +483,30 @@ test('while the meta leader is re-elected (3–7 s after its server dies) stream
     assert.ok(r.created >= r.elected && r.created <= r.elected + REQUEST_TIMEOUT_MS + POLL_MS + SIM_FIRST_ELECTION_MAX_MS + HOP_SLACK_MS, `seed ${seed}: created ${r.created} ms after the kill, elected at ${r.elected}`);
     assert.deepEqual(r.appended, { ok: true, seq: 1, duplicate: false });
   }
+});
+
+test('a purge goes through the stream leader and its log: every replica drops the same entries, also one killed meanwhile and restarted; sequences go on, a purged entry is not found', async () => {
+  const r = await replayTwice('purge', async () => {
+    const w = await streamWorld(57);
+    const { c, js } = w;
+    const leader = js.leaderOf(STREAM)!;
+    const far = c.nodes.find((n) => c.serverOf(n.name) !== leader)!.name;
+    const follower = c.servers.find((s) => s !== leader && s !== c.serverOf(far))!;
+    for (let i = 1; i <= 10; i++) await c.settle(w.store(far).append(STREAM, SUBJECT, bytes(i), { msgId: `p.${i}` }));
+    c.killServer(follower);
+    const purged = await c.settle(w.store(far).purge(STREAM, { keepFromSeq: 7 }));
+    const next = await c.settle(w.store(far).append(STREAM, SUBJECT, bytes(11), { msgId: 'p.11' }));
+    c.restartServer(follower);
+    await converged(w);
+    const gone = await c.settle(w.store(far).get(STREAM, 6));
+    const kept = await c.settle(w.store(far).get(STREAM, 7));
+    const info = await c.settle(w.store(far).info(STREAM));
+    return { hash: c.traceHash(), events: c.world.events, purged, next, gone, kept, info, views: c.servers.map((s) => w.entries(s).map((e) => e.seq)) };
+  });
+  assert.deepEqual(r.purged, { ok: true, purged: 6 });
+  assert.deepEqual(r.next, { ok: true, seq: 11, duplicate: false });
+  assert.equal(r.gone.ok ? 'found' : r.gone.reason, 'not_found');
+  assert.equal(r.kept.ok ? r.kept.entry.seq : r.kept.reason, 7);
+  assert.deepEqual(r.info, { ok: true, firstSeq: 7, lastSeq: 11 });
+  for (const v of r.views) assert.deepEqual(v, [7, 8, 9, 10, 11]);
 });

@@ -36,6 +36,8 @@ export class MemoryStreams implements StreamStore {
   readonly faults: AppendFault[] = [];
   /** Every append outcome, in processing order (for assertions). */
   readonly log: Array<{ stream: string; msgId: string | undefined; outcome: AppendOutcome }> = [];
+  /** Every purge asked for, in order. */
+  readonly purges: Array<{ stream: string; keepFromSeq: number }> = [];
   private readonly streams = new Map<string, FakeStream>();
   private held: HeldAppend[] | null = null;
 
@@ -107,6 +109,18 @@ export class MemoryStreams implements StreamStore {
     const s = this.streams.get(stream);
     const found = s?.entries.filter((e) => e.subject === subject).at(-1);
     return found === undefined ? { ok: false, reason: 'not_found', message: 'no such entry' } : { ok: true, entry: copy(found) };
+  }
+
+  /** JetStream's purge with `seq`; the fake always keeps the last entry (it cannot hold an empty stream's sequence). */
+  async purge(stream: string, opts: { keepFromSeq: number }): Promise<StreamOutcome<{ purged: number }>> {
+    if (!this.available) return { ok: false, reason: 'unavailable', message: 'no leader (fake)' };
+    const s = this.streams.get(stream);
+    if (s === undefined) return { ok: false, reason: 'invalid', message: `no stream ${stream}` };
+    const before = s.entries.length;
+    const keepFrom = Math.min(opts.keepFromSeq, s.entries.at(-1)?.seq ?? 0);
+    s.entries = s.entries.filter((e) => e.seq >= keepFrom);
+    this.purges.push({ stream, keepFromSeq: opts.keepFromSeq });
+    return { ok: true, purged: before - s.entries.length };
   }
 
   async info(stream: string): Promise<StreamOutcome<{ firstSeq: number; lastSeq: number }>> {

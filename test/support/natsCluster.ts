@@ -73,7 +73,7 @@ async function until(what: string, cond: () => Promise<boolean>, timeoutMs: numb
 
 /** The part of /jsz?streams=true the stream lookups read. */
 interface Jsz {
-  account_details?: Array<{ stream_detail?: Array<{ name: string; state?: { last_seq?: number }; cluster?: { leader?: string; replicas?: Array<{ name: string; current: boolean }> } }> }>;
+  account_details?: Array<{ stream_detail?: Array<{ name: string; state?: { first_seq?: number; last_seq?: number }; cluster?: { leader?: string; replicas?: Array<{ name: string; current: boolean }> } }> }>;
 }
 
 const live = new Set<ChildProcess>();
@@ -241,7 +241,7 @@ export class NatsCluster {
   }
 
   /** Each running server's own view of `stream` (from /jsz?streams=true). */
-  async streamViews(stream: string): Promise<Array<{ server: number; leader: string | null; lastSeq: number | null; replicas: Array<{ name: string; current: boolean }> }>> {
+  async streamViews(stream: string): Promise<Array<{ server: number; leader: string | null; firstSeq: number | null; lastSeq: number | null; replicas: Array<{ name: string; current: boolean }> }>> {
     const out = [];
     for (const s of this.slots) {
       if (s.proc === null) continue;
@@ -250,6 +250,7 @@ export class NatsCluster {
       out.push({
         server: s.index,
         leader: d?.cluster?.leader !== undefined && d.cluster.leader !== '' ? d.cluster.leader : null,
+        firstSeq: d?.state?.first_seq ?? null,
         lastSeq: d?.state?.last_seq ?? null,
         replicas: (d?.cluster?.replicas ?? []).map((r) => ({ name: r.name, current: r.current })),
       });

@@ -189,6 +189,28 @@ export function streamRules(make: () => Promise<StreamHarness> | StreamHarness):
     assert.equal(!missing.ok && missing.reason, 'invalid');
   });
 
+  // ---- purging ------------------------------------------------------------------------------
+
+  test('a purge keeps the entries from its sequence on every replica: the first sequence rises, an entry below is not found, appends go on after the last one with the Msg-Id chain', async () => {
+    const s = await newStream();
+    for (let i = 1; i <= 8; i++) okSeq(await append(any, s.name, s.subject('a'), `p${i}`, { msgId: `1.${i}`, ...(i > 1 ? { expectLastMsgId: `1.${i - 1}` } : {}) }), `append ${i}`);
+    assert.deepEqual(await h.settle(any.purge(s.name, { keepFromSeq: 6, timeoutMs: 5_000 })), { ok: true, purged: 5 });
+    assert.deepEqual(await h.settle(any.info(s.name, 2_000)), { ok: true, firstSeq: 6, lastSeq: 8 });
+    for (const store of pinned) {
+      await h.waitFor('the purge on every replica', async () => {
+        const r = await h.settle(store.get(s.name, 5, { timeoutMs: 1_000 }));
+        return !r.ok && r.reason === 'not_found';
+      }, CATCH_UP_MS);
+      assert.equal(dec((await caughtUp(store, s.name, 6)).data), 'p6');
+    }
+    // Purging again below the first sequence removes nothing.
+    assert.deepEqual(await h.settle(any.purge(s.name, { keepFromSeq: 3, timeoutMs: 5_000 })), { ok: true, purged: 0 });
+    const next = await append(any, s.name, s.subject('a'), 'p9', { msgId: '1.9', expectLastMsgId: '1.8' });
+    assert.deepEqual(next, { ok: true, seq: 9, duplicate: false });
+    const missing = await h.settle(any.purge(`${s.name}X`, { keepFromSeq: 2, timeoutMs: 5_000 }));
+    assert.equal(missing.ok ? 'ok' : missing.reason, 'invalid');
+  });
+
   // ---- appending and reading --------------------------------------------------------------
 
   test("appends get consecutive sequences, and one writer's pipelined acks arrive in sequence order", async () => {

@@ -5,8 +5,9 @@
  * marker before serving; a failover by the standby fences the old owner, whose services stop
  * and which turns standby of the new one; a hand-off to a standby loses nothing and the
  * successor serves from the hand-off entry on; a local copy the stream does not continue (its
- * applied entry has another Msg-Id in the stream, or the entries after it were trimmed away) is
- * refused and kept, and nothing is applied to it.
+ * applied entry has another Msg-Id in the stream) is refused and kept, and nothing is applied to
+ * it; one whose next entries were trimmed away is replaced by a peer's snapshot, or, with no
+ * peer able to send one, refused and kept.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -54,10 +55,12 @@ let control: ControlStream;
 let n1: Node;
 let n2: Node;
 
-function startNode(name: string, existing?: ReturnType<typeof tempDir>): Node {
+/** Node `name` on `existing` data (a new directory if absent), its table knowing `known` if given. */
+function startNode(name: string, existing?: ReturnType<typeof tempDir>, known?: { record: OwnershipRecord; seq: number }): Node {
   const dir = existing ?? tempDir(`iris-replica-${name}-`);
   const local = openStorage(dir.path);
   const table = new OwnershipTable(1);
+  if (known !== undefined) table.apply(known.record, known.seq);
   const status = newReplicaStatus(G, 0);
   const plane = spawnProbe(s);
   const served: Node['served'] = [];
@@ -209,7 +212,7 @@ test('a hand-off to the standby loses and duplicates nothing: the successor serv
 });
 
 /** A node whose LMDB already holds group G's copy up to `seq` (applied Msg-Id `msgId`) and one row. */
-async function startNodeWithCopy(name: string, seq: number, msgId: string): Promise<Node> {
+async function startNodeWithCopy(name: string, seq: number, msgId: string, known?: { record: OwnershipRecord; seq: number }): Promise<Node> {
   const dir = tempDir(`iris-replica-${name}-`);
   const seed = openStorage(dir.path);
   assert.deepEqual(
@@ -220,7 +223,7 @@ async function startNodeWithCopy(name: string, seq: number, msgId: string): Prom
     OK,
   );
   await seed.close();
-  return startNode(name, dir);
+  return startNode(name, dir, known);
 }
 
 async function stopNode(n: Node): Promise<void> {
@@ -243,23 +246,50 @@ test('a local copy that is not a prefix of the stream (another Msg-Id where it a
   }
 });
 
-test('a copy whose next entries were trimmed from the stream (a stale backup, a new node after a purge) is refused loudly while the others go on', async () => {
+test('a copy whose next entries were trimmed from the stream (a new node, a stale backup) is replaced by a peer snapshot and follows the stream from there', async () => {
+  const t = n1.served.at(-1)!.storage.table('inbox');
+  assert.deepEqual(await t.put(['before-trim'], utf8.encode('b')), OK);
   const last = streams.entries(STREAM).at(-1)!.seq;
   streams.trim(STREAM, last - 1);
-  const n4 = startNode('n4');
-  const stale = await startNodeWithCopy('n5', 2, streams.entries(STREAM)[0]!.msgId!);
+  const known = await currentRecord();
+  const n4 = startNode('n4', undefined, known);
+  const stale = await startNodeWithCopy('n5', 2, streams.entries(STREAM)[0]!.msgId!, known);
   try {
-    await waitUntil('n4 and n5 refused', () => n4.status.phase === 'failed' && stale.status.phase === 'failed', 5_000);
-    assert.match(n4.status.lastError ?? '', new RegExp(`the local copy ends at entry 0 but stream .* now starts at ${last - 1}: entries 1\\.\\.${last - 2} are gone`));
-    assert.match(stale.status.lastError ?? '', new RegExp(`ends at entry 2 .* entries 3\\.\\.${last - 2} are gone`));
-    assert.deepEqual(tableRows(n4, 'inbox'), []);
+    await waitUntil('n4 and n5 caught up by snapshot', () => n4.status.appliedSeq === n1.status.appliedSeq && stale.status.appliedSeq === n1.status.appliedSeq, 5_000);
+    assert.equal(n4.status.phase, 'standby');
+    assert.equal(stale.status.phase, 'standby');
+    // The snapshot replaced the stale copy whole: its own row is gone, the owner's are there.
+    for (const n of [n4, stale]) for (const table of ['inbox', 'meta']) assert.deepEqual(tableRows(n, table), tableRows(n1, table), `${n.name} ${table}`);
+    // Then they follow the stream like any standby.
+    assert.deepEqual(await t.put(['after-snapshot'], utf8.encode('a')), OK);
+    await waitUntil('n4 and n5 follow n1', () => n4.status.appliedSeq === n1.status.appliedSeq && stale.status.appliedSeq === n1.status.appliedSeq);
+    for (const n of [n4, stale]) assert.deepEqual(tableRows(n, 'inbox'), tableRows(n1, 'inbox'));
+  } finally {
+    await stopNode(n4);
+    await stopNode(stale);
+  }
+});
+
+test('a trimmed-away copy with no peer that can send a snapshot is refused loudly and kept, while the others go on', async () => {
+  const last = streams.entries(STREAM).at(-1)!.seq;
+  streams.trim(STREAM, last - 1);
+  // No record known: no peer to ask.
+  const n6 = startNode('n6');
+  // A record naming only replicas that are not there.
+  const ghost: OwnershipRecord = { ...(await currentRecord()).record, owner: 'gone1', standbys: ['gone2'] };
+  const stale = await startNodeWithCopy('n7', 2, streams.entries(STREAM)[0]!.msgId!, { record: ghost, seq: 1_000 });
+  try {
+    await waitUntil('n6 and n7 refused', () => n6.status.phase === 'failed' && stale.status.phase === 'failed', 5_000);
+    assert.match(n6.status.lastError ?? '', new RegExp(`the local copy ends at entry 0 but stream .* now starts at ${last - 1}: entries 1\\.\\.${last - 2} are gone.*no peer could send a snapshot of the group \\(no other replica recorded\\)`));
+    assert.match(stale.status.lastError ?? '', new RegExp(`ends at entry 2 .* entries 3\\.\\.${last - 2} are gone.*gone1: snapshot request: no_responders; gone2: snapshot request: no_responders`));
+    assert.deepEqual(tableRows(n6, 'inbox'), []);
     assert.deepEqual(tableRows(stale, 'inbox').map((r) => r.key), [['restored']]);
     // The owner and its standby, current, are not affected.
     const t = n1.served.at(-1)!.storage.table('inbox');
     assert.deepEqual(await t.put(['after-trim'], utf8.encode('t')), OK);
     await waitUntil('n2 follows n1 after the trim', () => n2.status.appliedSeq === n1.status.appliedSeq);
   } finally {
-    await stopNode(n4);
+    await stopNode(n6);
     await stopNode(stale);
   }
 });
