@@ -59,9 +59,10 @@ export interface ClusterRouting {
   unwatch(conn: Pid): void;
   /** How sessions follow their shard. */
   following: ShardFollowing;
-  /** route_retry_ms, route_window, route_horizon_ms. */
+  /** route_retry_ms, route_window, route_in_flight, route_horizon_ms. */
   retryMs: number;
   window: number;
+  inFlight: number;
   horizonMs: number;
   /** For /metrics: routes and acknowledgements sent again, and routes given up. */
   readonly stats: RoutingStats;

@@ -51,6 +51,7 @@ export type ClusterCoreConfig = Pick<
   | 'receipt_inbox_cap'
   | 'route_retry_ms'
   | 'route_window'
+  | 'route_in_flight'
   | 'route_horizon_ms'
 >;
 
@@ -162,6 +163,7 @@ export async function startClusterCore(s: Scheduler, env: Env, storage: StorageE
     following: { shardOf: shardFor, retryMs: config.route_retry_ms, readTimeoutMs: SESSION_READ_TIMEOUT_MS },
     retryMs: config.route_retry_ms,
     window: config.route_window,
+    inFlight: config.route_in_flight,
     horizonMs: config.route_horizon_ms,
     stats,
   };
