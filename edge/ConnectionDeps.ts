@@ -15,6 +15,7 @@ import type { Pid } from '../runtime/Pid.js';
 import type { LiveTokens } from './auth/LiveTokens.js';
 import type { ClientLink } from './ClientLink.js';
 import type { RateLimits } from './limits/RateLimits.js';
+import type { RouteTiming } from './RouteLedger.js';
 import type { UserRates } from './limits/UserRates.js';
 
 /** A login decision: in, with what ends the session; or refused with the text the client sees. */
@@ -64,6 +65,8 @@ export interface ClusterRouting {
   window: number;
   inFlight: number;
   horizonMs: number;
+  /** The node's answer-time estimate, shared by its connections' ledgers (edge/RouteLedger.ts). */
+  readonly timing: RouteTiming;
   /** For /metrics: routes and acknowledgements sent again, and routes given up. */
   readonly stats: RoutingStats;
 }

@@ -21,6 +21,10 @@
  * the acknowledgements) moved to a new owner is *probing* until that owner answers: sent again
  * every `retryMs`, as the new owner may not serve yet when the table names it (it claims, then
  * writes its marker, then starts its services), and a late answer there is no sign of load.
+ * Every answer timed also feeds the node's estimate (`RouteTiming`, shared by its connections),
+ * and a connection that has timed nothing yet waits by it, as TCP starts a new connection from
+ * the metrics it kept for the destination: a fresh connection on a loaded cluster otherwise sent
+ * its first routes again after `retryMs`, before any answer could come.
  *
  * At most `limit` (route_in_flight) routes of a lane are *in flight* (sent and not answered):
  * the rest are *held* here, numbered, in order, and go out (`sendable`) as answers free room.
@@ -84,6 +88,17 @@ interface Lane {
   readonly held: PendingRoute[];
 }
 
+/** A node's smoothed answer time and its variation (ms; srtt < 0: nothing measured yet). */
+export interface RouteTiming {
+  srtt: number;
+  rttvar: number;
+}
+
+/** A node's answer-time estimate before anything is measured. */
+export function routeTiming(): RouteTiming {
+  return { srtt: -1, rttvar: 0 };
+}
+
 /** Lane numbers stay below 2^32 per group, so (g, n) packs into one safe integer key. */
 const LANE_SPAN = 0x1_0000_0000;
 
@@ -96,8 +111,7 @@ export class RouteLedger {
   private readonly lanes = new Map<number, Lane>();
   private readonly acks = new Map<string, PendingAck>();
   /** Smoothed answer time and its variation (ms; srtt < 0: nothing measured yet). */
-  private srtt = -1;
-  private rttvar = 0;
+  private readonly own: RouteTiming = routeTiming();
   /** Doubles each time something is sent again for want of an answer; 1 after a fresh answer. */
   private backoff = 1;
   /** The owner the acknowledgements were last sent to, and whether it has answered since they moved there. */
@@ -106,6 +120,9 @@ export class RouteLedger {
   /** When the back-off last doubled, and its value before (one doubling per retry round, routes and acknowledgements alike). */
   private lastTimeoutAt = -Infinity;
   private backoffBefore = 1;
+
+  /** `node`: the estimate shared by the node's connections (one of its own when not given). */
+  constructor(private readonly node: RouteTiming = routeTiming()) {}
 
   /** Routes waiting. */
   get size(): number {
@@ -207,7 +224,8 @@ export class RouteLedger {
   }
 
   private waitWith(retryMs: number, backoff: number): number {
-    const measured = this.srtt < 0 ? 0 : this.srtt + 4 * this.rttvar;
+    const t = this.own.srtt < 0 ? this.node : this.own;
+    const measured = t.srtt < 0 ? 0 : t.srtt + 4 * t.rttvar;
     return Math.min(ROUTE_RETRY_MAX_FACTOR * retryMs, Math.max(retryMs, measured) * backoff);
   }
 
@@ -216,16 +234,11 @@ export class RouteLedger {
     return this.waitWith(retryMs, now === this.lastTimeoutAt ? this.backoffBefore : this.backoff);
   }
 
-  /** An answer came `ms` after its only send (RFC 6298's estimator); the back-off ends. */
+  /** An answer came `ms` after its only send (RFC 6298's estimator, here and the node's); the back-off ends. */
   private answeredAfter(ms: number): void {
     const r = Math.max(0, ms);
-    if (this.srtt < 0) {
-      this.srtt = r;
-      this.rttvar = r / 2;
-    } else {
-      this.rttvar = 0.75 * this.rttvar + 0.25 * Math.abs(this.srtt - r);
-      this.srtt = 0.875 * this.srtt + 0.125 * r;
-    }
+    measure(this.own, r);
+    measure(this.node, r);
     this.backoff = 1;
   }
 
@@ -345,5 +358,16 @@ export class RouteLedger {
     }
     if (late) this.timedOut(now);
     return out;
+  }
+}
+
+/** RFC 6298's estimator: `t` takes an answer time `r` (ms). */
+function measure(t: RouteTiming, r: number): void {
+  if (t.srtt < 0) {
+    t.srtt = r;
+    t.rttvar = r / 2;
+  } else {
+    t.rttvar = 0.75 * t.rttvar + 0.25 * Math.abs(t.srtt - r);
+    t.srtt = 0.875 * t.srtt + 0.125 * r;
   }
 }

@@ -511,7 +511,7 @@ export class V1Conn {
   }
 
   private ledgerOf(): RouteLedger {
-    return (this.ledger ??= new RouteLedger());
+    return (this.ledger ??= new RouteLedger(this.deps.cluster!.timing));
   }
 
   /** Whether route_window routes await answers (reading waits). */

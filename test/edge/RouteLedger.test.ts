@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { RouterRoute } from '../../core/RouterShard.js';
 import type { UserKey } from '../../core/UserId.js';
-import { ROUTE_RETRY_MAX_FACTOR, RouteLedger } from '../../edge/RouteLedger.js';
+import { ROUTE_RETRY_MAX_FACTOR, RouteLedger, routeTiming } from '../../edge/RouteLedger.js';
 
 const msg = (to: string): RouterRoute => ({ t: 'route', to: to as UserKey, rec: { k: 'direct', from: new Uint8Array([1]), body: new Uint8Array([2]), format: 'opaque' }, replyTo: null });
 
@@ -223,4 +223,21 @@ test('acknowledgements moved to a new owner are retried every route_retry_ms unt
   assert.deepEqual(l.acksDue(3_500, 500, 'b', 30_000), []);
   assert.deepEqual(l.acksDue(3_600, 500, 'b', 30_000), [b], 'probing: route_retry_ms');
   assert.equal(l.retryWait(500), 4_000, 'no back-off while probing');
+});
+
+test('a connection that has timed nothing waits by its node\'s estimate, which every connection\'s answers feed', () => {
+  const node = routeTiming();
+  const first = new RouteLedger(node);
+  assert.equal(first.retryWait(200), 200, 'nothing measured on the node: route_retry_ms');
+  const p = first.add(1, msg('x'), 0);
+  first.sent(p, 'a', 0);
+  first.settle(1, 1, 400);
+  assert.deepEqual(node, { srtt: 400, rttvar: 200 });
+  const fresh = new RouteLedger(node);
+  assert.equal(fresh.retryWait(200), 1_200, 'srtt + 4 × rttvar of the node');
+  const q = fresh.add(1, msg('x'), 0);
+  fresh.sent(q, 'a', 0);
+  fresh.settle(1, 1, 100);
+  assert.equal(fresh.retryWait(200), 300, 'its own answer timed: its own estimate');
+  assert.ok(node.srtt < 400, 'and the node\'s moved toward it');
 });
