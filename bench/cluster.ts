@@ -245,6 +245,7 @@ async function clusterFigures(opts: ClusterBenchOptions) {
         partition_grace_ms: d.partition_grace_ms,
         ownership_refresh_ms: d.ownership_refresh_ms,
         route_retry_ms: d.route_retry_ms,
+        route_in_flight: d.route_in_flight,
         route_horizon_ms: d.route_horizon_ms,
         shard_groups: SHARD_GROUPS,
         durability: d.durability,

@@ -15,6 +15,7 @@ import type { Pid } from '../runtime/Pid.js';
 import type { LiveTokens } from './auth/LiveTokens.js';
 import type { ClientLink } from './ClientLink.js';
 import type { RateLimits } from './limits/RateLimits.js';
+import type { RouteTiming } from './RouteLedger.js';
 import type { UserRates } from './limits/UserRates.js';
 
 /** A login decision: in, with what ends the session; or refused with the text the client sees. */
@@ -59,10 +60,13 @@ export interface ClusterRouting {
   unwatch(conn: Pid): void;
   /** How sessions follow their shard. */
   following: ShardFollowing;
-  /** route_retry_ms, route_window, route_horizon_ms. */
+  /** route_retry_ms, route_window, route_in_flight, route_horizon_ms. */
   retryMs: number;
   window: number;
+  inFlight: number;
   horizonMs: number;
+  /** The node's answer-time estimate, shared by its connections' ledgers (edge/RouteLedger.ts). */
+  readonly timing: RouteTiming;
   /** For /metrics: routes and acknowledgements sent again, and routes given up. */
   readonly stats: RoutingStats;
 }

@@ -59,6 +59,13 @@ export const EDGE_SETTINGS = {
     max: 4_096,
     doc: 'In a cluster, messages one connection may have awaiting their owner\'s confirmation; beyond it the connection stops reading (shaping).',
   },
+  route_in_flight: {
+    kind: 'int',
+    default: 4,
+    min: 1,
+    max: 4_096,
+    doc: 'In a cluster, messages one connection has sent to one shard group and not had confirmed, at most; the rest of its route_window waits at the edge, in order, and is sent as confirmations come (only these are sent again on a timeout).',
+  },
   route_horizon_ms: {
     kind: 'int',
     default: 30_000,

@@ -26,6 +26,7 @@ import type { Inbox } from '../core/Inbox.js';
 import { MailboxInbox } from '../core/MailboxInbox.js';
 import type { UserKey } from '../core/UserId.js';
 import type { ClusterRouting, OwnersChanged, RoutingStats } from '../edge/ConnectionDeps.js';
+import { routeTiming } from '../edge/RouteLedger.js';
 import type { Env, StorageEngine } from '../runtime/Env.js';
 import { decodeValue, encodeValue } from '../runtime/Envelope.js';
 import type { Membership } from '../runtime/Membership.js';
@@ -53,6 +54,7 @@ export type ClusterCoreConfig = Pick<
   | 'receipt_inbox_cap'
   | 'route_retry_ms'
   | 'route_window'
+  | 'route_in_flight'
   | 'route_horizon_ms'
 >;
 
@@ -171,7 +173,9 @@ export async function startClusterCore(s: Scheduler, env: Env, storage: StorageE
     following: { shardOf: shardFor, retryMs: config.route_retry_ms, readTimeoutMs: SESSION_READ_TIMEOUT_MS },
     retryMs: config.route_retry_ms,
     window: config.route_window,
+    inFlight: config.route_in_flight,
     horizonMs: config.route_horizon_ms,
+    timing: routeTiming(),
     stats,
   };
   const owned = (): number => p.table.all().filter((r) => r !== undefined && r.owner === self.name && r.ownerIncarnation === self.incarnation).length;

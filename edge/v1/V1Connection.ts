@@ -16,10 +16,11 @@
  * owner's answer.
  *
  * In a cluster every route is kept (RouteLedger) until the owner of the recipient's shard group
- * answers it, and sent again, in order, when it waited the retry wait (route_retry_ms at least,
- * longer while the owners answer slowly: RouteLedger), when the owner changed or when the owner
- * said "not now"; a route still unanswered after route_horizon_ms is given up
- * with ERROR request_timeout. Acknowledgements go to the owner of the user's group and are sent
+ * answers it; at most route_in_flight of a lane are sent and unanswered at a time, the rest wait
+ * here in order (held, untimed). A route in flight is sent again, in order, when it waited the
+ * retry wait (route_retry_ms at least, longer while the owners answer slowly: RouteLedger), when
+ * the owner changed or when the owner said "not now"; a route still unanswered after
+ * route_horizon_ms is given up with ERROR request_timeout. Acknowledgements go to the owner of the user's group and are sent
  * again the same way until confirmed. A client that stays backed up for slow_client_timeout_ms is
  * disconnected; its session ends with the connection; its token's expiry ends both.
  *
@@ -491,15 +492,26 @@ export class V1Conn {
         this.sendAck(cluster, a);
       }
     }
-    const moved = ledger.laneMoved(g, owner);
-    const p = ledger.add(g, m, this.ctx.env.clock.monotonicMs());
-    if (moved) this.sendLane(cluster, g);
-    else this.sendRoute(cluster, p, owner);
+    ledger.add(g, m, this.ctx.env.clock.monotonicMs());
+    this.sendHeld(cluster, g);
     this.armRetry(cluster);
   }
 
+  /**
+   * Send the held routes of lane `g` that fit in flight (route_in_flight), in order; if the
+   * lane went to another owner, its routes in flight go there again first.
+   */
+  private sendHeld(cluster: ClusterRouting, g: number): void {
+    const ledger = this.ledger!;
+    const next = ledger.sendable(g, cluster.inFlight);
+    if (next.length === 0) return;
+    const owner = cluster.ownerOf(g) ?? '';
+    if (ledger.laneMoved(g, owner)) this.sendLane(cluster, g);
+    for (const p of next) this.sendRoute(cluster, p, owner);
+  }
+
   private ledgerOf(): RouteLedger {
-    return (this.ledger ??= new RouteLedger());
+    return (this.ledger ??= new RouteLedger(this.deps.cluster!.timing));
   }
 
   /** Whether route_window routes await answers (reading waits). */
@@ -516,7 +528,7 @@ export class V1Conn {
     sendTo(this.ctx, shard, { ...p.msg, ticket: { g: p.g, n: p.n, base: this.ledger!.base(p.g) } } satisfies RouterRoute);
   }
 
-  /** Send every waiting route of lane `g` again, in order, to its owner now. */
+  /** Send every route of lane `g` in flight again, in order, to its owner now. */
   private sendLane(cluster: ClusterRouting, g: number): void {
     const owner = cluster.ownerOf(g) ?? '';
     for (const p of this.ledger!.lane(g)) {
@@ -535,7 +547,8 @@ export class V1Conn {
 
   /**
    * The retry timer, or the ownership table changed (`timer` false): give up what waited past
-   * the horizon, send again what is due, and keep the timer while anything waits.
+   * the horizon, send again what is due, send held routes that now fit, and keep the timer while
+   * anything waits.
    */
   retryRoutes(timer: boolean): void {
     const cluster = this.deps.cluster;
@@ -556,6 +569,7 @@ export class V1Conn {
       this.sendAck(cluster, a);
     }
     for (const g of ledger.lanesDue(now, cluster.retryMs, (x) => cluster.ownerOf(x))) this.sendLane(cluster, g);
+    for (const g of ledger.holding()) this.sendHeld(cluster, g);
     if (!timer) return;
     this.retrying = false;
     if (ledger.empty) cluster.unwatch(this.ctx.self);
@@ -565,7 +579,9 @@ export class V1Conn {
 
   /** The owner took route `n` of lane `g` (durable). */
   routeAccepted(g: number, n: number): void {
-    if (this.ledger?.settle(g, n, this.ctx.env.clock.monotonicMs()) !== undefined) this.updateReading();
+    if (this.ledger?.settle(g, n, this.ctx.env.clock.monotonicMs()) === undefined) return;
+    this.sendHeld(this.deps.cluster!, g);
+    this.updateReading();
   }
 
   /** A refusal from a shard: final (told to the client), or in a cluster "not now" (sent again). */
@@ -580,6 +596,7 @@ export class V1Conn {
     }
     if (this.ledger.settle(m.g, m.n, this.ctx.env.clock.monotonicMs()) === undefined) return;
     this.refuse(m.code);
+    this.sendHeld(this.deps.cluster!, m.g);
     this.updateReading();
   }
 

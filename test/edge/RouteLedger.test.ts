@@ -2,14 +2,15 @@
  * A connection's ledger of what it sent into a cluster (edge/RouteLedger.ts): lanes numbered
  * per shard group with the lowest waiting number as base, lanes due again after the retry
  * wait, on an owner change or when the owner said "not now", routes given up past the
- * horizon in the order they were sent, acknowledgements kept until confirmed, and a retry wait
- * that follows the owners' answer times and backs off while answers are late.
+ * horizon in the order they were sent, acknowledgements kept until confirmed, a retry wait
+ * that follows the owners' answer times and backs off while answers are late, and at most a
+ * flight limit of routes sent and unanswered (the rest held, in order, untimed).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { RouterRoute } from '../../core/RouterShard.js';
 import type { UserKey } from '../../core/UserId.js';
-import { ROUTE_RETRY_MAX_FACTOR, RouteLedger } from '../../edge/RouteLedger.js';
+import { ROUTE_RETRY_MAX_FACTOR, RouteLedger, routeTiming } from '../../edge/RouteLedger.js';
 
 const msg = (to: string): RouterRoute => ({ t: 'route', to: to as UserKey, rec: { k: 'direct', from: new Uint8Array([1]), body: new Uint8Array([2]), format: 'opaque' }, replyTo: null });
 
@@ -25,8 +26,57 @@ test('routes are numbered per lane, and base is the lowest number still waiting'
   l.settle(1, 2);
   assert.equal(l.base(1), 3, 'nothing waits: the next number');
   assert.equal(l.settle(1, 2), undefined, 'settling twice finds nothing');
+  assert.deepEqual(l.lane(2), [], 'a held route is not in flight');
+  l.sent(b1, 'a', 0);
   assert.deepEqual(l.lane(2).map((p) => p.n), [1]);
   assert.equal(l.size, 1);
+});
+
+test('at most the flight limit of a lane goes out, lowest number first; the rest are held until answers free room', () => {
+  const l = new RouteLedger();
+  const a = [l.add(1, msg('x'), 0), l.add(1, msg('x'), 0), l.add(1, msg('x'), 0), l.add(1, msg('x'), 0)];
+  const b1 = l.add(2, msg('y'), 0);
+  const first = l.sendable(1, 2);
+  assert.deepEqual(first.map((p) => p.n), [1, 2]);
+  for (const p of first) l.sent(p, 'a', 0);
+  assert.deepEqual(l.sendable(1, 2), [], 'two in flight: nothing more of the lane goes');
+  assert.deepEqual(l.sendable(2, 2), [b1], 'another lane has its own room');
+  assert.equal(l.inFlight(1), 2);
+  assert.equal(l.size, 5, 'held routes still count against route_window');
+  assert.deepEqual(l.holding().sort(), [1, 2]);
+  l.settle(1, 2, 10);
+  const next = l.sendable(1, 2);
+  assert.deepEqual(next.map((p) => p.n), [3], 'one answer, one more route, in order');
+  l.sent(next[0]!, 'a', 10);
+  assert.equal(l.base(1), 1, 'base counts held routes and routes in flight alike');
+  l.settle(1, 1, 20);
+  l.settle(1, 3, 20);
+  assert.deepEqual(l.sendable(1, 2).map((p) => p.n), [4]);
+  assert.equal(a[3]!.held, true);
+  assert.equal(l.base(1), 4);
+});
+
+test('held routes are never timed: a lane is due again for its routes in flight only, and sends again only those', () => {
+  const l = new RouteLedger();
+  const p = l.add(1, msg('x'), 0);
+  l.add(1, msg('x'), 0);
+  l.add(2, msg('y'), 0);
+  l.sent(p, 'a', 0);
+  assert.deepEqual(l.lanesDue(10_000, 300, () => 'b'), [1], 'lane 2 holds its only route: not due, even with another owner');
+  assert.deepEqual(l.lane(1).map((x) => x.n), [1]);
+  l.retry(1, 2);
+  assert.deepEqual(l.sendable(1, 1), [], 'a refusal of a held route does not put it in flight');
+});
+
+test('the horizon gives up held routes as well, and a route given up frees its room in flight', () => {
+  const l = new RouteLedger();
+  const p = l.add(1, msg('x'), 0);
+  l.add(1, msg('x'), 0);
+  l.add(1, msg('x'), 500);
+  l.sent(p, 'a', 0);
+  assert.deepEqual(l.expired(1_000, 1_000).map((x) => x.n), [1, 2]);
+  assert.equal(l.inFlight(1), 0);
+  assert.deepEqual(l.sendable(1, 1).map((x) => x.n), [3]);
 });
 
 test('a lane is due again when a route waited the retry interval, went to another owner, or was refused for now', () => {
@@ -173,4 +223,21 @@ test('acknowledgements moved to a new owner are retried every route_retry_ms unt
   assert.deepEqual(l.acksDue(3_500, 500, 'b', 30_000), []);
   assert.deepEqual(l.acksDue(3_600, 500, 'b', 30_000), [b], 'probing: route_retry_ms');
   assert.equal(l.retryWait(500), 4_000, 'no back-off while probing');
+});
+
+test('a connection that has timed nothing waits by its node\'s estimate, which every connection\'s answers feed', () => {
+  const node = routeTiming();
+  const first = new RouteLedger(node);
+  assert.equal(first.retryWait(200), 200, 'nothing measured on the node: route_retry_ms');
+  const p = first.add(1, msg('x'), 0);
+  first.sent(p, 'a', 0);
+  first.settle(1, 1, 400);
+  assert.deepEqual(node, { srtt: 400, rttvar: 200 });
+  const fresh = new RouteLedger(node);
+  assert.equal(fresh.retryWait(200), 1_200, 'srtt + 4 × rttvar of the node');
+  const q = fresh.add(1, msg('x'), 0);
+  fresh.sent(q, 'a', 0);
+  fresh.settle(1, 1, 100);
+  assert.equal(fresh.retryWait(200), 300, 'its own answer timed: its own estimate');
+  assert.ok(node.srtt < 400, 'and the node\'s moved toward it');
 });
