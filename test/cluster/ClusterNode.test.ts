@@ -216,6 +216,20 @@ test('clients on different nodes exchange 1:1, SEND_SEQ and group messages, rece
   for (const o of offline) assert.ok(o.lastSeen > 0n);
 });
 
+test('a client that sends and closes at once loses nothing: every message it wrote before closing reaches its recipient on another node, in order', async () => {
+  const s = await c.waitSettled();
+  const to = userOwnedBy(s, 'c', 'closer-to');
+  const recipient = await login('b', to);
+  const sender = await login('a', 'closer-from');
+  const N = 200; // far more than a lane sends at once (route_in_flight): most wait at the edge
+  for (let k = 1; k <= N; k++) sender.send(to, `c:${k}`);
+  sender.close();
+  const got: string[] = [];
+  for (let k = 1; k <= N; k++) got.push(await nextText(recipient, true, 20_000));
+  assert.deepEqual(got, Array.from({ length: N }, (_, k) => `c:${k + 1}`));
+  recipient.close();
+});
+
 test('a node cut off from NATS enters safe mode within ~2 s, refuses writes at once with cluster_unavailable, answers GET_STATUS, and leaves safe mode by itself on heal', async () => {
   await c.waitSettled();
   const erin = await login('c', 'erin');

@@ -78,6 +78,8 @@ async function store(users: string[], from: number, to: number): Promise<void> {
     const st = await c.status('a').catch(() => null);
     return st !== null && st.groups.every((g) => g.head_seq !== null && g.head_seq > 1 && Object.values(g.standby_lag).every((l) => l === 0));
   });
+  // Nothing refused: every message sent is one the cluster took (a refusal is an ERROR frame).
+  assert.deepEqual(x.frames.filter((f) => f.kind === 'error'), [], 'the sender was refused');
   x.close();
 }
 
@@ -86,7 +88,9 @@ async function readAll(node: string, user: string, count: number): Promise<strin
   const x = await login(node, user);
   const out: string[] = [];
   for (let i = 0; i < count; i++) {
-    const f = await x.next<Reliable>((m) => m.kind === 'reliable_msg', 20_000);
+    const f = await x.next<Reliable>((m) => m.kind === 'reliable_msg', 20_000).catch((e: unknown) => {
+      throw new Error(`${user} through ${node}: ${out.length} of ${count} messages (${out.join(' ')}), then: ${String(e)}`);
+    });
     x.ack(f.msgId);
     out.push(text(f.msg));
   }
