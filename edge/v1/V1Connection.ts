@@ -21,9 +21,8 @@
  * retry wait (route_retry_ms at least, longer while the owners answer slowly: RouteLedger), when
  * the owner changed or when the owner said "not now"; a route still unanswered after
  * route_horizon_ms is given up with ERROR request_timeout. Acknowledgements go to the owner of the user's group and are sent
- * again the same way until confirmed. A client that closes while its routes or acknowledgements
- * wait ends its session at once but not its connection process, which goes on until each is
- * confirmed or given up (what a client sent before closing is not lost with it). A client that stays backed up for slow_client_timeout_ms is
+ * again the same way until confirmed. When the client closes, routes still held go out at once
+ * (what it sent before closing is not lost with the connection); none is sent again after. A client that stays backed up for slow_client_timeout_ms is
  * disconnected; its session ends with the connection; its token's expiry ends both.
  *
  * When the node drains (`node_draining`, edge/ClientDrain.ts) the connection *leaves*: it writes
@@ -503,9 +502,9 @@ export class V1Conn {
    * Send the held routes of lane `g` that fit in flight (route_in_flight), in order; if the
    * lane went to another owner, its routes in flight go there again first.
    */
-  private sendHeld(cluster: ClusterRouting, g: number): void {
+  private sendHeld(cluster: ClusterRouting, g: number, limit = cluster.inFlight): void {
     const ledger = this.ledger!;
-    const next = ledger.sendable(g, cluster.inFlight);
+    const next = ledger.sendable(g, limit);
     if (next.length === 0) return;
     const owner = cluster.ownerOf(g) ?? '';
     if (ledger.laneMoved(g, owner)) this.sendLane(cluster, g);
@@ -657,22 +656,14 @@ export class V1Conn {
   }
 
   /**
-   * The client closed while routes or acknowledgements it sent wait for their owners (a cluster),
-   * or input it sent is still to be handled: its session ends now (the user shows offline) and
-   * the connection lives on, reading nothing, until each is confirmed or given up at
-   * route_horizon_ms, so what the client sent before closing is not lost with the connection
-   * (routes held at the edge beyond route_in_flight would be). False: nothing waits; close.
+   * The client closed: the routes still held at the edge go out now, past route_in_flight, as
+   * every route did before the limit, so what it sent before closing reaches the owners.
+   * Nothing is sent again after the close.
    */
-  closedWithRoutesPending(state: State): boolean {
-    if (state === 'login' || this.ledger === null || (this.ledger.empty && this.pending === null && this.queued === null)) return false;
-    this.leaving = true;
-    this.inputEnded = true;
-    this.linkEnded = true;
-    if (this.session !== null) {
-      this.ctx.sendExit(this.session, 'shutdown');
-      this.session = null;
-    }
-    return true;
+  flushHeld(): void {
+    const cluster = this.deps.cluster;
+    if (cluster === null || this.ledger === null) return;
+    for (const g of this.ledger.holding()) this.sendHeld(cluster, g, Infinity);
   }
 
   /** Leaving, and no more input is read (the client closed, or the grace time passed). */
@@ -829,7 +820,10 @@ function info(ev: unknown, state: State, c: V1Conn): Result {
       c.drained();
       return c.pump(state);
     case 'link_closed':
-      if (!c.leaving) return c.closedWithRoutesPending(state) ? c.pump(state) : c.close('normal');
+      if (!c.leaving) {
+        c.flushHeld();
+        return c.close('normal');
+      }
       c.inputClosed();
       return c.pump(state);
     case 'node_draining':
