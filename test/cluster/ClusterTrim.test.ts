@@ -16,13 +16,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { clusterNames } from '../../core/cluster/ClusterNames.js';
 import { ShardGroups } from '../../core/cluster/ShardGroups.js';
-import { userKey } from '../../core/UserId.js';
 import type { ServerFrame } from '../../edge/protocol/V1Packets.js';
 import type { BackupManifest } from '../../server/BackupManifest.js';
 import type { ClusterStatusBody } from '../../server/ServiceCore.js';
 import { runIrisCli } from '../support/irisCli.js';
+import { loginOn, onePerGroup as usersPerGroup } from '../support/clusterClients.js';
 import { IrisCluster } from '../support/irisCluster.js';
-import { V1TestClient, text, utf8 } from '../support/V1TestClient.js';
+import { V1TestClient, text } from '../support/V1TestClient.js';
 
 type Reliable = Extract<ServerFrame, { kind: 'reliable_msg' }>;
 
@@ -49,20 +49,9 @@ after(async () => {
   rmSync(backups, { recursive: true, force: true });
 });
 
-async function login(node: string, user: string): Promise<V1TestClient> {
-  const x = await V1TestClient.tcp(c.node(node).tcpPort);
-  clients.push(x);
-  assert.equal((await x.login(user)).kind, 'login_ok');
-  return x;
-}
+const login = (node: string, user: string): Promise<V1TestClient> => loginOn(c, clients, node, user);
 
-/** One user per shard group: `<prefix><i>` whose group is g. */
-function onePerGroup(prefix: string): string[] {
-  return GROUPS.all().map((g) => {
-    for (let i = 0; i < 10_000; i++) if (GROUPS.ofUser(userKey(utf8(`${prefix}${i}`))) === g) return `${prefix}${i}`;
-    throw new Error(`no user of group ${g}`);
-  });
-}
+const onePerGroup = (prefix: string): string[] => usersPerGroup(GROUPS, prefix);
 
 /**
  * Store messages `s:<from>`..`s:<to>` for each user, sent from node a a round every 15 ms (so
