@@ -37,7 +37,8 @@ function feed(hub: MemoryHub, node: string, table: PresenceTable, ownership: Own
   return new PresenceFeed({ env: testEnv(), transport: hub.connect(), names, node, table, groups, ownership });
 }
 
-test('changes made by one node\'s shards reach the other nodes in one message per turn, and nobody re-applies its own', async () => {
+/** Nodes n1 and n2, both started, whose tables name n1 the owner of every group. */
+function twoNodes(): { hub: MemoryHub; t1: PresenceTable; t2: PresenceTable; f1: PresenceFeed; f2: PresenceFeed } {
   const hub = new MemoryHub();
   const t1 = new PresenceTable();
   const t2 = new PresenceTable();
@@ -45,6 +46,11 @@ test('changes made by one node\'s shards reach the other nodes in one message pe
   const f2 = feed(hub, 'n2', t2, ownedBy('n1'));
   f1.start();
   f2.start();
+  return { hub, t1, t2, f1, f2 };
+}
+
+test('changes made by one node\'s shards reach the other nodes in one message per turn, and nobody re-applies its own', async () => {
+  const { hub, t1, t2, f1, f2 } = twoNodes();
   let messages = 0;
   hub.connect().subscribe(names.presence, (d) => {
     if (((decodeValue(d) as unknown[])[1] as unknown[]).length > 0) messages++; // not the empty beats
@@ -150,13 +156,7 @@ test('a snapshot answered before a live change but applied after it leaves that 
 });
 
 test('a change lost on the way is noticed by the gap in its sender\'s numbered batches, at the latest at the sender\'s next beat, and repaired by a snapshot', async () => {
-  const hub = new MemoryHub();
-  const t1 = new PresenceTable();
-  const t2 = new PresenceTable();
-  const f1 = feed(hub, 'n1', t1, ownedBy('n1'));
-  const f2 = feed(hub, 'n2', t2, ownedBy('n1'));
-  f1.start();
-  f2.start();
+  const { hub, t1, t2, f1, f2 } = twoNodes();
   try {
     await waitUntil('n2 has every group\'s first snapshot', () => f2.stats.snapshots === groups.count, 5_000);
     t1.setOnline(u('alice'));
